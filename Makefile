@@ -1,0 +1,33 @@
+# Two-command quick start: `make run` (whole cascade, embedded default) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export KEDRO_DISABLE_TELEMETRY := true
+export MLFLOW_ALLOW_FILE_STORE := false
+
+.PHONY: setup run test viz mlflow clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install_system_deps.sh
+	bash scripts/install_system_deps.sh
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/kedro run $(ARGS)
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+viz: setup
+	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser
+
+mlflow: setup
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+
+clean:
+	rm -rf data/0*/* mlflow.db mlartifacts

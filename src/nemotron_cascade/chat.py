@@ -1,0 +1,213 @@
+"""The chat template of Nemotron-Cascade and the parsers for what a model writes.
+
+Qwen3-style ChatML, as in the paper (§2 of the summary):
+
+* every turn is ``<|im_start|>{role}\\n{content}<|im_end|>\\n``;
+* the mode flag is appended to *each user turn*, not to the system prompt: `` /think`` or
+  `` /no_think``, so that a conversation can switch mode per turn (a message may carry
+  ``"thinking": bool``; otherwise the global ``enable_thinking`` applies);
+* a thinking answer is ``<think>\\n{trace}\\n</think>\\n\\n{final}``; a non-thinking answer is the
+  final text alone (no think block);
+* in multi-turn history, assistant turns before the last user turn keep only their final answer;
+* tools are declared in the system prompt inside ``<tools></tools>`` (one JSON schema a line) and the
+  model calls them with ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>``.
+
+The same template exists twice: :func:`render` (Python, used for SFT masking) and
+:data:`CHAT_TEMPLATE` (Jinja, stored in the tokenizer so ``apply_chat_template`` works anywhere);
+a test keeps them identical.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+TOOL_CALL_OPEN = "<tool_call>"
+TOOL_CALL_CLOSE = "</tool_call>"
+THINK_FLAG = " /think"
+NO_THINK_FLAG = " /no_think"
+TOOLS_HEADER = "# Tools\n<tools>\n"
+TOOLS_FOOTER = "</tools>\nCall a tool as <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>."
+
+CHAT_TEMPLATE = (
+    "{%- set ns = namespace(last_user=-1) -%}"
+    "{%- for m in messages -%}{%- if m['role'] == 'user' -%}{%- set ns.last_user = loop.index0 -%}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- set default_think = enable_thinking if enable_thinking is defined else true -%}"
+    "{%- if tools -%}"
+    "{{- '<|im_start|>system\\n' -}}"
+    "{%- if messages[0]['role'] == 'system' -%}{{- messages[0]['content'] + '\\n\\n' -}}{%- endif -%}"
+    "{{- '# Tools\\n<tools>\\n' -}}"
+    "{%- for t in tools -%}{{- t | tojson -}}{{- '\\n' -}}{%- endfor -%}"
+    "{{- '</tools>\\nCall a tool as <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>.<|im_end|>\\n' -}}"
+    "{%- elif messages[0]['role'] == 'system' -%}"
+    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'user' -%}"
+    "{%- set think = m['thinking'] if m['thinking'] is defined and m['thinking'] is not none else default_think -%}"
+    "{{- '<|im_start|>user\\n' + m['content'] + (' /think' if think else ' /no_think') + '<|im_end|>\\n' -}}"
+    "{%- elif m['role'] == 'assistant' -%}"
+    "{%- set content = m['content'] -%}"
+    "{%- if loop.index0 < ns.last_user and '</think>' in content -%}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') -%}"
+    "{%- endif -%}"
+    "{{- '<|im_start|>assistant\\n' + content + '<|im_end|>\\n' -}}"
+    "{%- elif m['role'] == 'tool' -%}"
+    "{{- '<|im_start|>tool\\n' + m['content'] + '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+
+
+def _tools_block(tools: Sequence[dict]) -> str:
+    lines = "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tools)
+    return TOOLS_HEADER + lines + TOOLS_FOOTER
+
+
+def _system_turn(messages: Sequence[dict], tools: Sequence[dict] | None) -> str:
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
+    if tools:
+        prefix = system + "\n\n" if system is not None else ""
+        return f"{IM_START}system\n{prefix}{_tools_block(tools)}{IM_END}\n"
+    return f"{IM_START}system\n{system}{IM_END}\n" if system is not None else ""
+
+
+def strip_thinking(content: str) -> str:
+    """Keep only the final answer of an assistant turn (used for turns in the history)."""
+    return content.split(THINK_CLOSE)[-1].lstrip("\n") if THINK_CLOSE in content else content
+
+
+def render_turns(
+    messages: Sequence[dict], tools: Sequence[dict] | None = None, enable_thinking: bool = True
+) -> list[tuple[str, str]]:
+    """Render a conversation as (role, text) pieces whose concatenation is the prompt text.
+
+    The pieces let the SFT collator find the assistant spans without re-tokenising.
+    """
+    _validate(messages)
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=-1)
+    pieces = [("system", _system_turn(messages, tools))] if (tools or messages[0]["role"] == "system") else []
+    for i, m in enumerate(messages):
+        role, content = m["role"], m["content"]
+        if role == "user":
+            think = m.get("thinking")
+            think = enable_thinking if think is None else think
+            flag = THINK_FLAG if think else NO_THINK_FLAG
+            pieces.append(("user", f"{IM_START}user\n{content}{flag}{IM_END}\n"))
+        elif role == "assistant":
+            text = strip_thinking(content) if i < last_user else content
+            pieces.append(("assistant_header", f"{IM_START}assistant\n"))
+            pieces.append(("assistant", f"{text}{IM_END}"))
+            pieces.append(("separator", "\n"))
+        elif role == "tool":
+            pieces.append(("tool", f"{IM_START}tool\n{content}{IM_END}\n"))
+    return pieces
+
+
+def render(
+    messages: Sequence[dict],
+    tools: Sequence[dict] | None = None,
+    add_generation_prompt: bool = False,
+    enable_thinking: bool = True,
+) -> str:
+    """Render messages exactly as :data:`CHAT_TEMPLATE` does."""
+    text = "".join(t for _, t in render_turns(messages, tools, enable_thinking))
+    return text + (f"{IM_START}assistant\n" if add_generation_prompt else "")
+
+
+def _validate(messages: Sequence[dict]) -> None:
+    if not messages:
+        raise ValueError("a conversation needs at least one message")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise ValueError(f"message {i}: needs the fields 'role' and 'content', got {m!r:.80}")
+        if m["role"] not in {"system", "user", "assistant", "tool"}:
+            raise ValueError(f"message {i}: field 'role' is {m['role']!r}; expected system/user/assistant/tool")
+        if not isinstance(m["content"], str):
+            raise ValueError(f"message {i}: field 'content' must be a string, got {type(m['content']).__name__}")
+        if m["role"] == "system" and i != 0:
+            raise ValueError(f"message {i}: a system message may only come first")
+
+
+def thinking_response(trace: str, answer: str) -> str:
+    """Format a thinking-mode assistant response."""
+    return f"{THINK_OPEN}\n{trace}\n{THINK_CLOSE}\n\n{answer}"
+
+
+def format_tool_call(name: str, arguments: dict[str, Any]) -> str:
+    """Format one tool call as the model must emit it."""
+    payload = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+    return f"{TOOL_CALL_OPEN}\n{payload}\n{TOOL_CALL_CLOSE}"
+
+
+@dataclass(frozen=True)
+class ParsedResponse:
+    """A response split into its parts.
+
+    ``status`` is ``"thinking"`` (closed think block), ``"plain"`` (no think block: non-thinking
+    mode) or ``"unclosed"`` (``<think>`` never closed: the answer is ``None`` and scores 0).
+    """
+
+    thinking: str | None
+    answer: str | None
+    status: str
+
+
+def split_response(text: str) -> ParsedResponse:
+    """Split a model response into thinking and final answer."""
+    if THINK_CLOSE in text:
+        head, _, tail = text.rpartition(THINK_CLOSE)
+        thinking = head.split(THINK_OPEN, 1)[-1].strip()
+        return ParsedResponse(thinking=thinking, answer=tail.strip(), status="thinking")
+    if THINK_OPEN in text:
+        return ParsedResponse(thinking=text.split(THINK_OPEN, 1)[1].strip(), answer=None, status="unclosed")
+    return ParsedResponse(thinking=None, answer=text.strip(), status="plain")
+
+
+def final_answer(text: str) -> str | None:
+    """The part of a response that verifiers judge (``None`` for an unclosed think block)."""
+    return split_response(text).answer
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One parsed ``<tool_call>`` block; ``error`` says why it is invalid (``None`` when valid)."""
+
+    name: str | None
+    arguments: dict | None
+    raw: str
+    error: str | None = None
+
+
+def extract_tool_calls(text: str) -> list[ToolCall]:
+    """Extract the tool calls of a response's final answer, keeping malformed ones with a reason."""
+    answer = final_answer(text) or ""
+    calls, rest = [], answer
+    while TOOL_CALL_OPEN in rest:
+        rest = rest.split(TOOL_CALL_OPEN, 1)[1]
+        if TOOL_CALL_CLOSE not in rest:
+            calls.append(ToolCall(None, None, rest.strip(), "unclosed <tool_call>"))
+            break
+        raw, rest = rest.split(TOOL_CALL_CLOSE, 1)
+        calls.append(_parse_call(raw.strip()))
+    return calls
+
+
+def _parse_call(raw: str) -> ToolCall:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return ToolCall(None, None, raw, f"invalid JSON: {exc.msg} at char {exc.pos}")
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+        return ToolCall(None, None, raw, "a tool call needs a string field 'name'")
+    args = obj.get("arguments", {})
+    if not isinstance(args, dict):
+        return ToolCall(obj["name"], None, raw, "field 'arguments' must be a JSON object")
+    return ToolCall(obj["name"], args, raw)

@@ -1,0 +1,525 @@
+"""The embedded world: seeded generators of small, verifiable tasks for every domain of the paper.
+
+Every domain of Nemotron-Cascade has a miniature here that a 1–10 M parameter model can learn in
+minutes on two CPU cores, and a programmatic teacher (:func:`oracle_response`) that writes a
+thinking trace and a final answer the way DeepSeek-R1 / Qwen3 do for the real data:
+
+========================  ======================================================================
+domain                    task (ground truth field)
+========================  ======================================================================
+``math``                  multi-step word problems with 2-digit numbers, ``\\boxed{}`` (``answer``)
+``code``                  stdin/stdout Python programs described in words (``tests``)
+``science``               physics multiple choice: F = m·a, d = v·t, ... (``answer`` letter)
+``instruction_following`` a note on a topic under 2–3 IFEval constraints (``instruction_id_list``)
+``general``               "tell me about X" with a better and a worse answer (``chosen``/``rejected``)
+``tool_calling``          pick one of the declared tools and fill its arguments (``expected_calls``)
+``swe``                   a tiny repository, an issue, a gold unified diff, the file to localise
+========================  ======================================================================
+
+Splits (``sft``, ``rl``, ``bench``) are disjoint by construction: each task has a *key* (the
+underlying problem, not its wording) and the split is a stable hash of the key, so the same problem
+never lands in two splits whatever the seed. For instruction following, the key is the set of
+constraints, so the benchmark holds constraint combinations never seen in training.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from nemotron_cascade import chat
+
+DOMAINS = ("math", "code", "science", "instruction_following", "general", "tool_calling", "swe")
+SPLITS = ("sft", "rl", "bench")
+
+
+def split_of(domain: str, key: str, shares: tuple[float, float] = (0.70, 0.18)) -> str:
+    """Stable split of a task by its key: ~70% sft, ~18% rl, ~12% bench."""
+    h = int(hashlib.sha1(f"{domain}|{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "sft" if h < shares[0] else "rl" if h < shares[0] + shares[1] else "bench"
+
+
+# --------------------------------------------------------------------------------------------
+# Shared vocabulary of the world
+NAMES = ["Ana", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jia", "Kai", "Lena",
+         "Milo", "Nia", "Omar", "Pia", "Quin", "Rosa", "Sam", "Tara"]
+ITEMS = ["apples", "books", "coins", "pens", "shells", "stamps", "cards", "marbles", "eggs",
+         "cups", "stones", "keys"]
+TOPICS = ["otters", "glaciers", "owls", "volcanoes", "bees", "comets", "foxes", "reefs", "deserts",
+          "whales", "moss", "storms", "ants", "caves", "eagles", "tides", "ferns", "geysers",
+          "lynxes", "dunes", "crabs", "lichens", "herons", "canyons", "moths", "lagoons", "bats",
+          "meteors", "newts", "prairies"]
+PLACES = ["rivers", "mountains", "forests", "oceans", "plains", "islands", "marshes", "valleys"]
+FOODS = ["fish", "seeds", "leaves", "insects", "roots", "berries", "algae", "nectar"]
+COLORS = ["brown", "grey", "green", "white", "red", "blue", "gold", "black"]
+TRAITS = ["quiet", "fast", "old", "rare", "bright", "strong", "small", "large"]
+SEASONS = ["spring", "summer", "autumn", "winter"]
+
+
+@dataclass(frozen=True)
+class TopicFacts:
+    """What is true of a topic in this world (the ground truth for preference quality)."""
+
+    topic: str
+    facts: tuple[str, ...]
+
+
+def topic_facts(topic: str, world_seed: int = 0) -> TopicFacts:
+    """Four facts per topic, fixed by the topic name and the world seed."""
+    r = random.Random(f"{world_seed}:{topic}")
+    t = topic.capitalize()
+    facts = (
+        f"{t} live near {r.choice(PLACES)}.",
+        f"{t} feed on {r.choice(FOODS)}, {r.choice(FOODS)} and water.",
+        f"Most {topic} are {r.choice(COLORS)} and {r.choice(TRAITS)}.",
+        f"{t} are easiest to see in {r.choice(SEASONS)}.",
+    )
+    return TopicFacts(topic, facts)
+
+
+# --------------------------------------------------------------------------------------------
+# math: multi-step word problems
+def _math_task(r: random.Random) -> dict:
+    name, item = r.choice(NAMES), r.choice(ITEMS)
+    if r.random() < 0.3:
+        k, m = r.randint(2, 9), r.randint(2, 9)
+        value, lines = k * m, [f"{k} * {m} = {k * m}"]
+        story = [f"{name} buys {k} boxes with {m} {item} in each box."]
+    else:
+        value, lines = r.randint(10, 60), []
+        story = [f"{name} has {value} {item}."]
+    for _ in range(r.randint(1, 2)):
+        if r.random() < 0.5 and value < 90:
+            b = r.randint(2, min(39, 99 - value))
+            story.append(r.choice([f"Then {name} finds {b} more.", f"A friend gives {name} {b} more."]))
+            lines.append(f"{value} + {b} = {value + b}")
+            value += b
+        else:
+            b = r.randint(1, max(1, value - 1))
+            story.append(r.choice([f"Then {name} gives away {b}.", f"Then {name} loses {b}."]))
+            lines.append(f"{value} - {b} = {value - b}")
+            value -= b
+    question = " ".join(story) + f" How many {item} does {name} have now?"
+    key = "|".join(lines)
+    return {"prompt": question, "answer": str(value), "steps": lines, "key": key}
+
+
+def _math_response(row: dict, thinking: bool) -> str:
+    answer = f"The answer is \\boxed{{{row['answer']}}}."
+    return chat.thinking_response("\n".join(row["steps"]), answer) if thinking else answer
+
+
+# --------------------------------------------------------------------------------------------
+# code: stdin/stdout programs described in words
+_BINARY = {  # phrase -> python expression over a, b
+    "sum": "a + b", "difference": "a - b", "product": "a * b",
+    "maximum": "max(a, b)", "minimum": "min(a, b)",
+}
+_ARITH = {"plus": "+", "minus": "-", "times": "*"}
+_TEXT = {  # phrase template -> expression over s
+    "the word reversed": "s[::-1]", "the word in upper case": "s.upper()",
+    "the length of the word plus {k}": "len(s) + {k}", "the word repeated {k} times": "s * {k}",
+    "the first {j} letters of the word": "s[:{j}]", "the last {j} letters of the word": "s[-{j}:]",
+}
+_WORDS = ["cat", "tree", "moon", "river", "stone", "cloud", "lamp", "bird", "seed", "wave"]
+
+
+def _code_task(r: random.Random) -> dict:
+    family = r.choice(["binary", "unary", "text", "loop"])
+    k, j = r.randint(2, 9), r.randint(1, 3)
+    if family == "binary":
+        phrase, expr = r.choice(list(_BINARY.items()))
+        word, op = r.choice(list(_ARITH.items()))
+        desc = f"Read two integers a and b from one line. Let c be their {phrase}. Print c {word} {k}."
+        src = f"a, b = map(int, input().split())\nc = {expr}\nprint(c {op} {k})"
+        inputs = [f"{r.randint(-20, 50)} {r.randint(-20, 50)}" for _ in range(4)]
+    elif family == "unary":
+        (w1, o1), (w2, o2) = r.choice(list(_ARITH.items())), r.choice(list(_ARITH.items()))
+        k2 = r.randint(2, 9)
+        desc = f"Read an integer n. Let m be n {w1} {k}. Print m {w2} {k2}."
+        src = f"n = int(input())\nm = n {o1} {k}\nprint(m {o2} {k2})"
+        inputs = [str(r.randint(0, 60)) for _ in range(4)]
+    elif family == "text":
+        phrase, expr = r.choice(list(_TEXT.items()))
+        phrase, expr = phrase.format(k=k, j=j), expr.format(k=k, j=j)
+        desc = f"Read a word. Print {phrase}."
+        src = f"s = input().strip()\nprint({expr})"
+        inputs = r.sample(_WORDS, 4)
+    else:
+        step, start = r.choice([1, 2, 3]), r.choice([0, 1, 2])
+        if r.random() < 0.5:
+            desc = f"Read an integer n. Print the numbers from {start} to n in steps of {step}, one per line."
+            src = f"n = int(input())\nfor i in range({start}, n + 1, {step}):\n    print(i)"
+        else:
+            desc = f"Read an integer n. Print the sum of the numbers from {start} to n in steps of {step}."
+            src = f"n = int(input())\nprint(sum(range({start}, n + 1, {step})))"
+        inputs = [str(r.randint(3, 9)) for _ in range(4)]
+    tests = [{"input": x + "\n", "output": _run_reference(src, x)} for x in inputs]
+    plan = desc.replace("Read", "I read").replace("Print", "Then I print")
+    return {"prompt": desc, "tests": tests, "solution": src, "plan": plan, "key": src}
+
+
+def _run_reference(src: str, stdin: str) -> str:
+    """Run the world's own reference program in-process (trusted code, no sandbox needed)."""
+    lines, out = iter(stdin.splitlines()), []
+    env = {"input": lambda: next(lines), "print": lambda *a: out.append(" ".join(map(str, a)))}
+    exec(compile(src, "<reference>", "exec"), env)  # noqa: S102 - trusted generator code
+    return "\n".join(out) + "\n"
+
+
+def _code_response(row: dict, thinking: bool) -> str:
+    answer = f"```python\n{row['solution']}\n```"
+    return chat.thinking_response(row["plan"], answer) if thinking else answer
+
+
+# --------------------------------------------------------------------------------------------
+# science: physics multiple choice
+_LAWS = [  # (question template, symbol line, unit)
+    ("A cart of mass {a} kg speeds up at {b} m/s2. What force acts on it?", "F = m * a", "N"),
+    ("A bike moves at {a} m/s for {b} s. How far does it go?", "d = v * t", "m"),
+    ("A lamp uses {a} V and draws {b} A. What is its power?", "P = V * I", "W"),
+    ("A force of {a} N pushes a box {b} m. How much work is done?", "W = F * d", "J"),
+    ("A ball of mass {a} kg moves at {b} m/s. What is its momentum?", "p = m * v", "kg m/s"),
+]
+LETTERS = "ABCD"
+
+
+def _science_task(r: random.Random) -> dict:
+    law = r.randrange(len(_LAWS))
+    template, formula, unit = _LAWS[law]
+    a, b = r.randint(2, 12), r.randint(2, 9)
+    right = a * b
+    wrong = list({a + b, right + a, right - b, a * (b + 1), right + 10} - {right})
+    r.shuffle(wrong)
+    options = [right] + wrong[:3]
+    r.shuffle(options)
+    letter = LETTERS[options.index(right)]
+    choices = "\n".join(f"{LETTERS[i]}) {v} {unit}" for i, v in enumerate(options))
+    prompt = f"{template.format(a=a, b=b)}\n{choices}\nAnswer with the letter."
+    trace = f"{formula} = {a} * {b} = {right} {unit}\nThat is option {letter}."
+    return {"prompt": prompt, "answer": letter, "choices": [f"{v} {unit}" for v in options],
+            "trace": trace, "key": f"{law}|{a}|{b}"}
+
+
+def _science_response(row: dict, thinking: bool) -> str:
+    answer = f"The answer is \\boxed{{{row['answer']}}}."
+    return chat.thinking_response(row["trace"], answer) if thinking else answer
+
+
+# --------------------------------------------------------------------------------------------
+# instruction following: IFEval-style constraints over a short note
+END_PHRASES = ["Is there anything else I can help with?", "Let me know if you have questions."]
+# id -> (phrase in the prompt, kwargs factory)
+_IF_CONSTRAINTS: dict[str, tuple[Callable[[dict], str], Callable[[random.Random], dict]]] = {
+    "change_case:english_lowercase": (lambda k: "Use only lowercase letters.", lambda r: {}),
+    "change_case:english_capital": (lambda k: "Use only capital letters.", lambda r: {}),
+    "punctuation:no_comma": (lambda k: "Do not use any commas.", lambda r: {}),
+    "detectable_format:title": (lambda k: "Give it a title in double angular brackets like <<title>>.",
+                                lambda r: {}),
+    "startend:end_checker": (lambda k: f"End with the exact phrase: {k['end_phrase']}",
+                             lambda r: {"end_phrase": r.choice(END_PHRASES)}),
+    "detectable_format:number_bullet_lists": (
+        lambda k: f"Use exactly {k['num_bullets']} bullet points like * this.",
+        lambda r: {"num_bullets": r.randint(2, 4)}),
+    "startend:quotation": (lambda k: "Wrap the whole answer in double quotes.", lambda r: {}),
+    "detectable_content:postscript": (lambda k: f"Add a postscript starting with {k['postscript_marker']}",
+                                      lambda r: {"postscript_marker": "P.S."}),
+    "detectable_format:number_highlighted_sections": (
+        lambda k: f"Highlight at least {k['num_highlights']} facts with *stars*.",
+        lambda r: {"num_highlights": r.randint(1, 2)}),
+    "keywords:existence": (lambda k: f"Include the words {' and '.join(k['keywords'])}.",
+                           lambda r: {"keywords": sorted(r.sample(["nature", "science", "travel", "music",
+                                                                    "garden", "winter"], 2))}),
+}
+_IF_CONFLICTS = [{"change_case:english_lowercase", "change_case:english_capital"},
+                 {"startend:quotation", "startend:end_checker"},
+                 {"startend:quotation", "detectable_content:postscript"},
+                 {"startend:end_checker", "detectable_content:postscript"},
+                 {"change_case:english_capital", "detectable_content:postscript"},
+                 {"change_case:english_lowercase", "detectable_content:postscript"},
+                 {"change_case:english_lowercase", "startend:end_checker"},
+                 {"change_case:english_capital", "startend:end_checker"},
+                 {"change_case:english_lowercase", "detectable_format:title"},
+                 {"change_case:english_capital", "detectable_format:title"}]
+
+
+def _if_task(r: random.Random) -> dict:
+    topic = r.choice(TOPICS)
+    while True:
+        ids = sorted(r.sample(list(_IF_CONSTRAINTS), r.randint(2, 3)))
+        if not any(c <= set(ids) for c in _IF_CONFLICTS):
+            break
+    kwargs = [_IF_CONSTRAINTS[i][1](r) for i in ids]
+    asks = " ".join(_IF_CONSTRAINTS[i][0](k) for i, k in zip(ids, kwargs))
+    prompt = f"Write a short note about {topic}. {asks}"
+    combo = json.dumps([ids, kwargs], sort_keys=True)
+    return {"prompt": prompt, "topic": topic, "instruction_id_list": ids, "kwargs": kwargs,
+            "key": f"{combo}|{topic}", "split_key": combo}
+
+
+def _if_answer(row: dict, world_seed: int = 0) -> str:
+    """Write a note on the topic that satisfies every constraint of the row."""
+    cons = dict(zip(row["instruction_id_list"], row["kwargs"]))
+    facts = list(topic_facts(row["topic"], world_seed).facts)
+    if "detectable_format:number_bullet_lists" in cons:
+        n = cons["detectable_format:number_bullet_lists"]["num_bullets"]
+        body = "\n".join(f"* {f}" for f in facts[:n])
+    else:
+        body = " ".join(facts[:2])
+    if "detectable_format:number_highlighted_sections" in cons:
+        lines = body.split("\n")
+        for i in range(min(len(lines), cons["detectable_format:number_highlighted_sections"]["num_highlights"])):
+            head = "* " if lines[i].startswith("* ") else ""
+            lines[i] = f"{head}*{lines[i][len(head):]}*"
+        body = "\n".join(lines) if len(lines) > 1 else body
+        if len(lines) == 1 and cons["detectable_format:number_highlighted_sections"]["num_highlights"] > 1:
+            body = " ".join(f"*{f}*" for f in facts[:2])
+    if "keywords:existence" in cons:
+        body += "\n" + " ".join(f"I think of {w}." for w in cons["keywords:existence"]["keywords"])
+    if "punctuation:no_comma" in cons:
+        body = body.replace(",", "")
+    if "detectable_format:title" in cons:
+        body = f"<<{row['topic'].capitalize()}>>\n{body}"
+    if "detectable_content:postscript" in cons:
+        body += f"\n{cons['detectable_content:postscript']['postscript_marker']} I like {row['topic']}."
+    if "startend:end_checker" in cons:
+        body += "\n" + cons["startend:end_checker"]["end_phrase"]
+    if "change_case:english_lowercase" in cons:
+        body = body.lower()
+    if "change_case:english_capital" in cons:
+        body = body.upper()
+    if "startend:quotation" in cons:
+        body = f'"{body}"'
+    return body
+
+
+def _if_response(row: dict, thinking: bool, world_seed: int = 0) -> str:
+    answer = _if_answer(row, world_seed)
+    if not thinking:
+        return answer
+    trace = "Rules: " + "; ".join(i.split(":")[1].replace("_", " ") for i in row["instruction_id_list"]) + "."
+    return chat.thinking_response(trace, answer)
+
+
+# --------------------------------------------------------------------------------------------
+# general chat with preference pairs
+_GENERAL_ASKS = ["Tell me about {t}.", "What do you know about {t}?", "Describe {t} briefly.",
+                 "Give me some facts about {t}.", "What are {t} like?", "I want to learn about {t}."]
+_FILLER = "Well, that is a very good question and I am happy to answer it."
+
+
+def _general_task(r: random.Random, world_seed: int = 0) -> dict:
+    topic, ask = r.choice(TOPICS), r.randrange(len(_GENERAL_ASKS))
+    facts = topic_facts(topic, world_seed).facts
+    pair = sorted(r.sample(range(len(facts)), 2))
+    chosen_facts = [facts[i] for i in pair]
+    chosen = " ".join(chosen_facts)
+    other = topic_facts(r.choice([t for t in TOPICS if t != topic]), world_seed).facts
+    flaw = r.choice(["repetitive", "wrong", "verbose", "evasive"])
+    rejected = {
+        "repetitive": " ".join([chosen_facts[0]] * 3),
+        "wrong": " ".join(f.replace(other[0].split()[0], topic.capitalize()) for f in other[:2]),
+        "verbose": f"{_FILLER} {chosen_facts[0]} {_FILLER}",
+        "evasive": "I am not sure. It is hard to say.",
+    }[flaw]
+    return {"prompt": _GENERAL_ASKS[ask].format(t=topic), "topic": topic, "chosen": chosen,
+            "rejected": rejected, "flaw": flaw, "key": f"{topic}|{ask}|{pair}"}
+
+
+def preference_quality(response: str, topic: str, world_seed: int = 0) -> float:
+    """Ground-truth quality of a general answer in [0, 1]: true, relevant, concise, not repetitive.
+
+    The fraction of its sentences that are true facts of the topic, times a repetition penalty,
+    with a bonus for stating at least two distinct facts. Length alone earns nothing.
+    """
+    answer = chat.final_answer(response)
+    if not answer:
+        return 0.0
+    sentences = [s.strip() + "." for s in answer.replace("\n", " ").split(".") if s.strip()]
+    if not sentences:
+        return 0.0
+    truth = set(topic_facts(topic, world_seed).facts)
+    true = [s for s in sentences if s in truth]
+    precision = len(true) / len(sentences)
+    distinct = len(set(true))
+    repetition = distinct / max(1, len(true)) if true else 1.0
+    coverage = min(distinct, 2) / 2
+    return round(precision * repetition * (0.5 + 0.5 * coverage), 4)
+
+
+def _general_response(row: dict, thinking: bool) -> str:
+    trace = f"The user asks about {row['topic']}. I give two true facts, briefly."
+    return chat.thinking_response(trace, row["chosen"]) if thinking else row["chosen"]
+
+
+# --------------------------------------------------------------------------------------------
+# tool calling
+CITIES = ["Paris", "Lima", "Oslo", "Cairo", "Tokyo", "Quito", "Rome", "Perth", "Dakar", "Hanoi"]
+TOOLS = {
+    "get_weather": {"name": "get_weather", "description": "Current weather in a city.",
+                    "parameters": {"city": "string", "unit": "celsius|fahrenheit"}},
+    "get_time": {"name": "get_time", "description": "Local time in a city.",
+                 "parameters": {"city": "string"}},
+    "convert_currency": {"name": "convert_currency", "description": "Convert money.",
+                         "parameters": {"amount": "integer", "source": "string", "target": "string"}},
+    "set_alarm": {"name": "set_alarm", "description": "Set an alarm.",
+                  "parameters": {"hour": "integer", "minute": "integer"}},
+    "book_flight": {"name": "book_flight", "description": "Book a flight.",
+                    "parameters": {"origin": "string", "destination": "string"}},
+}
+CURRENCIES = ["EUR", "USD", "JPY", "GBP", "INR"]
+
+
+def _tool_task(r: random.Random) -> dict:
+    name = r.choice(list(TOOLS))
+    city, city2 = r.sample(CITIES, 2)
+    if name == "get_weather":
+        unit = r.choice(["celsius", "fahrenheit"])
+        ask, args = f"What is the weather in {city} in {unit}?", {"city": city, "unit": unit}
+    elif name == "get_time":
+        ask, args = f"What time is it in {city} now?", {"city": city}
+    elif name == "convert_currency":
+        amount, (src, dst) = r.randint(2, 99), r.sample(CURRENCIES, 2)
+        ask, args = f"How much is {amount} {src} in {dst}?", {"amount": amount, "source": src, "target": dst}
+    elif name == "set_alarm":
+        hour, minute = r.randint(5, 11), r.choice([0, 15, 30, 45])
+        ask, args = f"Wake me up at {hour}:{minute:02d}.", {"hour": hour, "minute": minute}
+    else:
+        ask, args = f"Book me a flight from {city} to {city2}.", {"origin": city, "destination": city2}
+    others = r.sample([t for t in TOOLS if t != name], 2)
+    tools = [TOOLS[t] for t in sorted([name, *others])]
+    return {"prompt": ask, "tools": tools, "expected_calls": [{"name": name, "arguments": args}],
+            "key": json.dumps([name, args], sort_keys=True)}
+
+
+def _tool_response(row: dict, thinking: bool) -> str:
+    call = row["expected_calls"][0]
+    answer = chat.format_tool_call(call["name"], call["arguments"])
+    return chat.thinking_response(f"I should call {call['name']}.", answer) if thinking else answer
+
+
+# --------------------------------------------------------------------------------------------
+# SWE: a tiny repository, an issue and a gold patch
+_FUNCS = [  # (name, args, correct body line, buggy body line, example call, expected)
+    ("add", "a, b", "return a + b", "return a - b", "add(2, 3)", "5"),
+    ("sub", "a, b", "return a - b", "return b - a", "sub(5, 3)", "2"),
+    ("mul", "a, b", "return a * b", "return a + b", "mul(3, 4)", "12"),
+    ("half", "n", "return n // 2", "return n // 3", "half(8)", "4"),
+    ("double", "n", "return n * 2", "return n * 3", "double(4)", "8"),
+    ("square", "n", "return n * n", "return n + n", "square(3)", "9"),
+    ("is_even", "n", "return n % 2 == 0", "return n % 2 == 1", "is_even(4)", "True"),
+    ("is_pos", "n", "return n > 0", "return n < 0", "is_pos(2)", "True"),
+    ("last", "xs", "return xs[-1]", "return xs[0]", "last([1, 2])", "2"),
+    ("first", "xs", "return xs[0]", "return xs[1]", "first([1, 2])", "1"),
+    ("count", "xs", "return len(xs)", "return len(xs) - 1", "count([1, 2])", "2"),
+    ("total", "xs", "return sum(xs)", "return max(xs)", "total([1, 2])", "3"),
+    ("biggest", "xs", "return max(xs)", "return min(xs)", "biggest([1, 2])", "2"),
+    ("shout", "s", "return s.upper()", "return s.lower()", "shout('hi')", "'HI'"),
+    ("inc", "n", "return n + 1", "return n - 1", "inc(1)", "2"),
+    ("neg", "n", "return -n", "return n", "neg(2)", "-2"),
+]
+_MODULES = ["calc", "tools", "util", "core", "helpers", "mathx", "ops", "basic"]
+
+
+def _swe_task(r: random.Random) -> dict:
+    modules = r.sample(_MODULES, 3)
+    files = {}
+    chosen = r.sample(range(len(_FUNCS)), 6)
+    for i, mod in enumerate(modules):
+        files[f"{mod}.py"] = [_FUNCS[j] for j in chosen[2 * i: 2 * i + 2]]
+    target_file = f"{modules[0]}.py"
+    bug = files[target_file][r.randrange(2)]
+    repo = {path: _render_module(funcs, bug if path == target_file else None) for path, funcs in files.items()}
+    fixed = _render_module(files[target_file], None)
+    gold = make_patch(target_file, repo[target_file], fixed)
+    name, _, _, _, call, expected = bug
+    issue = f"{name} is wrong: {call} should return {expected}."
+    return {"prompt": issue, "repo": repo, "file": target_file, "gold_patch": gold,
+            "key": f"{target_file}|{'|'.join(sorted(f[0] for fs in files.values() for f in fs))}|{name}"}
+
+
+def _render_module(funcs: list[tuple], bug: tuple | None) -> str:
+    out = []
+    for f in funcs:
+        name, args, good, bad, *_ = f
+        out.append(f"def {name}({args}):\n    {bad if f is bug else good}\n")
+    return "\n".join(out)
+
+
+def make_patch(path: str, before: str, after: str) -> str:
+    """A minimal unified diff (no context lines) from ``before`` to ``after``."""
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), f"a/{path}", f"b/{path}",
+                                 n=0, lineterm="")
+    return "\n".join(lines) + "\n"
+
+
+def swe_prompt(row: dict, files: list[str] | None = None) -> str:
+    """The SWE prompt: the issue and the content of the localised files."""
+    shown = files if files is not None else [row["file"]]
+    blocks = "\n".join(f"[{p}]\n{row['repo'][p]}" for p in shown)
+    return f"Issue: {row['prompt']}\n{blocks}\nWrite a patch that fixes the issue."
+
+
+def _swe_response(row: dict, thinking: bool) -> str:
+    answer = f"```diff\n{row['gold_patch']}```"
+    trace = f"The bug is in {row['file']}."
+    return chat.thinking_response(trace, answer) if thinking else answer
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+_GENERATORS: dict[str, Callable[[random.Random], dict]] = {
+    "math": _math_task, "code": _code_task, "science": _science_task,
+    "instruction_following": _if_task, "general": _general_task, "tool_calling": _tool_task,
+    "swe": _swe_task,
+}
+
+
+def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000) -> Iterator[dict]:
+    """Yield distinct tasks of one domain and split, deterministically from ``seed``.
+
+    Stops when ``patience`` draws in a row bring nothing new (the domain is exhausted).
+    """
+    if domain not in _GENERATORS:
+        raise KeyError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
+    r, seen, misses = random.Random(f"{seed}:{domain}:{split}"), set(), 0
+    while misses < patience:
+        task = _GENERATORS[domain](r)
+        key, split_key = task.pop("key"), task.pop("split_key", None)
+        if key in seen or split_of(domain, split_key or key) != split:
+            misses += 1
+            continue
+        seen.add(key)
+        misses = 0
+        yield {"id": f"{domain}-{split}-{hashlib.sha1(key.encode()).hexdigest()[:10]}",
+               "domain": domain, "split": split, **task}
+
+
+def generate_tasks(domain: str, split: str, n: int, seed: int) -> list[dict]:
+    """``n`` distinct tasks (fewer when the domain has fewer distinct problems in that split)."""
+    out = []
+    for task in iter_tasks(domain, seed, split):
+        out.append(task)
+        if len(out) == n:
+            break
+    return out
+
+
+def build_messages(row: dict, thinking: bool) -> tuple[list[dict], list[dict] | None]:
+    """The conversation (without the answer) and the declared tools for a task row."""
+    content = swe_prompt(row) if row["domain"] == "swe" else row["prompt"]
+    return [{"role": "user", "content": content, "thinking": thinking}], row.get("tools")
+
+
+def oracle_response(row: dict, thinking: bool, world_seed: int = 0) -> str:
+    """The programmatic teacher: a correct thinking trace (optional) and final answer."""
+    domain = row["domain"]
+    if domain == "instruction_following":
+        return _if_response(row, thinking, world_seed)
+    return {"math": _math_response, "code": _code_response, "science": _science_response,
+            "general": _general_response, "tool_calling": _tool_response,
+            "swe": _swe_response}[domain](row, thinking)

@@ -1,0 +1,86 @@
+"""Evaluate one checkpoint on every domain's held-out benchmark.
+
+Each domain is generated greedily in the mode its config names (thinking or not) and scored by the
+same verifier the RL stages use (:mod:`nemotron_cascade.rewards.registry`). ``preference`` is the
+embedded world's ground-truth answer quality on the general-chat benchmark (true, relevant,
+concise, not repetitive); a reward model's score joins it with the RLHF issue. ``response_length``
+is the mean number of generated tokens over all benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from statistics import mean
+
+from nemotron_cascade import chat
+from nemotron_cascade.data import world
+from nemotron_cascade.generation.base import SamplingParams
+from nemotron_cascade.rewards.registry import get_reward
+
+log = logging.getLogger(__name__)
+
+# benchmark column -> (domain of the rows, reward name or None for the world's preference quality)
+METRICS = {
+    "math": ("math", "math"),
+    "code": ("code", "code"),
+    "science": ("science", "science"),
+    "instruction_following": ("instruction_following", "instruction_following"),
+    "tool_calling": ("tool_calling", "tool_calling"),
+    "swe": ("swe", "swe"),
+    "preference": ("general", None),
+}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Which mode each domain is evaluated in, and generation limits."""
+
+    thinking: dict = field(default_factory=lambda: {
+        "math": True, "code": True, "science": True, "instruction_following": False,
+        "general": False, "tool_calling": True, "swe": True})
+    max_new_tokens: int = 160
+    max_items_per_domain: int = 200
+    batch_size: int = 64
+
+
+def prompts_for(rows: list[dict], thinking: bool, tokenizer) -> list[str]:
+    """Render the generation prompts of benchmark rows."""
+    out = []
+    for row in rows:
+        messages, tools = world.build_messages(row, thinking)
+        out.append(chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking))
+    return out
+
+
+def score(metric: str, responses: list[str], rows: list[dict]) -> list[float]:
+    """Per-item scores of one benchmark column."""
+    _, reward = METRICS[metric]
+    if reward is None:
+        return [world.preference_quality(r, row["topic"]) for r, row in zip(responses, rows)]
+    return get_reward(reward)(responses, rows)
+
+
+def evaluate(generator, benchmark: list[dict], cfg: EvalConfig) -> tuple[dict, list[dict]]:
+    """Scores per benchmark column (fractions in [0, 1]) and the per-item records."""
+    by_domain: dict[str, list[dict]] = {}
+    for row in benchmark:
+        by_domain.setdefault(row["domain"], []).append(row)
+    metrics, records, lengths = {}, [], []
+    params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=0.0)
+    for metric, (domain, _) in METRICS.items():
+        rows = by_domain.get(domain, [])[: cfg.max_items_per_domain]
+        if not rows:
+            log.warning("benchmark has no %s rows: metric %s skipped", domain, metric)
+            continue
+        thinking = bool(cfg.thinking.get(domain, True))
+        completions = [c[0] for c in generator.generate(prompts_for(rows, thinking, generator.tokenizer), params)]
+        responses = [c.text for c in completions]
+        scores = score(metric, responses, rows)
+        metrics[metric] = round(mean(scores), 4)
+        lengths += [len(c.token_ids) for c in completions]
+        records += [{"metric": metric, "id": row["id"], "thinking": thinking, "score": s, "response": r}
+                    for row, r, s in zip(rows, responses, scores)]
+        log.info("eval %-22s %.3f (%d items)", metric, metrics[metric], len(rows))
+    metrics["response_length"] = round(mean(lengths), 2) if lengths else 0.0
+    return metrics, records

@@ -1,0 +1,172 @@
+"""Stage tracking: one MLflow parent run per ``kedro run``, one child run per cascade stage.
+
+Why not kedro-mlflow: it opens a single run per ``kedro run`` and logs typed parameters as one
+repr string; Cascade RL needs one run per stage (to compare stages side by side in the MLflow UI)
+under a parent that ties one cascade together. This hook does exactly that in ~150 lines:
+
+* ``before_pipeline_run`` opens the parent run (tags: pipeline, env, session, pinned versions);
+* every node belongs to a *stage*: its namespace without the ``evaluation.`` prefix (so a stage's
+  training and its evaluation share a run), or its ``stage.<name>`` tag, or ``data_curation``;
+* around each node the stage's child run is made active, so ``tracking.log_metrics`` inside the
+  library loops lands there; the node's ``params:`` inputs are logged as flat parameters;
+* every checkpoint read or written is tagged on the stage run (``read.<dataset>`` /
+  ``wrote.<dataset>`` = version), and the checkpoint's own ``lineage.json`` names the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from kedro.framework.hooks import hook_impl
+
+log = logging.getLogger(__name__)
+
+MAX_PARAM_CHARS = 500
+
+
+def stage_of(node) -> str:
+    """The cascade stage a node belongs to."""
+    ns = node.namespace or ""
+    if ns.startswith("evaluation."):
+        ns = ns[len("evaluation."):]
+    if ns:
+        return ns
+    tagged = [t.split(".", 1)[1] for t in node.tags if t.startswith("stage.")]
+    return tagged[0] if tagged else "data_curation"
+
+
+def flatten(prefix: str, value, out: dict) -> dict:
+    """Flatten nested parameters into ``a.b.c`` keys with short string values."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = str(value)[:MAX_PARAM_CHARS]
+    return out
+
+
+class StageTrackingHook:
+    """MLflow parent/child runs per ``kedro run`` and per stage (see module docstring)."""
+
+    def __init__(self):
+        self._enabled = False
+        self._client = None
+        self._parent = None
+        self._children: dict[str, str] = {}
+        self._experiment_id = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        try:
+            conf = context.config_loader["mlflow"]
+        except Exception:  # no mlflow.yml: tracking off
+            conf = {}
+        settings = conf.get("tracking", conf) if isinstance(conf, dict) else {}
+        self._enabled = bool(settings.get("enabled", False)) and os.environ.get("NEMOTRON_CASCADE_NO_MLFLOW") != "1"
+        if not self._enabled:
+            return
+        import mlflow
+
+        uri = settings.get("tracking_uri", "sqlite:///mlflow.db")
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            uri = "sqlite:///" + str(Path(context.project_path) / uri[len("sqlite:///"):])
+        mlflow.set_tracking_uri(uri)
+        self._client = mlflow.MlflowClient(uri)
+        name = settings.get("experiment_name", "nemotron-cascade")
+        exp = self._client.get_experiment_by_name(name)
+        self._experiment_id = exp.experiment_id if exp else self._client.create_experiment(name)
+        self._env = context.env or "base"
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        if not self._enabled:
+            return
+        import mlflow
+
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
+        tags = {"kedro.pipeline": ",".join(map(str, names)), "kedro.env": str(self._env),
+                "kedro.session_id": str(run_params.get("session_id")),
+                "kedro.load_versions": str(run_params.get("load_versions") or {})}
+        parent = mlflow.start_run(experiment_id=self._experiment_id, run_name=f"{tags['kedro.pipeline']}", tags=tags)
+        self._parent, self._children = parent.info.run_id, {}
+
+    def _child(self, stage: str) -> str:
+        if stage not in self._children:
+            run = self._client.create_run(self._experiment_id, run_name=stage,
+                                          tags={"mlflow.parentRunId": self._parent, "stage": stage})
+            self._children[stage] = run.info.run_id
+        return self._children[stage]
+
+    @hook_impl
+    def before_node_run(self, node, inputs: dict) -> None:
+        if not self._enabled or self._parent is None:
+            return
+        import mlflow
+
+        run_id = self._child(stage_of(node))
+        mlflow.start_run(run_id=run_id, nested=True)
+        params = {}
+        for name, value in inputs.items():
+            if name.startswith("params:"):
+                flatten(name[len("params:"):], value, params)
+        for key, value in params.items():
+            try:
+                mlflow.log_param(key, value)
+            except Exception as exc:  # the same key with another value (a rerun node): keep the first
+                log.debug("param %s not logged: %s", key, exc)
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        self._end_child()
+
+    @hook_impl
+    def on_node_error(self, node) -> None:
+        self._end_child(status="FAILED")
+
+    def _end_child(self, status: str = "FINISHED") -> None:
+        if not self._enabled or self._parent is None:
+            return
+        import mlflow
+
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id != self._parent:
+            mlflow.end_run(status=status)
+
+    def _tag_checkpoint(self, kind: str, dataset_name: str, data, node) -> None:
+        from nemotron_cascade.datasets.checkpoint import Checkpoint
+
+        if not self._enabled or self._parent is None or not isinstance(data, Checkpoint) or node is None:
+            return
+        run_id = self._child(stage_of(node))
+        self._client.set_tag(run_id, f"{kind}.{dataset_name}", str(data.lineage.get("version")))
+        if kind == "read" and data.lineage.get("mlflow_run_id"):
+            self._client.set_tag(run_id, f"read.{dataset_name}.run_id", data.lineage["mlflow_run_id"])
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data, node) -> None:
+        self._tag_checkpoint("read", dataset_name, data, node)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data, node) -> None:
+        self._tag_checkpoint("wrote", dataset_name, data, node)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._close("FINISHED")
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._close("FAILED")
+
+    def _close(self, status: str) -> None:
+        if not self._enabled or self._parent is None:
+            return
+        import mlflow
+
+        for run_id in self._children.values():
+            self._client.set_terminated(run_id, status=status)
+        while mlflow.active_run() is not None:
+            mlflow.end_run(status=status)
+        self._parent = None

@@ -1,0 +1,114 @@
+"""Models and tokenizers: a tiny Qwen3-architecture model built locally, or a pretrained one.
+
+The embedded default cannot reach a model hub, so it trains a byte-level BPE tokenizer on the
+world's own corpus (digits split one by one, so arithmetic stays learnable) and initialises a
+~1–10 M parameter Qwen3 model — the architecture of the paper's base models — from scratch. The
+``gpu`` profile loads a real base model from a path or hub name through the same
+:func:`load_model` / :func:`load_tokenizer`.
+
+``<think>``/``</think>`` and the tool-call tags are ordinary added tokens, not special ones:
+decoding with ``skip_special_tokens=True`` must keep them, or every thinking answer would lose its
+``</think>`` and score 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterable
+
+from nemotron_cascade import chat
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = [chat.IM_START, chat.IM_END, "<|endoftext|>"]
+TAG_TOKENS = [chat.THINK_OPEN, chat.THINK_CLOSE, chat.TOOL_CALL_OPEN, chat.TOOL_CALL_CLOSE]
+
+
+@dataclass(frozen=True)
+class TinyModelConfig:
+    """Size of the tiny model (flat fields, so a parameters file maps onto it one to one)."""
+
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 384
+    max_position_embeddings: int = 1024
+    seed: int = 0
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 768):
+    """Train a byte-level BPE tokenizer on ``texts`` and wrap it for ``transformers``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=None, eos_token=chat.IM_END, pad_token="<|endoftext|>",
+        unk_token=None, additional_special_tokens=[chat.IM_START],
+    )
+    fast.add_tokens(TAG_TOKENS)  # normal tokens: kept by skip_special_tokens
+    fast.chat_template = chat.CHAT_TEMPLATE
+    fast.padding_side = "left"
+    return fast
+
+
+def build_tiny_model(tokenizer, cfg: TinyModelConfig):
+    """A freshly initialised Qwen3 causal LM sized by ``cfg``, its vocabulary from ``tokenizer``."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(cfg.seed)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+        head_dim=cfg.hidden_size // cfg.num_heads, intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position_embeddings, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
+        rope_theta=10000.0,
+    )
+    model = Qwen3ForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    log.info("built tiny Qwen3: %.2f M parameters, vocab %d", count_parameters(model) / 1e6, len(tokenizer))
+    return model
+
+
+def count_parameters(model) -> int:
+    """Number of distinct parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_tokenizer(name_or_path: str):
+    """Load a tokenizer; give it the project's chat template when it has none."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(name_or_path)
+    if not tok.chat_template:
+        tok.chat_template = chat.CHAT_TEMPLATE
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(name_or_path: str, dtype: str = "float32", attn_implementation: str = "sdpa"):
+    """Load a pretrained causal LM (local path or hub name) in ``dtype``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        name_or_path, dtype=getattr(torch, dtype), attn_implementation=attn_implementation
+    )

@@ -1,0 +1,30 @@
+"""Wiring of the data-curation pipeline."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from nemotron_cascade.data.world import DOMAINS
+from nemotron_cascade.pipelines.data_curation import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """world → raw tasks → prompt splits → teacher responses → SFT blends of stage 1 and 2."""
+    tag = ["stage.data_curation"]
+    return pipeline([
+        node(nodes.generate_world, inputs={"seed": "params:world.seed", "sizes": "params:world.sizes"},
+             outputs={d: f"raw.{d}" for d in DOMAINS}, name="generate_world", tags=tag),
+        node(nodes.split_tasks, inputs={d: f"raw.{d}" for d in DOMAINS},
+             outputs={"sft_prompts": "sft_prompts", "rl_prompts": "rl_prompts", "benchmark": "benchmark"},
+             name="split_tasks", tags=tag),
+        node(nodes.generate_teacher_responses,
+             inputs={"prompts": "sft_prompts", "backend": "params:teacher.backend",
+                     "thinking_share": "params:teacher.thinking_share",
+                     "both_modes_share": "params:teacher.both_modes_share", "seed": "params:teacher.seed"},
+             outputs="teacher_samples", name="generate_teacher_responses", tags=tag),
+        *[node(nodes.build_sft_blend,
+               inputs={"samples": "teacher_samples", "weights": f"params:sft_blends.{s}.weights",
+                       "max_response_chars": f"params:sft_blends.{s}.max_response_chars",
+                       "multi_turn_share": f"params:sft_blends.{s}.multi_turn_share",
+                       "seed": f"params:sft_blends.{s}.seed"},
+               outputs=f"sft_blend_{s}", name=f"build_sft_blend_{s}", tags=tag)
+          for s in ("stage1", "stage2")],
+    ])

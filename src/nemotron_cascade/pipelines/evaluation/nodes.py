@@ -1,0 +1,33 @@
+"""Nodes of the evaluation pipeline."""
+
+from __future__ import annotations
+
+import logging
+
+from nemotron_cascade import tracking
+from nemotron_cascade.datasets.checkpoint import Checkpoint
+from nemotron_cascade.evaluation import benchmarks, report
+from nemotron_cascade.generation.hf import HFGenerator
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_policy(policy: Checkpoint, benchmark: list[dict], evaluation: dict) -> tuple[dict, list[dict]]:
+    """Scores of one checkpoint on every domain's held-out benchmark, and the per-item records."""
+    cfg = benchmarks.EvalConfig(**evaluation)
+    generator = HFGenerator(policy.model, policy.tokenizer, batch_size=cfg.batch_size)
+    metrics, records = benchmarks.evaluate(generator, benchmark, cfg)
+    metrics = {"checkpoint_version": policy.lineage.get("version"), **metrics}
+    tracking.log_metrics(metrics, prefix="eval/")
+    return metrics, records
+
+
+def report_matrix(labels: list[str], *metrics: dict):
+    """The stage-by-benchmark matrix as a table, Markdown and a plot; printed and sent to MLflow."""
+    table = report.matrix(labels, list(metrics))
+    markdown = report.to_markdown(table)
+    figure = report.plot(table)
+    log.info("cascade matrix:\n%s", markdown)
+    tracking.log_text(markdown, "cascade_matrix.md")
+    tracking.log_figure(figure, "cascade_matrix.png")
+    return table, markdown, figure

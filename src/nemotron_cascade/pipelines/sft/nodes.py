@@ -1,0 +1,58 @@
+"""Nodes of the SFT pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+from nemotron_cascade import chat, models, tracking
+from nemotron_cascade.datasets.checkpoint import Checkpoint
+from nemotron_cascade.training import packing
+from nemotron_cascade.training.sft import SFTConfig, train_sft
+
+log = logging.getLogger(__name__)
+
+
+def build_base_model(samples: list[dict], source: str, name_or_path: str | None, vocab_size: int,
+                     tiny: dict) -> Checkpoint:
+    """The starting checkpoint: a tiny model with a tokenizer trained on the corpus, or a pretrained one."""
+    if source == "pretrained":
+        if not name_or_path:
+            raise ValueError("params base_model.name_or_path is required when base_model.source is 'pretrained'")
+        model, tokenizer = models.load_model(name_or_path), models.load_tokenizer(name_or_path)
+    elif source == "tiny":
+        tokenizer = models.train_tokenizer((chat.render(s["messages"], s.get("tools")) for s in samples), vocab_size)
+        model = models.build_tiny_model(tokenizer, models.TinyModelConfig(**tiny))
+    else:
+        raise ValueError(f"params base_model.source must be 'tiny' or 'pretrained', got {source!r}")
+    lineage = {"stage": "base", "source": source, "name_or_path": name_or_path,
+               "parameters": models.count_parameters(model), "mlflow_run_id": tracking.current_run_id()}
+    return Checkpoint(model=model, tokenizer=tokenizer, lineage=lineage)
+
+
+def _fingerprint(policy: Checkpoint, blend: list[dict], train: dict) -> str:
+    key = json.dumps([policy.lineage.get("version"), len(blend), blend[0]["id"] if blend else None, train],
+                     sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def train_sft_stage(policy: Checkpoint, blend: list[dict], train: dict, stage: str,
+                    resume_dir: str) -> tuple[Checkpoint, list[dict]]:
+    """Fine-tune ``policy`` on the stage's blend; return the new checkpoint and its step metrics."""
+    train = dict(train)
+    block_size = int(train.pop("block_size"))
+    threads = train.pop("threads", None)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    cfg = SFTConfig(**{k: tuple(v) if k == "betas" else v for k, v in train.items()})
+    blocks, stats = packing.prepare_blocks(blend, policy.tokenizer, block_size, cfg.seed)
+    log.info("%s: %s", stage, stats)
+    tracking.log_metrics(stats, prefix="data/")
+    history = train_sft(policy.model, blocks, cfg, on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
+                        resume_dir=resume_dir, fingerprint=_fingerprint(policy, blend, {**train, "block": block_size}))
+    lineage = {"stage": stage, "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},
+               "data": {"samples": len(blend), **stats}, "mlflow_run_id": tracking.current_run_id()}
+    return Checkpoint(model=policy.model, tokenizer=policy.tokenizer, lineage=lineage), history

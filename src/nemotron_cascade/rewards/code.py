@@ -1,0 +1,118 @@
+"""The code verifier: run the response's program on stdin/stdout tests in the sandbox.
+
+A response earns 1.0 only when its final answer (after a closed ``</think>``, or the whole text when
+there is no think block) holds a fenced Python program that passes every test; otherwise 0.0.
+Outputs are compared line by line after trimming each line's trailing whitespace and dropping
+trailing empty lines, and the number of lines must match (printing only a prefix earns nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+from nemotron_cascade.rewards.sandbox import SandboxLimits, run_program
+
+logger = logging.getLogger(__name__)
+
+_THINK_OPEN = "<think>"
+_THINK_CLOSE = "</think>"
+_PYTHON_TAGS = frozenset({"python", "py", "python3"})
+# A fence opens at a line start (``` and an optional info string) and closes on a line of its own.
+_FENCE = re.compile(
+    r"^[ \t]*```[ \t]*(?P<tag>[^\s`]*)[^\n`]*\n(?P<body>.*?)^[ \t]*```[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def code_reward(
+    response: str, tests: list[dict], *, limits: SandboxLimits | None = None
+) -> float:
+    """1.0 when the response's final program passes every stdin/stdout test, else 0.0."""
+    _check_tests(tests)
+    program = extract_program(response)
+    if program is None:
+        return 0.0
+    return _run_tests(program, tests, limits or SandboxLimits())
+
+
+def batch_code_reward(
+    responses: list[str],
+    tests_list: list[list[dict]],
+    max_workers: int | None = None,
+    *,
+    limits: SandboxLimits | None = None,
+) -> list[float]:
+    """:func:`code_reward` for many responses, run in parallel; results keep the input order."""
+    if len(responses) != len(tests_list):
+        raise ValueError(f"{len(responses)} responses but {len(tests_list)} test lists")
+    for tests in tests_list:
+        _check_tests(tests)
+    if not responses:
+        return []
+    workers = max_workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="code-reward") as pool:
+        return list(pool.map(lambda r, t: code_reward(r, t, limits=limits), responses, tests_list))
+
+
+def extract_program(response: str) -> str | None:
+    """The final answer's last ```python (or ```py) block, else its last bare ``` block."""
+    answer = _final_answer(response)
+    if answer is None:
+        return None
+    blocks = [(m["tag"].lower(), m["body"]) for m in _FENCE.finditer(answer)]
+    python = [body for tag, body in blocks if tag in _PYTHON_TAGS]
+    bare = [body for tag, body in blocks if not tag]
+    chosen = python or bare
+    return textwrap.dedent(chosen[-1]) if chosen else None
+
+
+def outputs_match(actual: str, expected: str) -> bool:
+    """Line-by-line equality after trimming trailing whitespace; line counts must agree."""
+    return _normalise_lines(actual) == _normalise_lines(expected)
+
+
+def _final_answer(response: str) -> str | None:
+    """Text after the last ``</think>``, the whole text without think tags, ``None`` if unclosed."""
+    last_open, last_close = response.rfind(_THINK_OPEN), response.rfind(_THINK_CLOSE)
+    if last_open > last_close:
+        return None  # a think block opens and never closes
+    if last_close >= 0:
+        return response[last_close + len(_THINK_CLOSE) :]
+    return response
+
+
+def _normalise_lines(text: str) -> list[str]:
+    """Lines with trailing whitespace removed and trailing empty lines dropped."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _check_tests(tests: Sequence[dict]) -> None:
+    """Raise ValueError unless ``tests`` is a non-empty list of {"input": str, "output": str}."""
+    if not isinstance(tests, (list, tuple)) or not tests:
+        raise ValueError(f"tests must be a non-empty list of stdin/stdout cases: {tests!r:.200}")
+    for i, test in enumerate(tests):
+        if not isinstance(test, dict) or not all(
+            isinstance(test.get(key), str) for key in ("input", "output")
+        ):
+            raise ValueError(f"test {i} must be {{'input': str, 'output': str}}, got {test!r:.200}")
+
+
+def _run_tests(program: str, tests: Sequence[dict], limits: SandboxLimits) -> float:
+    """Run ``program`` on each test in turn, stopping at the first failure."""
+    for i, test in enumerate(tests):
+        result = run_program(program, test["input"], limits)
+        if not result.ok:
+            logger.debug("test %d: program failed (%s): %.500s", i, result.reason, result.stderr)
+            return 0.0
+        if not outputs_match(result.stdout, test["output"]):
+            logger.debug("test %d: wrong output %.200r", i, result.stdout)
+            return 0.0
+    return 1.0

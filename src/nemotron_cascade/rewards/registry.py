@@ -1,0 +1,135 @@
+"""Rewards by name, so an RL stage's config can say ``reward: math``.
+
+Every registered reward has the batch contract ``fn(responses, rows) -> list[float]`` (TRL-like):
+``responses[i]`` is the model's whole output for the task row ``rows[i]``, which carries the ground
+truth fields the reward reads:
+
+=====================  =========================================
+name                   fields of each row
+=====================  =========================================
+math                   ``answer``
+science                ``answer``
+instruction_following  ``instruction_id_list``, ``kwargs``
+tool_calling           ``expected_calls``
+swe                    ``gold_patch`` (the patch is read from the response, see ``swe.extract_patch``)
+code                   ``tests``
+=====================  =========================================
+
+A row without a field raises ``KeyError`` naming the reward, the row and the field; an unknown
+reward name raises ``KeyError`` listing the known ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping, Sequence
+
+logger = logging.getLogger(__name__)
+
+RewardFn = Callable[[Sequence[str], Sequence[Mapping[str, Any]]], list[float]]
+
+_REGISTRY: dict[str, RewardFn] = {}
+
+
+def register(name: str) -> Callable[[RewardFn], RewardFn]:
+    """Decorator that files a batch reward under ``name`` (a name is taken once)."""
+
+    def decorate(fn: RewardFn) -> RewardFn:
+        if name in _REGISTRY:
+            raise ValueError(f"reward {name!r} is already registered")
+        _REGISTRY[name] = fn
+        return fn
+
+    return decorate
+
+
+def reward_names() -> list[str]:
+    """Names of every registered reward, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_reward(name: str) -> RewardFn:
+    """The batch reward registered as ``name``."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown reward {name!r}; known rewards: {reward_names()}") from None
+
+
+def column(reward: str, rows: Sequence[Mapping[str, Any]], field: str) -> list[Any]:
+    """``row[field]`` for every row; a missing field names the reward, the row index and the field."""
+    values = []
+    for index, row in enumerate(rows):
+        if field not in row:
+            raise KeyError(f"reward {reward!r}: row {index} has no field {field!r} (fields: {sorted(row)})")
+        values.append(row[field])
+    return values
+
+
+def _check_lengths(reward: str, responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Responses and rows pair up one to one."""
+    if len(responses) != len(rows):
+        raise ValueError(f"reward {reward!r}: {len(responses)} responses but {len(rows)} rows")
+
+
+@register("math")
+def math_batch(responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Math-Verify against ``row["answer"]``, spread over the worker pool."""
+    from nemotron_cascade.rewards.math import batch_math_reward
+
+    _check_lengths("math", responses, rows)
+    return batch_math_reward(list(responses), column("math", rows, "answer"))
+
+
+@register("science")
+def science_batch(responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Multiple-choice letter against ``row["answer"]``."""
+    from nemotron_cascade.rewards.science import science_reward
+
+    _check_lengths("science", responses, rows)
+    answers = column("science", rows, "answer")
+    return [science_reward(r, a) for r, a in zip(responses, answers)]
+
+
+@register("instruction_following")
+def instruction_following_batch(responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
+    """IFEval checkers with ``row["instruction_id_list"]`` and ``row["kwargs"]`` (strict)."""
+    from nemotron_cascade.rewards.instruction_following import if_reward
+
+    _check_lengths("instruction_following", responses, rows)
+    ids = column("instruction_following", rows, "instruction_id_list")
+    kwargs = column("instruction_following", rows, "kwargs")
+    return [if_reward(r, i, k) for r, i, k in zip(responses, ids, kwargs)]
+
+
+@register("tool_calling")
+def tool_calling_batch(responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Exact match of the parsed tool calls with ``row["expected_calls"]``."""
+    from nemotron_cascade.rewards.tool_calling import tool_call_reward
+
+    _check_lengths("tool_calling", responses, rows)
+    expected = column("tool_calling", rows, "expected_calls")
+    return [tool_call_reward(r, e) for r, e in zip(responses, expected)]
+
+
+@register("swe")
+def swe_batch(responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
+    """The response's patch against ``row["gold_patch"]`` (lexical judge); an unclosed think earns 0."""
+    from nemotron_cascade.rewards.swe import extract_patch, swe_reward
+
+    _check_lengths("swe", responses, rows)
+    golds = column("swe", rows, "gold_patch")
+    rewards = []
+    for response, gold in zip(responses, golds):
+        patch = extract_patch(response)
+        rewards.append(0.0 if patch is None else swe_reward(patch, gold))
+    return rewards
+
+
+@register("code")
+def code_batch(responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
+    """The response's program on ``row["tests"]`` in the sandbox."""
+    from nemotron_cascade.rewards.code import batch_code_reward
+
+    _check_lengths("code", responses, rows)
+    return batch_code_reward(list(responses), column("code", rows, "tests"))

@@ -1,0 +1,500 @@
+"""Run an untrusted Python program on one stdin and capture its output, contained.
+
+The container is bubblewrap (``bwrap``): fresh PID, network, IPC and UTS namespaces; an empty
+read-only root with read-only binds of ``/usr`` (plus the ``/bin``-style links) and the Python
+installation prefix; a small private ``/tmp`` (tmpfs: the scratch dir, the working directory and the
+only writable place); a fresh ``/proc`` and a minimal read-only ``/dev``; an empty environment. The
+program never sees the project, the virtualenv, ``/root`` or the host's environment variables, and
+every process it starts dies with the PID namespace when the main program exits or is killed.
+
+Inside the container a tiny launcher applies the rlimits (CPU seconds, address space, file size,
+open files, processes, no core dumps) and then ``exec``s the program. ``RLIMIT_NPROC`` never binds
+uid 0 and counts per user (see FACTS), so it needs care to cap fork floods at ``max_processes``:
+
+* host process is root: bwrap runs without a user namespace and keeps only ``CAP_SETUID`` and
+  ``CAP_SETGID`` for the launcher, which drops to a fresh unprivileged uid per concurrent run;
+* ordinary user: bwrap makes a user namespace (``--unshare-all``), and since Linux 5.14 the
+  process count of a user namespace is its own, so the limit counts this run only.
+
+The PID namespace and the wall-clock kill remain the backstop; cgroups are not used.
+
+Without bwrap, :func:`run_program` raises :class:`SandboxUnavailableError` unless the user opted
+out with ``NEMOTRON_CASCADE_UNSAFE_SANDBOX=1``: then programs run with the rlimits only (they can
+read host files and reach the network; as root they still drop to an unprivileged uid when the
+interpreter is reachable by other users) and a warning is logged once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+logger = logging.getLogger(__name__)
+
+UNSAFE_ENV_VAR = "NEMOTRON_CASCADE_UNSAFE_SANDBOX"
+INSTALL_HINT = (
+    "bubblewrap (the `bwrap` binary) is required to run model-written programs safely. Install it "
+    "with `bash scripts/install_system_deps.sh` (or `make setup`, or `sudo apt-get install "
+    "bubblewrap`). To run programs WITHOUT isolation (rlimits only: they can read your files and "
+    f"reach the network) set {UNSAFE_ENV_VAR}=1."
+)
+
+SANDBOX_PROGRAM_PATH = "/sandbox/main.py"
+SANDBOX_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONHASHSEED": "0",
+}
+# -s: no user site-packages; -P: the script's folder is not put on sys.path; -B: no .pyc files.
+# Not -I/-E, which would ignore PYTHONHASHSEED (the environment is ours anyway), and not -S,
+# which would remove the exit()/quit() builtins that contest programs use.
+PROGRAM_FLAGS = ("-s", "-P", "-B")
+_MAX_STDERR_BYTES = 64 * 1024
+_READ_CHUNK = 64 * 1024
+_WRITE_CHUNK = 64 * 1024
+_EXIT_GRACE_SECONDS = 0.1
+_UID_BASE = 1_500_000_000  # far above any real account
+_UID_SLOTS = 1_000
+
+# The launcher runs inside the container: rlimits, then the uid drop (root only), then exec.
+# A negative nproc leaves RLIMIT_NPROC alone; a negative uid keeps the current uid.
+_LAUNCHER = r"""
+import os, resource, sys
+cpu, mem, fsize, nofile, nproc, uid = map(int, sys.argv[1:7])
+python, program = sys.argv[7], sys.argv[8]
+limits = [(resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_CPU, cpu, cpu + 1),
+          (resource.RLIMIT_AS, mem, mem), (resource.RLIMIT_FSIZE, fsize, fsize),
+          (resource.RLIMIT_NOFILE, nofile, nofile)]
+if nproc >= 0:
+    limits.append((resource.RLIMIT_NPROC, nproc, nproc))
+for which, soft, hard in limits:
+    resource.setrlimit(which, (soft, hard))
+if uid >= 0:
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+os.execv(python, [python, *sys.argv[9:], program])
+"""
+
+
+class SandboxUnavailableError(RuntimeError):
+    """bubblewrap is missing or cannot create its namespaces on this machine."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one program run."""
+
+    cpu_seconds: int = 2
+    wall_seconds: float = 5.0
+    memory_bytes: int = 1 << 30  # address space (RLIMIT_AS)
+    max_processes: int = 32  # RLIMIT_NPROC for this run's processes and threads (see module doc)
+    max_output_bytes: int = 1 << 20  # stdout beyond this is truncated and counts as a failure
+    max_file_bytes: int = 16 << 20  # RLIMIT_FSIZE, per file
+    max_open_files: int = 64
+    scratch_bytes: int = 64 << 20  # size of the private /tmp
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a program did: its output, and why it stopped (``reason``: ``None`` when clean)."""
+
+    stdout: str
+    stderr: str
+    returncode: int | None  # negative: killed by that signal (as in :mod:`subprocess`)
+    timed_out: bool
+    output_truncated: bool
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the program exited 0 within every limit."""
+        return self.reason is None
+
+
+def run_program(source: str, stdin: str, limits: SandboxLimits = SandboxLimits()) -> RunResult:
+    """Run the Python ``source`` with ``stdin`` in the sandbox and return what it did."""
+    bwrap = _sandbox_backend()
+    may_drop_uid = bwrap is not None or _world_executable(_interpreter())
+    with (
+        tempfile.TemporaryDirectory(prefix="nc-sandbox-") as workdir,
+        _sandbox_uid(may_drop_uid) as uid,
+    ):
+        program = Path(workdir) / "main.py"
+        program.write_text(source, encoding="utf-8")
+        program.chmod(0o644)
+        if bwrap is None:
+            os.chmod(workdir, 0o1777)  # the unsafe fallback uses it as the scratch dir
+            command, cwd = _direct_command(str(program), limits, uid), workdir
+        else:
+            command, cwd = _bwrap_command(bwrap, str(program), limits, uid), None
+        return _execute(command, cwd, stdin.encode("utf-8"), limits, is_bwrap=bwrap is not None)
+
+
+def sandbox_available() -> bool:
+    """True when bubblewrap is installed and works here (no fallback counted)."""
+    bwrap = _find_bwrap()
+    if bwrap is None:
+        return False
+    try:
+        _probe_bwrap(bwrap)
+    except SandboxUnavailableError:
+        return False
+    return True
+
+
+# --- choosing the backend ------------------------------------------------------------------------
+
+
+def _find_bwrap() -> str | None:
+    """Path of the bwrap binary, or ``None``."""
+    return shutil.which("bwrap") or next(
+        (p for p in ("/usr/bin/bwrap", "/bin/bwrap") if os.access(p, os.X_OK)), None
+    )
+
+
+def _sandbox_backend() -> str | None:
+    """The bwrap path to use, ``None`` for the opted-in unsafe fallback; raise if neither."""
+    bwrap = _find_bwrap()
+    if bwrap is not None:
+        _probe_bwrap(bwrap)
+        return bwrap
+    if os.environ.get(UNSAFE_ENV_VAR) == "1":
+        _warn_unsafe_once()
+        return None
+    raise SandboxUnavailableError(INSTALL_HINT)
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_unsafe_once() -> None:
+    """Log, once per process, that programs run without isolation."""
+    logger.warning(
+        "%s=1 and bubblewrap is missing: model-written programs run WITHOUT isolation (rlimits "
+        "only; they can read host files and use the network%s). Install bubblewrap to sandbox "
+        "them.",
+        UNSAFE_ENV_VAR,
+        ", AS ROOT since the interpreter is private to root"
+        if os.geteuid() == 0 and not _world_executable(_interpreter())
+        else "",
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_bwrap(bwrap: str) -> None:
+    """Start one trivial sandbox (once per process); raise a clear error when bwrap cannot."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", prefix="nc-probe-") as program:
+        program.write("pass\n")
+        program.flush()
+        os.chmod(program.name, 0o644)
+        command = _bwrap_command(bwrap, program.name, SandboxLimits(), uid=-1)
+        proc = subprocess.run(command, input=b"", capture_output=True, timeout=30, env=SANDBOX_ENV)
+    if proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip()
+        raise SandboxUnavailableError(
+            f"bubblewrap ({bwrap}) is installed but cannot create a sandbox here: {detail!r}. "
+            "Unprivileged user namespaces may be disabled (e.g. Ubuntu's "
+            "kernel.apparmor_restrict_unprivileged_userns=1); run as root or allow them. "
+            + INSTALL_HINT
+        )
+
+
+# --- per-run unprivileged uid (root hosts only) --------------------------------------------------
+
+
+class _UidPool:
+    """Hands each concurrent run its own unprivileged uid, so RLIMIT_NPROC counts that run only."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_use: set[int] = set()
+
+    def acquire(self) -> int:
+        """Reserve the lowest free slot and return its uid."""
+        with self._lock:
+            slot = next(i for i in range(_UID_SLOTS + 1) if i not in self._in_use)
+            if slot == _UID_SLOTS:
+                raise RuntimeError(f"more than {_UID_SLOTS} concurrent sandboxes")
+            self._in_use.add(slot)
+        return _UID_BASE + (os.getpid() % 100_000) * _UID_SLOTS + slot
+
+    def release(self, uid: int) -> None:
+        """Free the slot of ``uid``."""
+        with self._lock:
+            self._in_use.discard((uid - _UID_BASE) % _UID_SLOTS)
+
+
+_UID_POOL = _UidPool()
+
+
+@contextmanager
+def _sandbox_uid(may_drop: bool = True) -> Iterator[int]:
+    """A fresh uid to drop to when running as root (and ``may_drop``), else -1 (no drop)."""
+    if os.geteuid() != 0 or not may_drop:
+        yield -1
+        return
+    uid = _UID_POOL.acquire()
+    try:
+        yield uid
+    finally:
+        _UID_POOL.release(uid)
+
+
+def _world_executable(path: str) -> bool:
+    """True when any user may execute ``path`` (every folder above it searchable by others)."""
+    folders = Path(path).parents
+    return os.stat(path).st_mode & 0o001 != 0 and all(os.stat(d).st_mode & 0o001 for d in folders)
+
+
+# --- building the command ------------------------------------------------------------------------
+
+
+def _interpreter() -> str:
+    """The base Python interpreter (a virtualenv's python lives outside the sandbox)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidate = Path(sys.base_prefix) / "bin" / version
+    return os.path.realpath(candidate if candidate.exists() else sys.executable)
+
+
+def _launcher_args(program: str, limits: SandboxLimits, uid: int, nproc: int) -> list[str]:
+    """``python -I -S -c LAUNCHER ...``: apply the rlimits, drop the uid, exec the program."""
+    python = _interpreter()
+    numbers = (
+        limits.cpu_seconds,
+        limits.memory_bytes,
+        limits.max_file_bytes,
+        limits.max_open_files,
+        nproc,
+        uid,
+    )
+    launcher = [python, "-I", "-S", "-c", _LAUNCHER, *map(str, numbers)]
+    return [*launcher, python, program, *PROGRAM_FLAGS]
+
+
+def _direct_command(program: str, limits: SandboxLimits, uid: int) -> list[str]:
+    """The unsafe fallback: the launcher alone, on the host.
+
+    RLIMIT_NPROC only when dropping to a per-run uid: for the host user it would count every
+    process that user runs.
+    """
+    return _launcher_args(program, limits, uid, limits.max_processes if uid >= 0 else -1)
+
+
+def _bwrap_command(bwrap: str, program: str, limits: SandboxLimits, uid: int) -> list[str]:
+    """The full bwrap command line running the launcher on ``program`` inside the container."""
+    return [
+        bwrap,
+        *_namespace_args(),
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        *[arg for key, value in SANDBOX_ENV.items() for arg in ("--setenv", key, value)],
+        *_filesystem_args(),
+        "--perms", "0755", "--dir", os.path.dirname(SANDBOX_PROGRAM_PATH),
+        "--ro-bind", program, SANDBOX_PROGRAM_PATH,
+        "--perms", "1777", "--size", str(limits.scratch_bytes), "--tmpfs", "/tmp",
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--remount-ro", "/dev",  # device nodes stay usable; no files in /dev or /dev/shm
+        "--remount-ro", "/",  # the root tmpfs: /tmp is the only writable place
+        "--chdir", "/tmp",
+        "--",
+        *_launcher_args(SANDBOX_PROGRAM_PATH, limits, uid, limits.max_processes),
+    ]  # fmt: skip
+
+
+def _namespace_args() -> list[str]:
+    """Namespaces and capabilities: see the module docstring for why root differs."""
+    if os.geteuid() != 0:
+        return ["--unshare-all"]  # user, pid, net, ipc, uts, cgroup; bwrap drops all caps
+    return [
+        "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+    ]  # fmt: skip
+
+
+def _filesystem_args() -> list[str]:
+    """Read-only system dirs (links kept as links) and the Python prefix at its own path."""
+    args: list[str] = []
+    for path in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    prefix = os.path.realpath(sys.base_prefix)
+    if prefix != "/usr" and not prefix.startswith("/usr/"):
+        for parent in reversed(Path(prefix).parents[:-1]):  # mount points readable by any uid
+            args += ["--perms", "0755", "--dir", str(parent)]
+        args += ["--ro-bind", prefix, prefix]
+    return args
+
+
+# --- running and collecting output ---------------------------------------------------------------
+
+
+def _execute(
+    command: list[str], cwd: str | None, stdin: bytes, limits: SandboxLimits, is_bwrap: bool
+) -> RunResult:
+    """Start ``command`` in its own session, exchange I/O within the limits, then kill its group."""
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=SANDBOX_ENV,
+        start_new_session=True,
+        close_fds=True,
+    )
+    try:
+        stdout, stderr, timed_out, truncated = _exchange(proc, stdin, limits)
+    finally:
+        _kill_and_reap(proc)
+    returncode = _normalise_returncode(proc.returncode, is_bwrap)
+    return RunResult(
+        stdout=stdout.decode("utf-8", "replace"),
+        stderr=stderr.decode("utf-8", "replace"),
+        returncode=returncode,
+        timed_out=timed_out,
+        output_truncated=truncated,
+        reason=_reason(returncode, timed_out, truncated),
+    )
+
+
+def _exchange(
+    proc: subprocess.Popen, stdin: bytes, limits: SandboxLimits
+) -> tuple[bytes, bytes, bool, bool]:
+    """Feed stdin and read stdout/stderr until EOF, the wall limit, or the output limit."""
+    assert proc.stdin and proc.stdout and proc.stderr
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + limits.wall_seconds
+    written, timed_out, truncated = 0, False, False
+    with selectors.DefaultSelector() as selector:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            os.set_blocking(pipe.fileno(), False)
+        selector.register(proc.stdout, selectors.EVENT_READ, (out, limits.max_output_bytes, True))
+        selector.register(proc.stderr, selectors.EVENT_READ, (err, _MAX_STDERR_BYTES, False))
+        if stdin:
+            selector.register(proc.stdin, selectors.EVENT_WRITE)
+        else:
+            proc.stdin.close()
+        while selector.get_map() and not truncated:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            events = selector.select(min(remaining, _EXIT_GRACE_SECONDS))
+            if not events and proc.poll() is not None:
+                break  # exited; only an escaped descendant (unsafe mode) could hold the pipes
+            for key, _ in events:
+                if key.fileobj is proc.stdin:
+                    written = _feed(selector, proc.stdin, stdin, written)
+                elif not _drain(selector, key):
+                    truncated = True
+    stdout, stderr = bytes(out[: limits.max_output_bytes]), bytes(err[:_MAX_STDERR_BYTES])
+    return stdout, stderr, timed_out, truncated
+
+
+def _feed(selector: selectors.BaseSelector, pipe, data: bytes, written: int) -> int:
+    """Write the next chunk of stdin; close it when done or when the program stopped reading."""
+    try:
+        written += os.write(pipe.fileno(), data[written : written + _WRITE_CHUNK])
+    except BlockingIOError:
+        return written
+    except (BrokenPipeError, OSError):
+        written = len(data)
+    if written >= len(data):
+        selector.unregister(pipe)
+        pipe.close()
+    return written
+
+
+def _drain(selector: selectors.BaseSelector, key: selectors.SelectorKey) -> bool:
+    """Read one chunk into the key's buffer; False when it went past a limit that fails the run."""
+    buffer, limit, fail_when_over = key.data
+    try:
+        chunk = os.read(key.fd, _READ_CHUNK)
+    except BlockingIOError:
+        return True
+    if not chunk:
+        selector.unregister(key.fileobj)
+        return True
+    buffer += chunk[: max(0, limit + 1 - len(buffer))]  # keep at most limit + 1 bytes
+    return not (fail_when_over and len(buffer) > limit)
+
+
+def _kill_and_reap(proc: subprocess.Popen) -> None:
+    """Kill everything the run started and return only once it is gone.
+
+    Killing bwrap's child (the PID namespace's init) makes the kernel kill every process in the
+    namespace and reap them all before that child's exit reaches bwrap, which then exits. Killing
+    bwrap first would leave the namespace to die asynchronously, after we return. The final process
+    group kill covers bwrap itself and, in the unsafe fallback, the program's own group.
+    """
+    if proc.poll() is None:
+        for child in _children(proc.pid):
+            _signal(child, os.kill)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    _signal(proc.pid, os.killpg)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None and not pipe.closed:
+            pipe.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        logger.error("sandboxed process %d did not die after SIGKILL", proc.pid)
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (empty when /proc cannot tell)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _signal(pid: int, kill) -> None:
+    """SIGKILL ``pid`` (a process or a group) with ``kill``, ignoring ones already gone."""
+    try:
+        kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _normalise_returncode(returncode: int | None, is_bwrap: bool) -> int | None:
+    """bwrap reports a child killed by signal N as 128 + N; map it to -N like subprocess."""
+    if is_bwrap and returncode is not None and 128 < returncode < 128 + 65:
+        return -(returncode - 128)
+    return returncode
+
+
+def _reason(returncode: int | None, timed_out: bool, truncated: bool) -> str | None:
+    """Why a run failed, in words; ``None`` when it exited 0 within every limit."""
+    if truncated:
+        return "output limit exceeded"
+    if timed_out:
+        return "wall-clock limit exceeded"
+    if returncode == -signal.SIGXCPU:
+        return "cpu time limit exceeded"
+    if returncode is not None and returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    if returncode:
+        return f"exit status {returncode}"
+    return None
