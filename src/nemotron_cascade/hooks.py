@@ -170,3 +170,32 @@ class StageTrackingHook:
         while mlflow.active_run() is not None:
             mlflow.end_run(status=status)
         self._parent = None
+
+
+class MissingUpstreamError(RuntimeError):
+    """A pipeline's input dataset does not exist yet; the message names who produces it."""
+
+
+class UpstreamCheckHook:
+    """Before a run, check that every free input of the pipeline exists, naming its producer.
+
+    ``kedro run --pipelines=sft`` on a fresh clone would otherwise fail deep inside a node; this
+    says which dataset is missing and which registered pipeline writes it.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        from kedro.framework.project import pipelines
+
+        missing = [name for name in sorted(pipeline.inputs())
+                   if not name.startswith("params:") and name != "parameters" and not catalog.exists(name)]
+        if not missing:
+            return
+        lines = []
+        for name in missing:
+            producers = [p for p, pipe in pipelines.items()
+                         if p not in ("__default__", "cascade") and name in pipe.all_outputs()]
+            hint = f"produced by pipeline {', '.join(producers)}" if producers else "not produced by any pipeline"
+            lines.append(f"  - {name} ({hint}; run `kedro run --pipelines={producers[0]}`)" if producers
+                         else f"  - {name} ({hint})")
+        raise MissingUpstreamError("missing upstream datasets for this run:\n" + "\n".join(lines))

@@ -2,9 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
-from nemotron_cascade.hooks import StageTrackingHook
+from nemotron_cascade.hooks import StageTrackingHook, UpstreamCheckHook
 
-HOOKS = (StageTrackingHook(),)
+# pluggy calls the last registered first: the upstream check runs before tracking opens a run
+HOOKS = (StageTrackingHook(), UpstreamCheckHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

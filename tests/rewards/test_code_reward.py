@@ -6,6 +6,7 @@ SandboxUnavailableError, which says how to install it.
 
 from __future__ import annotations
 
+import textwrap
 import time
 
 import pytest
@@ -66,6 +67,8 @@ REWARD_CASES = [
     ("runtime error after the right output", answer(GOOD + "raise SystemExit(1)\n"), 0.0),
     ("uncaught exception", answer("print(1 // 0)\n"), 0.0),
     ("exit(0) after the right output is a clean exit", answer(GOOD + "exit(0)\n"), 1.0),
+    ("main guard and a function", answer("def main():\n" + textwrap.indent(GOOD, "    ")
+                                          + "\nif __name__ == '__main__':\n    main()\n"), 1.0),
 ]  # fmt: skip
 
 

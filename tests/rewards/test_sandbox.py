@@ -343,11 +343,20 @@ def test_killing_the_parent_does_not_reach_the_host() -> None:
         bystander.wait()
 
 
-def test_program_path_and_hash_seed() -> None:
-    """The program's folder is not on sys.path, and str hashes are reproducible across runs."""
-    program = "import sys\nprint('/sandbox' in sys.path)\nprint(hash('nemotron'))\n"
+def test_program_runs_as_main_with_the_standard_library_only() -> None:
+    """``__main__``, argv and exit() as in a script; no site-packages or script folder on sys.path;
+    str hashes reproducible across runs (PYTHONHASHSEED=0)."""
+    program = (
+        "import json, sys\n"
+        "if __name__ == '__main__':\n"
+        "    print(json.dumps([sys.argv, __file__, sys.path, hash('nemotron')]))\n"
+        "    exit(0)\n"
+    )
     first, second = run_program(program, "", FAST), run_program(program, "", FAST)
-    assert first.stdout.split()[0] == "False"
+    assert first.ok, first.stderr
+    argv, file, path, _ = json.loads(first.stdout)
+    assert argv == [file] == [sandbox.SANDBOX_PROGRAM_PATH]
+    assert not [p for p in path if "site-packages" in p or p in ("", "/sandbox")]
     assert first.stdout == second.stdout
 
 

@@ -96,16 +96,34 @@ def _math_task(r: random.Random) -> dict:
         if r.random() < 0.5 and value < 90:
             b = r.randint(2, min(39, 99 - value))
             story.append(r.choice([f"Then {name} finds {b} more.", f"A friend gives {name} {b} more."]))
-            lines.append(f"{value} + {b} = {value + b}")
+            lines.append(column_add(value, b))
             value += b
         else:
             b = r.randint(1, max(1, value - 1))
             story.append(r.choice([f"Then {name} gives away {b}.", f"Then {name} loses {b}."]))
-            lines.append(f"{value} - {b} = {value - b}")
+            lines.append(column_sub(value, b))
             value -= b
     question = " ".join(story) + f" How many {item} does {name} have now?"
     key = "|".join(lines)
     return {"prompt": question, "answer": str(value), "steps": lines, "key": key}
+
+
+def column_add(a: int, b: int) -> str:
+    """Column addition of two numbers below 100, digit by digit, as a worked trace line."""
+    u = a % 10 + b % 10
+    carry = u // 10
+    units = f"{a % 10} + {b % 10} = {u}" + (", carry 1" if carry else "")
+    tens = f"{a // 10} + {b // 10}" + (" + 1" if carry else "") + f" = {a // 10 + b // 10 + carry}"
+    return f"{a} + {b}: {units}; {tens}; so {a + b}"
+
+
+def column_sub(a: int, b: int) -> str:
+    """Column subtraction (a >= b, both below 100) with borrowing, as a worked trace line."""
+    borrow = a % 10 < b % 10
+    units = (f"{a % 10} < {b % 10}, borrow, {a % 10 + 10} - {b % 10} = {a % 10 + 10 - b % 10}" if borrow
+             else f"{a % 10} - {b % 10} = {a % 10 - b % 10}")
+    tens = f"{a // 10} - {b // 10}" + (" - 1" if borrow else "") + f" = {a // 10 - b // 10 - borrow}"
+    return f"{a} - {b}: {units}; {tens}; so {a - b}"
 
 
 def _math_response(row: dict, thinking: bool) -> str:
@@ -236,6 +254,8 @@ _IF_CONSTRAINTS: dict[str, tuple[Callable[[dict], str], Callable[[random.Random]
                                                                     "garden", "winter"], 2))}),
 }
 _IF_CONFLICTS = [{"change_case:english_lowercase", "change_case:english_capital"},
+                 {"detectable_format:number_bullet_lists", "detectable_format:number_highlighted_sections"},
+                 {"detectable_format:number_bullet_lists", "startend:quotation"},
                  {"startend:quotation", "startend:end_checker"},
                  {"startend:quotation", "detectable_content:postscript"},
                  {"startend:end_checker", "detectable_content:postscript"},
@@ -271,13 +291,8 @@ def _if_answer(row: dict, world_seed: int = 0) -> str:
     else:
         body = " ".join(facts[:2])
     if "detectable_format:number_highlighted_sections" in cons:
-        lines = body.split("\n")
-        for i in range(min(len(lines), cons["detectable_format:number_highlighted_sections"]["num_highlights"])):
-            head = "* " if lines[i].startswith("* ") else ""
-            lines[i] = f"{head}*{lines[i][len(head):]}*"
-        body = "\n".join(lines) if len(lines) > 1 else body
-        if len(lines) == 1 and cons["detectable_format:number_highlighted_sections"]["num_highlights"] > 1:
-            body = " ".join(f"*{f}*" for f in facts[:2])
+        n = cons["detectable_format:number_highlighted_sections"]["num_highlights"]
+        body = " ".join(f"*{f}*" if i < n else f for i, f in enumerate(facts[:max(2, n)]))
     if "keywords:existence" in cons:
         body += "\n" + " ".join(f"I think of {w}." for w in cons["keywords:existence"]["keywords"])
     if "punctuation:no_comma" in cons:

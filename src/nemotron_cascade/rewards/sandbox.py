@@ -8,7 +8,8 @@ program never sees the project, the virtualenv, ``/root`` or the host's environm
 every process it starts dies with the PID namespace when the main program exits or is killed.
 
 Inside the container a tiny launcher applies the rlimits (CPU seconds, address space, file size,
-open files, processes, no core dumps) and then ``exec``s the program. ``RLIMIT_NPROC`` never binds
+open files, processes, no core dumps) and then runs the program as ``__main__`` in the same
+interpreter, which sees the standard library only. ``RLIMIT_NPROC`` never binds
 uid 0 and counts per user (see FACTS), so it needs care to cap fork floods at ``max_processes``:
 
 * host process is root: bwrap runs without a user namespace and keeps only ``CAP_SETUID`` and
@@ -60,10 +61,11 @@ SANDBOX_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONHASHSEED": "0",
 }
-# -s: no user site-packages; -P: the script's folder is not put on sys.path; -B: no .pyc files.
-# Not -I/-E, which would ignore PYTHONHASHSEED (the environment is ours anyway), and not -S,
-# which would remove the exit()/quit() builtins that contest programs use.
-PROGRAM_FLAGS = ("-s", "-P", "-B")
+# The interpreter runs the launcher, which then runs the program in the same process:
+# -S: no site-packages at all (only the standard library, whatever the host installed; and no .pth
+# code, which costs tens of milliseconds per run); -s: no user site; -P: no script folder or cwd on
+# sys.path; -B: no .pyc files. Not -I/-E, which would ignore PYTHONHASHSEED (the environment is ours).
+INTERPRETER_FLAGS = ("-S", "-s", "-P", "-B")
 _MAX_STDERR_BYTES = 64 * 1024
 _READ_CHUNK = 64 * 1024
 _WRITE_CHUNK = 64 * 1024
@@ -71,12 +73,12 @@ _EXIT_GRACE_SECONDS = 0.1
 _UID_BASE = 1_500_000_000  # far above any real account
 _UID_SLOTS = 1_000
 
-# The launcher runs inside the container: rlimits, then the uid drop (root only), then exec.
+# The launcher runs inside the container: rlimits, then the uid drop (root only), then the program
+# as ``__main__`` in the same interpreter (exit()/quit() restored, as -S leaves them out).
 # A negative nproc leaves RLIMIT_NPROC alone; a negative uid keeps the current uid.
 _LAUNCHER = r"""
-import os, resource, sys
+import os, resource, site, sys
 cpu, mem, fsize, nofile, nproc, uid = map(int, sys.argv[1:7])
-python, program = sys.argv[7], sys.argv[8]
 limits = [(resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_CPU, cpu, cpu + 1),
           (resource.RLIMIT_AS, mem, mem), (resource.RLIMIT_FSIZE, fsize, fsize),
           (resource.RLIMIT_NOFILE, nofile, nofile)]
@@ -88,7 +90,17 @@ if uid >= 0:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-os.execv(python, [python, *sys.argv[9:], program])
+site.setquit()
+def _run(program):
+    with open(program, encoding="utf-8") as source:
+        code = compile(source.read(), program, "exec")
+    sys.argv[:] = [program]
+    main = sys.modules["__main__"].__dict__
+    keep = {k: main[k] for k in ("__name__", "__builtins__", "__loader__", "__spec__") if k in main}
+    main.clear()
+    main.update(keep, __file__=program, __doc__=None, __package__=None)
+    exec(code, main)
+_run(sys.argv[7])
 """
 
 
@@ -271,7 +283,7 @@ def _interpreter() -> str:
 
 
 def _launcher_args(program: str, limits: SandboxLimits, uid: int, nproc: int) -> list[str]:
-    """``python -I -S -c LAUNCHER ...``: apply the rlimits, drop the uid, exec the program."""
+    """``python -S ... -c LAUNCHER ...``: apply the rlimits, drop the uid, run the program."""
     python = _interpreter()
     numbers = (
         limits.cpu_seconds,
@@ -281,8 +293,7 @@ def _launcher_args(program: str, limits: SandboxLimits, uid: int, nproc: int) ->
         nproc,
         uid,
     )
-    launcher = [python, "-I", "-S", "-c", _LAUNCHER, *map(str, numbers)]
-    return [*launcher, python, program, *PROGRAM_FLAGS]
+    return [python, *INTERPRETER_FLAGS, "-c", _LAUNCHER, *map(str, numbers), program]
 
 
 def _direct_command(program: str, limits: SandboxLimits, uid: int) -> list[str]:
@@ -398,7 +409,7 @@ def _exchange(
                 timed_out = True
                 break
             events = selector.select(min(remaining, _EXIT_GRACE_SECONDS))
-            if not events and proc.poll() is not None:
+            if not events and _has_exited(proc):
                 break  # exited; only an escaped descendant (unsafe mode) could hold the pipes
             for key, _ in events:
                 if key.fileobj is proc.stdin:
@@ -442,16 +453,14 @@ def _kill_and_reap(proc: subprocess.Popen) -> None:
 
     Killing bwrap's child (the PID namespace's init) makes the kernel kill every process in the
     namespace and reap them all before that child's exit reaches bwrap, which then exits. Killing
-    bwrap first would leave the namespace to die asynchronously, after we return. The final process
-    group kill covers bwrap itself and, in the unsafe fallback, the program's own group.
+    bwrap first would leave the namespace to die asynchronously, after we return. The process
+    group kill covers bwrap itself and, in the unsafe fallback, the program's own group; it happens
+    before bwrap is reaped, so its pid (the group id) cannot have been reused.
     """
-    if proc.poll() is None:
+    if not _has_exited(proc):
         for child in _children(proc.pid):
             _signal(child, os.kill)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        _has_exited(proc, wait_seconds=5.0)
     _signal(proc.pid, os.killpg)
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None and not pipe.closed:
@@ -460,6 +469,19 @@ def _kill_and_reap(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         logger.error("sandboxed process %d did not die after SIGKILL", proc.pid)
+
+
+def _has_exited(proc: subprocess.Popen, wait_seconds: float = 0.0) -> bool:
+    """Whether ``proc`` has exited (waiting up to ``wait_seconds``), without reaping it."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            status = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return True  # already reaped
+        if status is not None or time.monotonic() >= deadline:
+            return status is not None
+        time.sleep(0.002)
 
 
 def _children(pid: int) -> list[int]:

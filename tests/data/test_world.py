@@ -1,0 +1,55 @@
+"""The embedded world: deterministic, disjoint splits, and a teacher the verifiers accept."""
+
+import pytest
+
+from nemotron_cascade.data import world
+from nemotron_cascade.rewards.registry import get_reward
+
+VERIFIED = ["math", "code", "science", "instruction_following", "tool_calling", "swe"]
+
+
+@pytest.mark.parametrize("domain", world.DOMAINS)
+def test_generation_is_deterministic(domain):
+    assert world.generate_tasks(domain, "sft", 15, 3) == world.generate_tasks(domain, "sft", 15, 3)
+
+
+@pytest.mark.parametrize("domain", world.DOMAINS)
+def test_splits_are_disjoint_by_problem(domain):
+    ids = {s: {r["id"] for r in world.generate_tasks(domain, s, 60, 0)} for s in world.SPLITS}
+    assert not ids["sft"] & ids["bench"] and not ids["rl"] & ids["bench"] and not ids["sft"] & ids["rl"]
+
+
+def test_instruction_following_benchmark_holds_unseen_constraint_combinations():
+    def combos(split):
+        return {str((r["instruction_id_list"], r["kwargs"])) for r in world.generate_tasks(
+            "instruction_following", split, 400, 0)}
+    assert not combos("bench") & combos("sft")
+
+
+@pytest.mark.parametrize("domain", VERIFIED)
+@pytest.mark.parametrize("thinking", [True, False])
+def test_oracle_teacher_scores_full_marks_with_the_verifiers(domain, thinking):
+    rows = world.generate_tasks(domain, "sft", 25, 0)
+    responses = [world.oracle_response(r, thinking) for r in rows]
+    assert get_reward(domain)(responses, rows) == [1.0] * len(rows)
+
+
+def test_preference_quality_ranks_chosen_above_rejected_for_every_flaw():
+    rows = world.generate_tasks("general", "sft", 200, 0)
+    flaws = {r["flaw"] for r in rows}
+    assert flaws == {"repetitive", "wrong", "verbose", "evasive"}
+    for r in rows:
+        chosen, rejected = world.preference_quality(r["chosen"], r["topic"]), world.preference_quality(
+            r["rejected"], r["topic"])
+        assert chosen == 1.0 and rejected < 0.6, (r["flaw"], r["rejected"])
+
+
+def test_preference_is_not_a_length_tell():
+    rows = world.generate_tasks("general", "sft", 300, 0)
+    shorter_rejected = [r for r in rows if len(r["rejected"]) <= len(r["chosen"])]
+    assert 0.2 < len(shorter_rejected) / len(rows) < 0.8
+
+
+def test_unknown_domain_is_named():
+    with pytest.raises(KeyError, match="poetry"):
+        world.generate_tasks("poetry", "sft", 1, 0)
