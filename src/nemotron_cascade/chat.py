@@ -161,10 +161,19 @@ class ParsedResponse:
 
 
 def split_response(text: str) -> ParsedResponse:
-    """Split a model response into thinking and final answer."""
+    """Split a model response into thinking and final answer.
+
+    The answer is the text after the last ``</think>``; a ``</think>`` without an opener still
+    closes a block (templates may put ``<think>`` in the prompt); a ``<think>`` that opens again
+    after the last close, or never closes, leaves no answer.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"response must be a str, got {type(text).__name__}")
     if THINK_CLOSE in text:
         head, _, tail = text.rpartition(THINK_CLOSE)
         thinking = head.split(THINK_OPEN, 1)[-1].strip()
+        if THINK_OPEN in tail:
+            return ParsedResponse(thinking=thinking, answer=None, status="unclosed")
         return ParsedResponse(thinking=thinking, answer=tail.strip(), status="thinking")
     if THINK_OPEN in text:
         return ParsedResponse(thinking=text.split(THINK_OPEN, 1)[1].strip(), answer=None, status="unclosed")

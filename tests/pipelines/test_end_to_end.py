@@ -20,6 +20,7 @@ def project(tmp_path_factory):
     shutil.copy(ROOT / "pyproject.toml", dst)
     shutil.copytree(ROOT / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials*"))
     (dst / "data").mkdir()
+    (dst / "src").mkdir()  # kedro wants the source dir; the package itself is installed
     return dst
 
 
@@ -55,7 +56,7 @@ def test_curation_then_sft_stage_by_stage(project):
 
     # every checkpoint is versioned and records the one it was trained from
     (stage2,) = (project / "data/06_models/sft.stage2").iterdir()
-    lineage = json.loads((stage2 / "sft.stage2.policy/lineage.json").read_text())
+    lineage = json.loads((stage2 / "sft.stage2" / "lineage.json").read_text())
     (stage1,) = (project / "data/06_models/sft.stage1").iterdir()
     assert lineage["parent"]["version"] == stage1.name and lineage["stage"] == "sft"
     assert not list((project / "data/06_models/_resume").glob("*/state.pt"))

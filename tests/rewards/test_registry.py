@@ -47,8 +47,8 @@ BATCH_CASES = [
         "swe",
         [f"```diff\n{PATCH}```", "I would change a to 2.", "<think>unclosed"],
         [{"gold_patch": PATCH}] * 3,
-        [1.0, -1.0, 0.0],
-        "patch read from the response; prose is -1; unclosed think is 0",
+        [1.0, -1.0, -1.0],
+        "patch read from the response; prose is -1; unclosed think is -1 (no usable patch)",
     ),
 ]
 

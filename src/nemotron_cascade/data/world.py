@@ -196,29 +196,47 @@ def _code_response(row: dict, thinking: bool) -> str:
 
 # --------------------------------------------------------------------------------------------
 # science: physics multiple choice
-_LAWS = [  # (question template, symbol line, unit)
+_PRODUCT_LAWS = [  # (question template, formula, unit): answer a * b with single digits
     ("A cart of mass {a} kg speeds up at {b} m/s2. What force acts on it?", "F = m * a", "N"),
     ("A bike moves at {a} m/s for {b} s. How far does it go?", "d = v * t", "m"),
     ("A lamp uses {a} V and draws {b} A. What is its power?", "P = V * I", "W"),
     ("A force of {a} N pushes a box {b} m. How much work is done?", "W = F * d", "J"),
     ("A ball of mass {a} kg moves at {b} m/s. What is its momentum?", "p = m * v", "kg m/s"),
 ]
+_SUM_LAWS = [  # answer a + b or a - b with two-digit numbers, worked in columns
+    ("Two carts of {a} kg and {b} kg are joined. What is their total mass?", "m = m1 + m2", "kg", 1),
+    ("A train goes {a} km and then {b} km more. How far does it go?", "d = d1 + d2", "km", 1),
+    ("A pull of {a} N to the right and {b} N to the left act on a box. What is the net force?",
+     "F = F1 - F2", "N", -1),
+]
 LETTERS = "ABCD"
 
 
 def _science_task(r: random.Random) -> dict:
-    law = r.randrange(len(_LAWS))
-    template, formula, unit = _LAWS[law]
-    a, b = r.randint(2, 12), r.randint(2, 9)
-    right = a * b
-    wrong = list({a + b, right + a, right - b, a * (b + 1), right + 10} - {right})
+    if r.random() < 0.5:
+        law = r.randrange(len(_PRODUCT_LAWS))
+        template, formula, unit = _PRODUCT_LAWS[law]
+        a, b = r.randint(2, 9), r.randint(2, 9)
+        right, work = a * b, f"{a} * {b} = {a * b}"
+        wrong = {a + b, right + a, right - b, a * (b + 1), right + 10}
+    else:
+        law = len(_PRODUCT_LAWS) + r.randrange(len(_SUM_LAWS))
+        template, formula, unit, sign = _SUM_LAWS[law - len(_PRODUCT_LAWS)]
+        if sign > 0:
+            a, b = r.randint(10, 59), r.randint(10, 39)
+            right, work = a + b, column_add(a, b)
+        else:
+            a, b = r.randint(20, 89), r.randint(10, 19)
+            right, work = a - b, column_sub(a, b)
+        wrong = {right + 10, right - 10, right + 1, right - 1, right + 11}
+    wrong = sorted(wrong - {right})
     r.shuffle(wrong)
     options = [right] + wrong[:3]
     r.shuffle(options)
     letter = LETTERS[options.index(right)]
     choices = "\n".join(f"{LETTERS[i]}) {v} {unit}" for i, v in enumerate(options))
     prompt = f"{template.format(a=a, b=b)}\n{choices}\nAnswer with the letter."
-    trace = f"{formula} = {a} * {b} = {right} {unit}\nThat is option {letter}."
+    trace = f"{formula}\n{work}\n{LETTERS[options.index(right)]}) {right} {unit} is the answer."
     return {"prompt": prompt, "answer": letter, "choices": [f"{v} {unit}" for v in options],
             "trace": trace, "key": f"{law}|{a}|{b}"}
 

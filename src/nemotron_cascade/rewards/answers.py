@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+from nemotron_cascade.chat import split_response
+
+
+
 
 _BOXED = re.compile(r"\\boxed\s*\{")
 # A fence opens at the start of a line (``` plus an optional info string) and closes on a line of its own.
@@ -27,15 +29,7 @@ _FENCE = re.compile(
 
 def final_answer(response: str) -> str | None:
     """The text a verifier judges: after the last ``</think>``, or all of it; ``None`` if unclosed."""
-    if not isinstance(response, str):
-        raise TypeError(f"response must be a str, got {type(response).__name__}")
-    close = response.rfind(THINK_CLOSE)
-    if close >= 0:
-        tail = response[close + len(THINK_CLOSE):]
-        return None if THINK_OPEN in tail else tail.strip()
-    if THINK_OPEN in response:
-        return None
-    return response.strip()
+    return split_response(response).answer
 
 
 def _closing_brace(text: str, open_index: int) -> int:

@@ -15,12 +15,11 @@ import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
+from nemotron_cascade.rewards.answers import final_answer
 from nemotron_cascade.rewards.sandbox import SandboxLimits, run_program
 
 logger = logging.getLogger(__name__)
 
-_THINK_OPEN = "<think>"
-_THINK_CLOSE = "</think>"
 _PYTHON_TAGS = frozenset({"python", "py", "python3"})
 # A fence opens at a line start (``` and an optional info string) and closes on a line of its own.
 _FENCE = re.compile(
@@ -61,7 +60,7 @@ def batch_code_reward(
 
 def extract_program(response: str) -> str | None:
     """The final answer's last ```python (or ```py) block, else its last bare ``` block."""
-    answer = _final_answer(response)
+    answer = final_answer(response)
     if answer is None:
         return None
     blocks = [(m["tag"].lower(), m["body"]) for m in _FENCE.finditer(answer)]
@@ -74,16 +73,6 @@ def extract_program(response: str) -> str | None:
 def outputs_match(actual: str, expected: str) -> bool:
     """Line-by-line equality after trimming trailing whitespace; line counts must agree."""
     return _normalise_lines(actual) == _normalise_lines(expected)
-
-
-def _final_answer(response: str) -> str | None:
-    """Text after the last ``</think>``, the whole text without think tags, ``None`` if unclosed."""
-    last_open, last_close = response.rfind(_THINK_OPEN), response.rfind(_THINK_CLOSE)
-    if last_open > last_close:
-        return None  # a think block opens and never closes
-    if last_close >= 0:
-        return response[last_close + len(_THINK_CLOSE) :]
-    return response
 
 
 def _normalise_lines(text: str) -> list[str]:

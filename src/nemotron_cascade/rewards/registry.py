@@ -114,7 +114,7 @@ def tool_calling_batch(responses: Sequence[str], rows: Sequence[Mapping[str, Any
 
 @register("swe")
 def swe_batch(responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
-    """The response's patch against ``row["gold_patch"]`` (lexical judge); an unclosed think earns 0."""
+    """The response's patch against ``row["gold_patch"]`` (lexical judge); an unclosed think earns -1."""
     from nemotron_cascade.rewards.swe import extract_patch, swe_reward
 
     _check_lengths("swe", responses, rows)
@@ -122,7 +122,9 @@ def swe_batch(responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> li
     rewards = []
     for response, gold in zip(responses, golds):
         patch = extract_patch(response)
-        rewards.append(0.0 if patch is None else swe_reward(patch, gold))
+        # no final answer (unclosed think) is as unusable as an unparsable patch: -1, so that
+        # never closing the think block cannot beat a broken attempt
+        rewards.append(-1.0 if patch is None else swe_reward(patch, gold))
     return rewards
 
 
