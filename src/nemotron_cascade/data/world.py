@@ -234,9 +234,11 @@ def _science_task(r: random.Random) -> dict:
     options = [right] + wrong[:3]
     r.shuffle(options)
     letter = LETTERS[options.index(right)]
-    choices = "\n".join(f"{LETTERS[i]}) {v} {unit}" for i, v in enumerate(options))
-    prompt = f"{template.format(a=a, b=b)}\n{choices}\nAnswer with the letter."
-    trace = f"{formula}\n{work}\n{LETTERS[options.index(right)]}) {right} {unit} is the answer."
+    # the value comes before its letter ("48 N (B)"), so reading the letter off the options is
+    # copying what follows a match — what attention learns first — rather than looking behind it
+    choices = "\n".join(f"{v} {unit} ({LETTERS[i]})" for i, v in enumerate(options))
+    prompt = f"{template.format(a=a, b=b)}\nOptions:\n{choices}\nAnswer with the letter."
+    trace = f"{formula}\n{work}\n{right} {unit} ({letter}) is the answer."
     return {"prompt": prompt, "answer": letter, "choices": [f"{v} {unit}" for v in options],
             "trace": trace, "key": f"{law}|{a}|{b}"}
 
