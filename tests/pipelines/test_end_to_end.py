@@ -25,7 +25,7 @@ def project(tmp_path_factory):
 
 
 def kedro(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "2", "COLUMNS": "2000"}
     kedro_bin = Path(sys.executable).parent / "kedro"
     proc = subprocess.run([str(kedro_bin), "run", "--env", "test", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -79,3 +79,17 @@ def test_mlflow_has_a_parent_run_and_one_child_per_stage(project):
     assert stage2["read.sft.stage1.policy"] and stage2["wrote.sft.stage2.policy"]
     metrics = {k for (k,) in db.execute("select distinct key from metrics")}
     assert {"train/loss", "eval/math", "eval/code", "eval/swe", "data/packing_efficiency"} <= metrics
+
+
+@pytest.mark.slow
+def test_a_malformed_raw_row_stops_the_run_naming_file_row_and_field(project):
+    raw = project / "data/01_raw/tasks/math.jsonl"
+    lines = raw.read_text().splitlines()
+    row = json.loads(lines[2])
+    del row["answer"]
+    lines[2] = json.dumps(row)
+    raw.write_text("\n".join(lines) + "\n")
+    proc = kedro(project, "--pipelines", "data_curation", "--from-nodes", "split_tasks", check=False)
+    out = " ".join((proc.stdout + proc.stderr).split())  # rich wraps long lines
+    assert proc.returncode != 0
+    assert "math.jsonl: row 3: missing field 'answer'" in out.replace("│ ", "").replace(" │", "")

@@ -27,7 +27,10 @@ class HFGenerator:
         torch.manual_seed(params.seed)
         was_training = self.model.training
         self.model.eval()
-        for start in range(0, len(order), self.batch_size):
+        from tqdm.auto import tqdm
+
+        starts = range(0, len(order), self.batch_size)
+        for start in tqdm(starts, desc="generate", leave=False, disable=len(starts) < 2):
             chunk = order[start:start + self.batch_size]
             for k, c in zip(chunk, self._generate_batch([expanded[k][1] for k in chunk], params)):
                 results[k] = c
