@@ -425,7 +425,7 @@ def _tool_task(r: random.Random) -> dict:
         ask, args = f"Wake me up at {hour}:{minute:02d}.", {"hour": hour, "minute": minute}
     else:
         ask, args = f"Book me a flight from {city} to {city2}.", {"origin": city, "destination": city2}
-    others = r.sample([t for t in TOOLS if t != name], 2)
+    others = r.sample([t for t in TOOLS if t != name], 1)
     tools = [TOOLS[t] for t in sorted([name, *others])]
     return {"prompt": ask, "tools": tools, "expected_calls": [{"name": name, "arguments": args}],
             "key": json.dumps([name, args], sort_keys=True)}
@@ -434,7 +434,11 @@ def _tool_task(r: random.Random) -> dict:
 def _tool_response(row: dict, thinking: bool) -> str:
     call = row["expected_calls"][0]
     answer = chat.format_tool_call(call["name"], call["arguments"])
-    return chat.thinking_response(f"I should call {call['name']}.", answer) if thinking else answer
+    # the trace names the tool and restates each argument next to its key, in the JSON's own
+    # tokens, so the call itself is a short-range copy of the trace
+    args = ", ".join(f'"{k}": {json.dumps(v)}' for k, v in call["arguments"].items())
+    trace = f'I should call "{call["name"]}" with {args}.'
+    return chat.thinking_response(trace, answer) if thinking else answer
 
 
 # --------------------------------------------------------------------------------------------
