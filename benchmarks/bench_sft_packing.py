@@ -71,7 +71,7 @@ def main() -> None:
     }
     cfg = models.TinyModelConfig()
     print(f"{len(toks)} samples, mean {mean_len:.0f} tokens, block {args.block}, ~{args.tokens_per_step} real tokens/step")
-    print(f"| arm | steps | seconds | samples/s | tokens/s | real tokens/s | non-padding share |")
+    print("| arm | steps | seconds | samples/s | tokens/s | real tokens/s | non-padding share |")
     print("|---|---|---|---|---|---|---|")
     for name, batches in arms.items():
         model = models.build_tiny_model(tok, cfg)

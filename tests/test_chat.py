@@ -70,11 +70,11 @@ def test_split_response(name, text, thinking, answer, status):
 
 CALLS = [
     ("one valid call", chat.format_tool_call("f", {"x": 1}), [("f", {"x": 1}, None)]),
-    ("invalid json named", "<tool_call>\n{\"name\": f}\n</tool_call>", [(None, None, "invalid JSON")]),
-    ("missing name", "<tool_call>{\"arguments\": {}}</tool_call>", [(None, None, "string field 'name'")]),
+    ("invalid json named", "<tool_call>\n{\"name\": f}\n</tool_call>", [(None, None, "malformed JSON")]),
+    ("missing name", "<tool_call>{\"arguments\": {}}</tool_call>", [(None, None, "string 'name'")]),
     ("arguments not an object", "<tool_call>{\"name\": \"f\", \"arguments\": 3}</tool_call>",
      [("f", None, "must be a JSON object")]),
-    ("unclosed tag", "<tool_call>{\"name\": \"f\"}", [(None, None, "unclosed")]),
+    ("unclosed tag", "<tool_call>{\"name\": \"f\"}", [(None, None, "unterminated")]),
     ("call inside thinking is ignored", "<think><tool_call>{\"name\": \"f\"}</tool_call></think>ok", []),
     ("two calls in order", chat.format_tool_call("a", {}) + chat.format_tool_call("b", {}),
      [("a", {}, None), ("b", {}, None)]),
@@ -82,12 +82,12 @@ CALLS = [
 
 
 @pytest.mark.parametrize("name,text,expected", CALLS, ids=[c[0] for c in CALLS])
-def test_extract_tool_calls(name, text, expected):
-    calls = chat.extract_tool_calls(text)
+def test_parse_tool_calls(name, text, expected):
+    calls = chat.parse_tool_calls(text)
     assert len(calls) == len(expected)
     for call, (fn, args, err) in zip(calls, expected):
-        assert (call.name, call.arguments) == (fn, args)
-        assert (call.error is None) if err is None else (err in call.error)
+        assert (call["name"], call["arguments"]) == (fn, args)
+        assert call["valid"] if err is None else (not call["valid"] and err in call["error"])
 
 
 @pytest.mark.parametrize("messages,field", [

@@ -20,6 +20,7 @@ a test keeps them identical.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -185,38 +186,44 @@ def final_answer(text: str) -> str | None:
     return split_response(text).answer
 
 
-@dataclass(frozen=True)
-class ToolCall:
-    """One parsed ``<tool_call>`` block; ``error`` says why it is invalid (``None`` when valid)."""
-
-    name: str | None
-    arguments: dict | None
-    raw: str
-    error: str | None = None
+_TOOL_BLOCK = re.compile(re.escape(TOOL_CALL_OPEN) + r"(.*?)(?:" + re.escape(TOOL_CALL_CLOSE) + r"|$)", re.DOTALL)
 
 
-def extract_tool_calls(text: str) -> list[ToolCall]:
-    """Extract the tool calls of a response's final answer, keeping malformed ones with a reason."""
-    answer = final_answer(text) or ""
-    calls, rest = [], answer
-    while TOOL_CALL_OPEN in rest:
-        rest = rest.split(TOOL_CALL_OPEN, 1)[1]
-        if TOOL_CALL_CLOSE not in rest:
-            calls.append(ToolCall(None, None, rest.strip(), "unclosed <tool_call>"))
-            break
-        raw, rest = rest.split(TOOL_CALL_CLOSE, 1)
-        calls.append(_parse_call(raw.strip()))
-    return calls
+def _call_record(raw: str, name: Any = None, arguments: Any = None, error: str | None = None) -> dict:
+    """One parsed call; ``valid`` iff there is no error."""
+    return {"name": name, "arguments": arguments, "valid": error is None, "raw": raw, "error": error}
 
 
-def _parse_call(raw: str) -> ToolCall:
+def _parse_call_block(raw: str, closed: bool) -> dict:
+    """A record for the text between ``<tool_call>`` and ``</tool_call>``."""
+    if not closed:
+        return _call_record(raw, error="unterminated <tool_call> block")
     try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return ToolCall(None, None, raw, f"invalid JSON: {exc.msg} at char {exc.pos}")
-    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-        return ToolCall(None, None, raw, "a tool call needs a string field 'name'")
-    args = obj.get("arguments", {})
-    if not isinstance(args, dict):
-        return ToolCall(obj["name"], None, raw, "field 'arguments' must be a JSON object")
-    return ToolCall(obj["name"], args, raw)
+        call = json.loads(raw)
+    except ValueError as error:
+        return _call_record(raw, error=f"malformed JSON: {error}")
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        return _call_record(raw, error="a call must be a JSON object with a string 'name'")
+    arguments = call.get("arguments", {})
+    if isinstance(arguments, str):  # OpenAI-style JSON-encoded arguments
+        try:
+            arguments = json.loads(arguments)
+        except ValueError as error:
+            return _call_record(raw, call["name"], error=f"arguments string is not JSON: {error}")
+    if not isinstance(arguments, dict):
+        return _call_record(raw, call["name"], error="'arguments' must be a JSON object")
+    return _call_record(raw, call["name"], arguments)
+
+
+def parse_tool_calls(text: str) -> list[dict]:
+    """Every ``<tool_call>`` block of the final answer, in order, as a record.
+
+    A record is ``{"name", "arguments", "valid", "raw", "error"}``; a malformed block (bad JSON, no
+    string ``name``, ``arguments`` not an object, unterminated) is kept with ``valid=False`` and the
+    reason in ``error``. Nothing raises. Calls inside the thinking are not calls.
+    """
+    answer = final_answer(text)
+    if answer is None:
+        return []
+    return [_parse_call_block(m.group(1).strip(), m.group(0).endswith(TOOL_CALL_CLOSE))
+            for m in _TOOL_BLOCK.finditer(answer)]

@@ -1,6 +1,6 @@
 """Tool-calling reward: the calls in ``<tool_call>...</tool_call>`` blocks must match exactly.
 
-``parse_tool_calls(text)`` reads every block of the final answer into a record
+``parse_tool_calls(text)`` (from :mod:`nemotron_cascade.chat`, re-exported here) reads every block of the final answer into a record
 ``{"name", "arguments", "valid", "raw", "error"}``; a block that is not a JSON object with a string
 ``name`` and an object ``arguments`` (a JSON-encoded string of an object is accepted, as OpenAI
 writes it) is recorded with ``valid=False`` — nothing raises. An unterminated block is invalid too.
@@ -12,58 +12,13 @@ matter, ``1 == 1.0``, but ``1 != "1"`` and ``true != 1``.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from typing import Any, Sequence
 
+from nemotron_cascade.chat import parse_tool_calls
 from nemotron_cascade.rewards.answers import final_answer
 
 logger = logging.getLogger(__name__)
-
-TOOL_CALL_OPEN = "<tool_call>"
-TOOL_CALL_CLOSE = "</tool_call>"
-
-_BLOCK = re.compile(re.escape(TOOL_CALL_OPEN) + r"(.*?)(?:" + re.escape(TOOL_CALL_CLOSE) + r"|$)", re.DOTALL)
-
-
-def _record(raw: str, name: Any = None, arguments: Any = None, error: str | None = None) -> dict:
-    """One parsed call; ``valid`` iff there is no error."""
-    return {"name": name, "arguments": arguments, "valid": error is None, "raw": raw, "error": error}
-
-
-def _parse_block(raw: str, closed: bool) -> dict:
-    """A record for the text between ``<tool_call>`` and ``</tool_call>``."""
-    if not closed:
-        return _record(raw, error="unterminated <tool_call> block")
-    try:
-        call = json.loads(raw)
-    except ValueError as error:
-        return _record(raw, error=f"malformed JSON: {error}")
-    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
-        return _record(raw, error="a call must be a JSON object with a string 'name'")
-    arguments = call.get("arguments", {})
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError as error:
-            return _record(raw, call["name"], error=f"arguments string is not JSON: {error}")
-    if not isinstance(arguments, dict):
-        return _record(raw, call["name"], error="'arguments' must be a JSON object")
-    return _record(raw, call["name"], arguments)
-
-
-def parse_tool_calls(text: str) -> list[dict]:
-    """Records of every ``<tool_call>`` block in the final answer of ``text`` (in order)."""
-    answer = final_answer(text)
-    if answer is None:
-        return []
-    records = []
-    for match in _BLOCK.finditer(answer):
-        closed = match.group(0).endswith(TOOL_CALL_CLOSE)
-        records.append(_parse_block(match.group(1).strip(), closed))
-    return records
-
 
 def canonical_json(value: Any) -> Any:
     """A hashable, type-tagged form of a JSON value: numbers as numbers, booleans apart from them."""
@@ -104,3 +59,5 @@ def tool_call_reward(response: str, expected_calls: Sequence[dict]) -> float:
     if any(not call["valid"] for call in calls):
         return 0.0
     return 1.0 if [(c["name"], canonical_json(c["arguments"])) for c in calls] == expected else 0.0
+
+__all__ = ["canonical_json", "parse_tool_calls", "tool_call_reward"]
