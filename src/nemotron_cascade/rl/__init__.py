@@ -1,0 +1,1 @@
+"""Cascade RL: GRPO math (pure tensor functions) and, next, the on-policy loop."""
