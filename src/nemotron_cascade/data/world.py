@@ -148,7 +148,7 @@ _WORDS = ["cat", "tree", "moon", "river", "stone", "cloud", "lamp", "bird", "see
 
 def _code_task(r: random.Random) -> dict:
     family = r.choice(["binary", "unary", "text", "loop"])
-    k, j = r.randint(2, 9), r.randint(1, 3)
+    k, j = r.randint(2, 19), r.randint(1, 3)
     if family == "binary":
         phrase, expr = r.choice(list(_BINARY.items()))
         word, op = r.choice(list(_ARITH.items()))
@@ -157,7 +157,7 @@ def _code_task(r: random.Random) -> dict:
         inputs = [f"{r.randint(-20, 50)} {r.randint(-20, 50)}" for _ in range(4)]
     elif family == "unary":
         (w1, o1), (w2, o2) = r.choice(list(_ARITH.items())), r.choice(list(_ARITH.items()))
-        k2 = r.randint(2, 9)
+        k2 = r.randint(2, 19)
         desc = f"Read an integer n. Let m be n {w1} {k}. Print m {w2} {k2}."
         src = f"n = int(input())\nm = n {o1} {k}\nprint(m {o2} {k2})"
         inputs = [str(r.randint(0, 60)) for _ in range(4)]
@@ -393,7 +393,11 @@ def _general_response(row: dict, thinking: bool) -> str:
 
 # --------------------------------------------------------------------------------------------
 # tool calling
-CITIES = ["Paris", "Lima", "Oslo", "Cairo", "Tokyo", "Quito", "Rome", "Perth", "Dakar", "Hanoi"]
+# Many cities, each seen rarely: a prior over a few names cannot fit the data, copying can.
+CITIES = ["Paris", "Lima", "Oslo", "Cairo", "Tokyo", "Quito", "Rome", "Perth", "Dakar", "Hanoi",
+          "Berlin", "Madrid", "Lisbon", "Dublin", "Vienna", "Prague", "Warsaw", "Athens", "Delhi", "Seoul",
+          "Manila", "Jakarta", "Nairobi", "Accra", "Lagos", "Tunis", "Havana", "Bogota", "Santiago", "Denver",
+          "Boston", "Austin", "Toronto", "Montreal", "Sydney", "Auckland", "Riga", "Sofia", "Zagreb", "Minsk"]
 TOOLS = {
     "get_weather": {"name": "get_weather", "description": "Current weather in a city.",
                     "parameters": {"city": "string", "unit": "celsius|fahrenheit"}},
@@ -406,7 +410,7 @@ TOOLS = {
     "book_flight": {"name": "book_flight", "description": "Book a flight.",
                     "parameters": {"origin": "string", "destination": "string"}},
 }
-CURRENCIES = ["EUR", "USD", "JPY", "GBP", "INR"]
+CURRENCIES = ["EUR", "USD", "JPY", "GBP", "INR", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "MXN"]
 
 
 def _tool_task(r: random.Random) -> dict:
