@@ -107,3 +107,12 @@ def prepare_blocks(samples: list[dict], tokenizer, block_size: int, seed: int = 
              "packing_efficiency": packing_efficiency(blocks),
              "assistant_tokens": sum(sum(t.loss_mask) for t in kept)}
     return blocks, stats
+
+
+def prepare_lm_blocks(texts: list[str], tokenizer, block_size: int, seed: int = 0) -> tuple[list[Block], dict]:
+    """Blocks for plain language modelling: every token of every text carries the loss."""
+    tokenized = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    kept = [TokenizedSample(ids, [True] * len(ids)) for ids in tokenized if len(ids) <= block_size]
+    blocks = pack(kept, block_size, tokenizer.pad_token_id, seed)
+    return blocks, {"texts": len(texts), "dropped_too_long": len(texts) - len(kept), "blocks": len(blocks),
+                    "packing_efficiency": packing_efficiency(blocks)}

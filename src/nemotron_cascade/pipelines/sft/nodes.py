@@ -15,15 +15,26 @@ log = logging.getLogger(__name__)
 
 
 def build_base_model(samples: list[dict], source: str, name_or_path: str | None, vocab_size: int,
-                     tiny: dict) -> Checkpoint:
-    """The starting checkpoint: a tiny model with a tokenizer trained on the corpus, or a pretrained one."""
+                     tiny: dict, pretrain: dict | None = None) -> Checkpoint:
+    """The starting checkpoint: a tiny model with a tokenizer trained on the corpus, or a pretrained one.
+
+    A tiny model can first be *pretrained* (``pretrain.max_steps > 0``): plain next-token loss on
+    every token of the corpus text, prompts included — what a real base model has before SFT.
+    """
     if source == "pretrained":
         if not name_or_path:
             raise ValueError("params base_model.name_or_path is required when base_model.source is 'pretrained'")
         model, tokenizer = models.load_model(name_or_path), models.load_tokenizer(name_or_path)
     elif source == "tiny":
-        tokenizer = models.train_tokenizer((chat.render(s["messages"], s.get("tools")) for s in samples), vocab_size)
+        texts = [chat.render(s["messages"], s.get("tools")) for s in samples]
+        tokenizer = models.train_tokenizer(texts, vocab_size)
         model = models.build_tiny_model(tokenizer, models.TinyModelConfig(**tiny))
+        if pretrain and int(pretrain.get("max_steps", 0)) > 0:
+            cfg = dict(pretrain)
+            blocks, stats = packing.prepare_lm_blocks(texts, tokenizer, int(cfg.pop("block_size")))
+            tracking.log_metrics(stats, prefix="pretrain_data/")
+            train_sft(model, blocks, SFTConfig(**{k: tuple(v) if k == "betas" else v for k, v in cfg.items()}),
+                      on_metrics=lambda m, s: tracking.log_metrics(m, s, "pretrain/"))
     else:
         raise ValueError(f"params base_model.source must be 'tiny' or 'pretrained', got {source!r}")
     lineage = {"stage": "base", "source": source, "name_or_path": name_or_path,

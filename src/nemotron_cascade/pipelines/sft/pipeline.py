@@ -23,7 +23,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         node(nodes.build_base_model,
              inputs={"samples": "teacher_samples", "source": "params:base_model.source",
                      "name_or_path": "params:base_model.name_or_path",
-                     "vocab_size": "params:base_model.vocab_size", "tiny": "params:base_model.tiny"},
+                     "vocab_size": "params:base_model.vocab_size", "tiny": "params:base_model.tiny",
+                     "pretrain": "params:base_model.pretrain"},
              outputs="base.policy", name="build_base_model", tags=["stage.base"]),
     ])
     previous, stages = "base.policy", []
