@@ -6,11 +6,8 @@ The ``transformers``, ``openai`` and ``vllm`` teachers (curation issue) implemen
 
 from __future__ import annotations
 
-from typing import Callable
-
 from nemotron_cascade.data import world
-
-Teacher = Callable[[dict, bool], str]
+from nemotron_cascade.data.sft import Teacher
 
 
 def oracle_teacher(row: dict, thinking: bool) -> str:

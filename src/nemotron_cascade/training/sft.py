@@ -41,6 +41,11 @@ class SFTConfig:
     seed: int = 0
 
 
+def config_from_params(params: dict) -> SFTConfig:
+    """An :class:`SFTConfig` from a parameters mapping (YAML lists become tuples)."""
+    return SFTConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+
+
 def lr_at(step: int, cfg: SFTConfig) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up, then cosine to ``min_lr_ratio``."""
     if step < cfg.warmup_steps:

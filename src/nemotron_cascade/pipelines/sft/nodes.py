@@ -9,7 +9,7 @@ import logging
 from nemotron_cascade import chat, models, tracking
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.training import packing
-from nemotron_cascade.training.sft import SFTConfig, train_sft
+from nemotron_cascade.training.sft import config_from_params, train_sft
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def build_base_model(samples: list[dict], source: str, name_or_path: str | None,
             cfg = dict(pretrain)
             blocks, stats = packing.prepare_lm_blocks(texts, tokenizer, int(cfg.pop("block_size")))
             tracking.log_metrics(stats, prefix="pretrain_data/")
-            train_sft(model, blocks, SFTConfig(**{k: tuple(v) if k == "betas" else v for k, v in cfg.items()}),
+            train_sft(model, blocks, config_from_params(cfg),
                       on_metrics=lambda m, s: tracking.log_metrics(m, s, "pretrain/"))
     else:
         raise ValueError(f"params base_model.source must be 'tiny' or 'pretrained', got {source!r}")
@@ -53,12 +53,7 @@ def train_sft_stage(policy: Checkpoint, blend: list[dict], train: dict, stage: s
     """Fine-tune ``policy`` on the stage's blend; return the new checkpoint and its step metrics."""
     train = dict(train)
     block_size = int(train.pop("block_size"))
-    threads = train.pop("threads", None)
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
-    cfg = SFTConfig(**{k: tuple(v) if k == "betas" else v for k, v in train.items()})
+    cfg = config_from_params(train)
     blocks, stats = packing.prepare_blocks(blend, policy.tokenizer, block_size, cfg.seed)
     log.info("%s: %s", stage, stats)
     tracking.log_metrics(stats, prefix="data/")
