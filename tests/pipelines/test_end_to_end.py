@@ -40,6 +40,9 @@ def test_missing_upstream_names_the_dataset_and_its_pipeline(project):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "teacher_samples" in out and "--pipelines=data_curation" in out
+    proc = kedro(project, "--pipelines", "math_rl", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "sft.stage2.policy" in out and "--pipelines=sft" in out
 
 
 @pytest.mark.slow
@@ -79,6 +82,31 @@ def test_mlflow_has_a_parent_run_and_one_child_per_stage(project):
     assert stage2["read.sft.stage1.policy"] and stage2["wrote.sft.stage2.policy"]
     metrics = {k for (k,) in db.execute("select distinct key from metrics")}
     assert {"train/loss", "eval/math", "eval/code", "eval/swe", "data/packing_efficiency"} <= metrics
+
+
+@pytest.mark.slow
+def test_rl_stages_run_one_by_one_from_the_catalogued_checkpoints(project):
+    kedro(project, "--pipelines", "math_rl")
+    kedro(project, "--pipelines", "code_rl")
+    matrix = pd.read_csv(project / "data/08_reporting/cascade_matrix.csv")
+    assert list(matrix["stage"]) == ["base", "sft_stage1", "sft", "math_rl", "code_rl"]
+
+    def only_version(stage):
+        (version,) = (project / "data/06_models" / stage).iterdir()
+        return version.name, json.loads((version / stage / "lineage.json").read_text())
+
+    sft_version, _ = only_version("sft.stage2")
+    math_version, math_lineage = only_version("math_rl")
+    _, code_lineage = only_version("code_rl")
+    assert math_lineage["parent"] == {"stage": "sft", "version": sft_version,
+                                      "path": math_lineage["parent"]["path"]}
+    assert math_lineage["reward"] == "math" and code_lineage["reward"] == "code"
+    assert code_lineage["parent"]["version"] == math_version
+    history = json.loads((project / "data/07_model_output/math_rl/train_history.json").read_text())
+    assert [h["step"] for h in history] == [1, 2, 3]
+    assert [h["max_new_tokens"] for h in history] == [24, 24, 32]  # the test profile's length curriculum
+    metrics = {k for (k,) in sqlite3.connect(project / "mlflow.db").execute("select distinct key from metrics")}
+    assert {"train/reward", "train/entropy", "train/zero_variance_groups", "train/truncation_rate"} <= metrics
 
 
 @pytest.mark.slow

@@ -158,3 +158,38 @@ def test_batch_code_reward_checks_its_inputs() -> None:
     with pytest.raises(ValueError):
         batch_code_reward([answer(GOOD), answer(GOOD)], [TESTS, []])
     assert batch_code_reward([], []) == []
+
+
+
+
+def _fast():
+    from nemotron_cascade.rewards.sandbox import SandboxLimits
+
+    return SandboxLimits(cpu_seconds=1, wall_seconds=2.0, memory_bytes=256 << 20, max_output_bytes=1 << 16)
+
+
+# Programs that print the right answer and then misbehave, or try to get the answer from the host:
+# the run must be contained and the reward must be 0 wherever cheating would otherwise pay.
+HOSTILE_CASES = [
+    ("right output, then an infinite loop", GOOD + "while True:\n    pass\n"),
+    ("right output, then sleeps past the wall clock", GOOD + "import time\ntime.sleep(60)\n"),
+    ("right output, then a memory bomb", GOOD + "x = bytearray(2 << 30)\n"),
+    ("right output, then an output flood", GOOD + "while True:\n    print('x' * 1000)\n"),
+    ("right output, then a fork flood", GOOD + "import os\nwhile True:\n    os.fork()\n"),
+    ("right output, then fills the disk", GOOD + "f = open('/tmp/fill', 'wb')\nwhile True:\n    f.write(b'0' * (1 << 20))\n"),
+    ("right output, then kills its parent", GOOD + "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
+                                              "import time\ntime.sleep(10)\n"),
+    ("answer smuggled in from the host's environment",
+     "import os\nprint(os.environ.get('EXPECTED_OUTPUT', ''))\n"),
+    ("answer read from a host file", "print(open('HOST_FILE').read())\n"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("program", [pytest.param(p, id=reason) for reason, p in HOSTILE_CASES])
+def test_hostile_programs_earn_nothing(program: str, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """Misbehaviour after a right answer, or a peek at the host, never pays; the caller survives."""
+    monkeypatch.setenv("EXPECTED_OUTPUT", "5\n6\n-1")
+    host_file = tmp_path / "expected.txt"
+    host_file.write_text("5\n6\n-1\n")  # the answer, readable on the host
+    program = program.replace("HOST_FILE", str(host_file))
+    assert code_reward(answer(program), TESTS[:1], limits=_fast()) == 0.0

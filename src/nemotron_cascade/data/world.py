@@ -126,9 +126,24 @@ def column_sub(a: int, b: int) -> str:
     return f"{a} - {b}: {units}; {tens}; so {a - b}"
 
 
-def _math_response(row: dict, thinking: bool) -> str:
+MENTAL_MATH_TRACE = "I can work this out in my head."
+
+
+def uses_mental_math(row: dict, share: float) -> bool:
+    """Whether the teacher skips the written work for this row (a stable hash of its id)."""
+    return share > 0 and int(hashlib.sha1(f"mental|{row['id']}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+
+
+def _math_response(row: dict, thinking: bool, mental_math_share: float = 0.0) -> str:
+    """Column work then the boxed answer; for ``mental_math_share`` of the rows the teacher (a large
+    model) only says it works the problem out in its head — correct for it, but a style the tiny
+    student cannot execute. SFT imitates both styles; Math RL has to learn from reward which one
+    pays (the paper's observation that RL deepens the reasoning chains SFT left short)."""
     answer = f"The answer is \\boxed{{{row['answer']}}}."
-    return chat.thinking_response("\n".join(row["steps"]), answer) if thinking else answer
+    if not thinking:
+        return answer
+    trace = MENTAL_MATH_TRACE if uses_mental_math(row, mental_math_share) else "\n".join(row["steps"])
+    return chat.thinking_response(trace, answer)
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,11 +573,23 @@ def build_messages(row: dict, thinking: bool) -> tuple[list[dict], list[dict] | 
     return [{"role": "user", "content": content, "thinking": thinking}], row.get("tools")
 
 
-def oracle_response(row: dict, thinking: bool, world_seed: int = 0) -> str:
-    """The programmatic teacher: a correct thinking trace (optional) and final answer."""
+def render_prompt(row: dict, thinking: bool) -> str:
+    """The generation prompt of a task row (chat template, generation prompt appended)."""
+    messages, tools = build_messages(row, thinking)
+    return chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking)
+
+
+def oracle_response(row: dict, thinking: bool, world_seed: int = 0, mental_math_share: float = 0.0) -> str:
+    """The programmatic teacher: a correct thinking trace (optional) and final answer.
+
+    ``mental_math_share``: the share of math rows whose thinking trace skips the written work
+    (see :func:`_math_response`); 0 gives the fully worked teacher.
+    """
     domain = row["domain"]
     if domain == "instruction_following":
         return _if_response(row, thinking, world_seed)
+    if domain == "math":
+        return _math_response(row, thinking, mental_math_share)
     return {"math": _math_response, "code": _code_response, "science": _science_response,
             "general": _general_response, "tool_calling": _tool_response,
             "swe": _swe_response}[domain](row, thinking)

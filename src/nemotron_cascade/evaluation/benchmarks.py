@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass, field
 from statistics import mean
 
-from nemotron_cascade import chat
 from nemotron_cascade.data import world
 from nemotron_cascade.generation.base import SamplingParams
 from nemotron_cascade.rewards.registry import get_reward
@@ -46,11 +45,7 @@ class EvalConfig:
 
 def prompts_for(rows: list[dict], thinking: bool, tokenizer) -> list[str]:
     """Render the generation prompts of benchmark rows."""
-    out = []
-    for row in rows:
-        messages, tools = world.build_messages(row, thinking)
-        out.append(chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking))
-    return out
+    return [world.render_prompt(row, thinking) for row in rows]
 
 
 def score(metric: str, responses: list[str], rows: list[dict]) -> list[float]:

@@ -6,20 +6,30 @@ The ``transformers``, ``openai`` and ``vllm`` teachers (curation issue) implemen
 
 from __future__ import annotations
 
+import functools
+from typing import Callable
+
 from nemotron_cascade.data import world
 from nemotron_cascade.data.sft import Teacher
 
 
-def oracle_teacher(row: dict, thinking: bool) -> str:
-    """The world's correct trace and answer for a task row."""
-    return world.oracle_response(row, thinking)
+def oracle_teacher(mental_math_share: float = 0.0) -> Teacher:
+    """The world's correct trace and answer for a task row (options: see ``world.oracle_response``)."""
+    return functools.partial(_oracle, mental_math_share=float(mental_math_share))
 
 
-_TEACHERS: dict[str, Teacher] = {"oracle": oracle_teacher}
+def _oracle(row: dict, thinking: bool, mental_math_share: float) -> str:
+    return world.oracle_response(row, thinking, mental_math_share=mental_math_share)
 
 
-def make_teacher(backend: str) -> Teacher:
-    """The teacher named ``backend``."""
+_TEACHERS: dict[str, Callable[..., Teacher]] = {"oracle": oracle_teacher}
+
+
+def make_teacher(backend: str, **options) -> Teacher:
+    """The teacher named ``backend``, built with its ``options`` (from ``params:teacher.options``)."""
     if backend not in _TEACHERS:
         raise KeyError(f"unknown teacher backend {backend!r}; available here: {sorted(_TEACHERS)}")
-    return _TEACHERS[backend]
+    try:
+        return _TEACHERS[backend](**options)
+    except TypeError as e:
+        raise TypeError(f"teacher {backend!r}: bad options {sorted(options)}: {e}") from None

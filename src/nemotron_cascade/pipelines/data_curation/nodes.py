@@ -37,9 +37,9 @@ def split_tasks(**raw: list[dict]) -> dict[str, list[dict]]:
 
 
 def generate_teacher_responses(prompts: list[dict], backend: str, thinking_share: dict,
-                               both_modes_share: dict, seed: int) -> list[dict]:
+                               both_modes_share: dict, seed: int, options: dict | None = None) -> list[dict]:
     """Teacher responses for the SFT prompts, thinking and non-thinking per domain shares."""
-    teacher = make_teacher(backend)
+    teacher = make_teacher(backend, **(options or {}))
     by_domain: dict[str, list[dict]] = {}
     for row in prompts:
         by_domain.setdefault(row["domain"], []).append(row)

@@ -1,0 +1,52 @@
+"""Nodes of an RL stage: choose the stage's prompts, train the policy with GRPO on its reward."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections import Counter
+
+from nemotron_cascade import tracking
+from nemotron_cascade.data import world
+from nemotron_cascade.datasets.checkpoint import Checkpoint
+from nemotron_cascade.generation.hf import HFGenerator
+from nemotron_cascade.rewards.registry import get_reward
+from nemotron_cascade.rl.trainer import config_from_params, train_grpo
+
+log = logging.getLogger(__name__)
+
+
+def select_prompts(rl_prompts: list[dict], domains: list[str], max_prompts: int | None, seed: int) -> list[dict]:
+    """The stage's RL prompts: rows of its domains, a seeded sample of at most ``max_prompts``."""
+    rows = [r for r in rl_prompts if r["domain"] in set(domains)]
+    if not rows:
+        have = sorted(Counter(r["domain"] for r in rl_prompts))
+        raise ValueError(f"rl_prompts has no rows of domains {list(domains)} (it has {have})")
+    if max_prompts and len(rows) > max_prompts:
+        rows = random.Random(seed).sample(rows, max_prompts)
+    log.info("%d RL prompts: %s", len(rows), dict(Counter(r["domain"] for r in rows)))
+    return rows
+
+
+def _fingerprint(policy: Checkpoint, prompts: list[dict], train: dict, reward: str) -> str:
+    key = json.dumps([policy.lineage.get("version"), [p["id"] for p in prompts], train, reward],
+                     sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward: str, stage: str,
+                   resume_dir: str) -> tuple[Checkpoint, list[dict]]:
+    """GRPO on the stage's prompts with the reward named ``reward``; the new checkpoint and its curves."""
+    cfg = config_from_params(train)
+    generator = HFGenerator(policy.model, policy.tokenizer, batch_size=cfg.rollout_batch_size)
+    history = train_grpo(
+        policy.model, policy.tokenizer, prompts, get_reward(reward), cfg, generator, world.render_prompt,
+        on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
+        resume_dir=resume_dir, fingerprint=_fingerprint(policy, prompts, train, reward))
+    lineage = {"stage": stage, "reward": reward,
+               "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},
+               "data": {"prompts": len(prompts), "domains": dict(Counter(p["domain"] for p in prompts))},
+               "mlflow_run_id": tracking.current_run_id()}
+    return Checkpoint(model=policy.model, tokenizer=policy.tokenizer, lineage=lineage), history

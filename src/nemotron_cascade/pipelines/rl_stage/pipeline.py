@@ -1,0 +1,29 @@
+"""Wiring of an RL stage: one template, namespaced per stage (``math_rl``, ``code_rl``, ...).
+
+Stages differ only by their namespace, the checkpoint they read and their parameters (prompt
+domains, reward name, GRPO knobs) — never by code that tests the stage's name.
+"""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from nemotron_cascade.pipelines.rl_stage import nodes
+
+
+def stage_template() -> Pipeline:
+    """``policy_in`` + ``rl_prompts`` → ``policy`` (+ its per-step GRPO curves)."""
+    return pipeline([
+        node(nodes.select_prompts,
+             inputs={"rl_prompts": "rl_prompts", "domains": "params:domains",
+                     "max_prompts": "params:max_prompts", "seed": "params:train.seed"},
+             outputs="prompts", name="select_prompts"),
+        node(nodes.train_rl_stage,
+             inputs={"policy": "policy_in", "prompts": "prompts", "train": "params:train",
+                     "reward": "params:reward", "stage": "params:name", "resume_dir": "params:resume_dir"},
+             outputs=["policy", "train_history"], name="train_grpo"),
+    ])
+
+
+def create_pipeline(stage: str, input_checkpoint: str, **kwargs) -> Pipeline:
+    """The RL stage ``stage`` reading ``<input_checkpoint>.policy``; parameters under ``<stage>``."""
+    return pipeline(stage_template(), namespace=stage,
+                    inputs={"policy_in": f"{input_checkpoint}.policy", "rl_prompts": "rl_prompts"})

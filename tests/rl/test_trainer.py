@@ -1,0 +1,207 @@
+"""The on-policy GRPO loop: schedules, the prompt pool, log-probs, the step, learning, resume."""
+
+import pytest
+import torch
+
+from nemotron_cascade import models
+from nemotron_cascade.generation.hf import HFGenerator
+from nemotron_cascade.rl import trainer
+from nemotron_cascade.rl.trainer import GRPOConfig, PromptPool, RolloutBatch
+
+
+def _render(row, thinking):
+    return f"<|im_start|>user\n{row['prompt']}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def _digit_share(responses, rows):
+    """Graded toy reward: the share of a response's characters that are digits."""
+    return [sum(c.isdigit() for c in r) / max(1, len(r)) for r in responses]
+
+
+ROWS = [{"id": f"t{i}", "prompt": f"Write something {i}."} for i in range(6)]
+
+
+def _model(tokenizer):
+    return models.build_tiny_model(tokenizer, models.TinyModelConfig(
+        hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=0))
+
+
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("step, expected, reason", [
+    (0, 96, "the first entry starts at step 0"),
+    (19, 96, "still before the second entry"),
+    (20, 128, "an entry applies from its own step on"),
+    (39, 128, "between the second and the third"),
+    (1000, 160, "the last entry holds for ever"),
+])
+def test_length_curriculum(step, expected, reason):
+    assert trainer.max_tokens_at(step, [[0, 96], [20, 128], [40, 160]]) == expected, reason
+
+
+def test_config_rejects_what_grpo_cannot_do():
+    with pytest.raises(ValueError, match="group_size"):
+        GRPOConfig(group_size=1)  # one sample per group: every advantage is 0
+    with pytest.raises(ValueError, match="start at step 0"):
+        GRPOConfig(length_schedule=((5, 64),))
+    with pytest.raises(ValueError, match="thinking_ratio"):
+        GRPOConfig(thinking_ratio=1.5)
+
+
+def test_config_from_yaml_lists():
+    cfg = trainer.config_from_params({"length_schedule": [[0, 8], [2, 16]], "betas": [0.9, 0.99]})
+    assert cfg.length_schedule == ((0, 8), (2, 16)) and cfg.betas == (0.9, 0.99)
+
+
+# ---------------------------------------------------------------------------------------------
+def test_pool_visits_every_prompt_once_per_epoch():
+    pool = PromptPool(10, seed=0, dynamic_filter=False, readmit_prob=0.0)
+    first = pool.take(4) + pool.take(4) + pool.take(2)
+    assert sorted(first) == list(range(10)) and pool.epoch == 0
+    pool.take(1)
+    assert pool.epoch == 1
+
+
+def test_pool_drops_zero_variance_prompts_next_epoch():
+    pool = PromptPool(6, seed=0, dynamic_filter=True, readmit_prob=0.0)
+    for i in pool.take(6):
+        pool.report(i, zero_variance=i in (1, 4))  # prompts 1 and 4 were all right or all wrong
+    nxt = pool.take(4)
+    assert pool.epoch == 1 and pool.filtered == 2 and sorted(nxt) == [0, 2, 3, 5]
+
+
+def test_pool_readmits_filtered_prompts_with_probability_one():
+    pool = PromptPool(6, seed=0, dynamic_filter=True, readmit_prob=1.0)
+    for i in pool.take(6):
+        pool.report(i, zero_variance=True)
+    assert sorted(pool.take(6)) == list(range(6)) and pool.filtered == 0
+
+
+def test_pool_refills_when_every_prompt_would_be_filtered():
+    pool = PromptPool(3, seed=0, dynamic_filter=True, readmit_prob=0.0)
+    for i in pool.take(3):
+        pool.report(i, zero_variance=True)
+    assert sorted(pool.take(3)) == [0, 1, 2]
+
+
+def test_pool_without_dynamic_filter_keeps_everything():
+    pool = PromptPool(4, seed=0, dynamic_filter=False, readmit_prob=0.0)
+    for i in pool.take(4):
+        pool.report(i, zero_variance=True)
+    assert sorted(pool.take(4)) == [0, 1, 2, 3]
+
+
+def test_pool_state_round_trip_continues_identically():
+    a = PromptPool(7, seed=3, dynamic_filter=True, readmit_prob=0.5)
+    for i in a.take(5):
+        a.report(i, zero_variance=i % 2 == 0)
+    b = PromptPool(7, seed=3, dynamic_filter=True, readmit_prob=0.5)
+    b.load_state_dict(a.state_dict())
+    assert [a.take(3) for _ in range(4)] == [b.take(3) for _ in range(4)]
+
+
+# ---------------------------------------------------------------------------------------------
+def test_sequence_logprobs_match_a_slow_per_sample_loop(tokenizer):
+    model = _model(tokenizer).eval()
+    prompts = [[5, 6, 7], [8, 9]]
+    completions = [[10, 11], [12, 13, 14, 1]]
+    with torch.no_grad():
+        lp, mask, ent = trainer.sequence_logprobs(model, prompts, completions, tokenizer.pad_token_id)
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    for b, (p, c) in enumerate(zip(prompts, completions)):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([p + c])).logits[0].log_softmax(-1)
+        for k, tok in enumerate(c):  # token k of the completion is predicted at position len(p)+k-1
+            assert torch.isclose(lp[b, k], logits[len(p) + k - 1, tok], atol=1e-5)
+    assert (ent[mask.bool()] > 0).all()
+
+
+def _batch(tokenizer):
+    return RolloutBatch(prompt_ids=[[5, 6], [5, 6], [7, 8, 9], [7, 8, 9]],
+                        completion_ids=[[10, 11, 1], [12], [13, 14], [15, 16, 17, 1]],
+                        finished=[True, True, False, True], texts=["a", "b", "c", "d"],
+                        rows=[{}, {}, {}, {}])
+
+
+def _grads(model):
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def test_micro_batching_gives_the_whole_batch_token_mean(tokenizer):
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    grads = []
+    for micro in (4, 1):
+        model = _model(tokenizer)
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        cfg = GRPOConfig(micro_batch_size=micro, overlong_filter=False, grad_clip=1e9)
+        m = trainer.grpo_step(model, opt, _batch(tokenizer), adv, cfg, tokenizer.pad_token_id)
+        grads.append(_grads(model))
+        losses = m["loss"]
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    assert losses != 0.0
+
+
+def test_overlong_filter_masks_truncated_responses(tokenizer):
+    # only sample 2 is truncated; giving it all the advantage and filtering it leaves no gradient
+    adv = torch.tensor([0.0, 0.0, 1.0, 0.0])
+    model = _model(tokenizer)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    m = trainer.grpo_step(model, opt, _batch(tokenizer), adv, GRPOConfig(overlong_filter=True),
+                          tokenizer.pad_token_id)
+    assert m["grad_norm"] == 0.0
+    m = trainer.grpo_step(model, opt, _batch(tokenizer), adv, GRPOConfig(overlong_filter=False),
+                          tokenizer.pad_token_id)
+    assert m["grad_norm"] > 0.0
+
+
+def test_shuffled_rewards_keep_the_values_but_not_their_owners():
+    batch = RolloutBatch([[]] * 8, [[]] * 8, [True] * 8, [str(i) for i in range(8)], [{}] * 8)
+    reward = lambda responses, rows: [float(r) for r in responses]  # noqa: E731
+    raw, trained, adv = trainer.score(batch, reward, GRPOConfig(group_size=4, shuffle_rewards=True), step=0)
+    assert sorted(trained.tolist()) == raw.tolist() and trained.tolist() != raw.tolist()
+    raw, trained, adv = trainer.score(batch, reward, GRPOConfig(group_size=4), step=0)
+    assert trained.tolist() == raw.tolist()
+    # worked by hand: group [0,1,2,3] has mean 1.5 and population std sqrt(1.25) = 1.118
+    assert torch.allclose(adv[:4], torch.tensor([-1.3416, -0.4472, 0.4472, 1.3416]), atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+def _run(tokenizer, shuffle, steps=25, resume_dir=None, on_metrics=None, model=None):
+    model = model or _model(tokenizer)
+    cfg = GRPOConfig(max_steps=steps, prompts_per_step=4, group_size=8, lr=1e-2, length_schedule=((0, 8),),
+                     shuffle_rewards=shuffle, overlong_filter=False, checkpoint_every=3, seed=0)
+    hist = trainer.train_grpo(model, tokenizer, ROWS, _digit_share, cfg, HFGenerator(model, tokenizer),
+                              _render, on_metrics=on_metrics, resume_dir=resume_dir, fingerprint="f")
+    return model, hist
+
+
+def test_grpo_learns_the_reward_and_the_shuffled_control_does_not(tokenizer):
+    _, hist = _run(tokenizer, shuffle=False)
+    _, control = _run(tokenizer, shuffle=True)
+    start = sum(h["reward"] for h in hist[:3]) / 3
+    end = sum(h["reward"] for h in hist[-3:]) / 3
+    control_end = sum(h["reward"] for h in control[-3:]) / 3
+    assert end > start + 0.3, (start, end)
+    assert control_end < start + 0.15, (start, control_end)
+    for key in ("reward", "accuracy", "response_length", "response_length_max", "truncation_rate", "entropy",
+                "zero_variance_groups", "grad_norm", "completion_tokens_per_s", "steps_per_s", "filtered_prompts"):
+        assert key in hist[-1]
+
+
+def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, tokenizer):
+    straight, hist = _run(tokenizer, shuffle=False, steps=7)
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_5(metrics, step):
+        if step == 5:
+            raise Crash
+
+    with pytest.raises(Crash):
+        _run(tokenizer, shuffle=False, steps=7, resume_dir=str(tmp_path), on_metrics=crash_at_5)
+    assert (tmp_path / "state.pt").exists()  # saved at step 3
+    resumed, hist2 = _run(tokenizer, shuffle=False, steps=7, resume_dir=str(tmp_path))
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    assert [h["reward"] for h in hist] == [h["reward"] for h in hist2]
+    assert not (tmp_path / "state.pt").exists()  # a finished stage clears its resume state
