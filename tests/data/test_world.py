@@ -56,20 +56,24 @@ def test_unknown_domain_is_named():
 
 
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
-def test_mental_math_teacher_skips_the_work_for_its_share_and_stays_correct(share):
-    rows = world.generate_tasks("math", "sft", 200, 0)
-    responses = [world.oracle_response(r, True, mental_math_share=share) for r in rows]
-    mental = sum(world.MENTAL_MATH_TRACE in r for r in responses) / len(rows)
-    assert abs(mental - share) < 0.1
-    assert get_reward("math")(responses, rows) == [1.0] * len(rows)  # the teacher is still right
+@pytest.mark.parametrize("domain, tell", [("math", world.MENTAL_MATH_TRACE), ("code", "lambda" )])
+def test_terse_teacher_takes_its_share_of_rows_and_stays_correct(domain, tell, share):
+    rows = world.generate_tasks(domain, "sft", 80, 0)
+    responses = [world.oracle_response(r, True, terse_share={domain: share}) for r in rows]
+    plain = [world.oracle_response(r, True) for r in rows]
+    terse = sum(a != b for a, b in zip(responses, plain)) / len(rows)
+    assert abs(terse - share) < 0.15
+    if domain == "math":
+        assert sum(tell in r for r in responses) / len(rows) == terse
+    assert get_reward(domain)(responses, rows) == [1.0] * len(rows)  # the teacher is still right
     # the choice is a property of the row, not of the call
-    assert responses == [world.oracle_response(r, True, mental_math_share=share) for r in rows]
+    assert responses == [world.oracle_response(r, True, terse_share={domain: share}) for r in rows]
 
 
 def test_teacher_options_are_checked_by_name():
     from nemotron_cascade.generation.oracle import make_teacher
 
     row = world.generate_tasks("math", "sft", 1, 0)[0]
-    assert world.MENTAL_MATH_TRACE in make_teacher("oracle", mental_math_share=1.0)(row, True)
+    assert world.MENTAL_MATH_TRACE in make_teacher("oracle", terse_share={"math": 1.0})(row, True)
     with pytest.raises(TypeError, match="bad options"):
         make_teacher("oracle", temperature=0.3)

@@ -193,3 +193,25 @@ def test_hostile_programs_earn_nothing(program: str, monkeypatch: pytest.MonkeyP
     host_file.write_text("5\n6\n-1\n")  # the answer, readable on the host
     program = program.replace("HOST_FILE", str(host_file))
     assert code_reward(answer(program), TESTS[:1], limits=_fast()) == 0.0
+
+
+def test_batch_runs_each_distinct_program_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group's identical programs (common in GRPO) share one sandbox run; order is kept."""
+    import nemotron_cascade.rewards.code as code
+
+    calls = []
+    real = code._run_tests
+
+    def counting(program, tests, limits):
+        calls.append(program)
+        return real(program, tests, limits)
+
+    monkeypatch.setattr(code, "_run_tests", counting)
+    bad = answer(READ + "print(a)\n")
+    responses = [answer(GOOD), bad, answer(GOOD), "no code", answer(GOOD)]
+    assert batch_code_reward(responses, [TESTS] * 5) == [1.0, 0.0, 1.0, 0.0, 1.0]
+    assert sorted(calls) == sorted([GOOD, READ + "print(a)\n"])
+    # the same program on different tests is a different job
+    calls.clear()
+    assert batch_code_reward([answer(GOOD)] * 2, [TESTS[:1], TESTS]) == [1.0, 1.0]
+    assert len(calls) == 2

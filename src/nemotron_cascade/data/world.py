@@ -129,20 +129,20 @@ def column_sub(a: int, b: int) -> str:
 MENTAL_MATH_TRACE = "I can work this out in my head."
 
 
-def uses_mental_math(row: dict, share: float) -> bool:
-    """Whether the teacher skips the written work for this row (a stable hash of its id)."""
-    return share > 0 and int(hashlib.sha1(f"mental|{row['id']}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+def is_terse(row: dict, share: float) -> bool:
+    """Whether the teacher answers this row in its terse style (a stable hash of the row id)."""
+    return share > 0 and int(hashlib.sha1(f"terse|{row['id']}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
 
 
-def _math_response(row: dict, thinking: bool, mental_math_share: float = 0.0) -> str:
-    """Column work then the boxed answer; for ``mental_math_share`` of the rows the teacher (a large
+def _math_response(row: dict, thinking: bool, terse_share: float = 0.0) -> str:
+    """Column work then the boxed answer; for ``terse_share`` of the rows the teacher (a large
     model) only says it works the problem out in its head — correct for it, but a style the tiny
     student cannot execute. SFT imitates both styles; Math RL has to learn from reward which one
     pays (the paper's observation that RL deepens the reasoning chains SFT left short)."""
     answer = f"The answer is \\boxed{{{row['answer']}}}."
     if not thinking:
         return answer
-    trace = MENTAL_MATH_TRACE if uses_mental_math(row, mental_math_share) else "\n".join(row["steps"])
+    trace = MENTAL_MATH_TRACE if is_terse(row, terse_share) else "\n".join(row["steps"])
     return chat.thinking_response(trace, answer)
 
 
@@ -169,43 +169,53 @@ def _code_task(r: random.Random) -> dict:
         word, op = r.choice(list(_ARITH.items()))
         desc = f"Read two integers a and b from one line. Let c be their {phrase}. Print c {word} {k}."
         src = f"a, b = map(int, input().split())\nc = {expr}\nprint(c {op} {k})"
+        terse = f"print((lambda a, b: ({expr}) {op} {k})(*map(int, input().split())))"
         inputs = [f"{r.randint(-20, 50)} {r.randint(-20, 50)}" for _ in range(4)]
     elif family == "unary":
         (w1, o1), (w2, o2) = r.choice(list(_ARITH.items())), r.choice(list(_ARITH.items()))
         k2 = r.randint(2, 19)
         desc = f"Read an integer n. Let m be n {w1} {k}. Print m {w2} {k2}."
         src = f"n = int(input())\nm = n {o1} {k}\nprint(m {o2} {k2})"
+        terse = f"print((lambda n: (n {o1} {k}) {o2} {k2})(int(input())))"
         inputs = [str(r.randint(0, 60)) for _ in range(4)]
     elif family == "text":
         phrase, expr = r.choice(list(_TEXT.items()))
         phrase, expr = phrase.format(k=k, j=j), expr.format(k=k, j=j)
         desc = f"Read a word. Print {phrase}."
         src = f"s = input().strip()\nprint({expr})"
+        terse = f"print((lambda s: {expr})(input().strip()))"
         inputs = r.sample(_WORDS, 4)
     else:
         step, start = r.choice([1, 2, 3]), r.choice([0, 1, 2])
         if r.random() < 0.5:
             desc = f"Read an integer n. Print the numbers from {start} to n in steps of {step}, one per line."
             src = f"n = int(input())\nfor i in range({start}, n + 1, {step}):\n    print(i)"
+            terse = f"print(*range({start}, int(input()) + 1, {step}), sep='\\n')"
         else:
             desc = f"Read an integer n. Print the sum of the numbers from {start} to n in steps of {step}."
             src = f"n = int(input())\nprint(sum(range({start}, n + 1, {step})))"
+            terse = f"print(sum(range({start}, int(input()) + 1, {step})))"
         inputs = [str(r.randint(3, 9)) for _ in range(4)]
     tests = [{"input": x + "\n", "output": _run_reference(src, x)} for x in inputs]
     plan = desc.replace("Read", "I read").replace("Print", "Then I print")
-    return {"prompt": desc, "tests": tests, "solution": src, "plan": plan, "key": src}
+    assert all(_run_reference(terse, t["input"]) == t["output"] for t in tests), terse
+    return {"prompt": desc, "tests": tests, "solution": src, "terse_solution": terse, "plan": plan, "key": src}
 
 
 def _run_reference(src: str, stdin: str) -> str:
     """Run the world's own reference program in-process (trusted code, no sandbox needed)."""
     lines, out = iter(stdin.splitlines()), []
-    env = {"input": lambda: next(lines), "print": lambda *a: out.append(" ".join(map(str, a)))}
+    env = {"input": lambda: next(lines),
+           "print": lambda *a, sep=" ", end="\n": out.append(sep.join(map(str, a)) + end)}
     exec(compile(src, "<reference>", "exec"), env)  # noqa: S102 - trusted generator code
-    return "\n".join(out) + "\n"
+    return "".join(out)
 
 
-def _code_response(row: dict, thinking: bool) -> str:
-    answer = f"```python\n{row['solution']}\n```"
+def _code_response(row: dict, thinking: bool, terse_share: float = 0.0) -> str:
+    """The plan then the program; for ``terse_share`` of the rows the teacher writes its program as
+    a one-liner (lambdas, nested calls), correct but a style the tiny student reproduces badly."""
+    terse = is_terse(row, terse_share)
+    answer = f"```python\n{row['terse_solution'] if terse else row['solution']}\n```"
     return chat.thinking_response(row["plan"], answer) if thinking else answer
 
 
@@ -579,17 +589,21 @@ def render_prompt(row: dict, thinking: bool) -> str:
     return chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking)
 
 
-def oracle_response(row: dict, thinking: bool, world_seed: int = 0, mental_math_share: float = 0.0) -> str:
+def oracle_response(row: dict, thinking: bool, world_seed: int = 0, terse_share: dict | None = None) -> str:
     """The programmatic teacher: a correct thinking trace (optional) and final answer.
 
-    ``mental_math_share``: the share of math rows whose thinking trace skips the written work
-    (see :func:`_math_response`); 0 gives the fully worked teacher.
+    ``terse_share`` maps a domain to the share of its rows the teacher answers in a terse style
+    (math: "in my head" instead of the column work; code: one-liner programs). A large teacher
+    writes like that and is right; the tiny student imitates the style and fails with it. SFT
+    teaches both styles; the RL stages must learn from reward which one pays — the paper's
+    observation that RL deepens the reasoning SFT left short. Default: no terse answers.
     """
     domain = row["domain"]
+    share = float((terse_share or {}).get(domain, 0.0))
     if domain == "instruction_following":
         return _if_response(row, thinking, world_seed)
-    if domain == "math":
-        return _math_response(row, thinking, mental_math_share)
+    if domain in ("math", "code"):
+        return {"math": _math_response, "code": _code_response}[domain](row, thinking, share)
     return {"math": _math_response, "code": _code_response, "science": _science_response,
             "general": _general_response, "tool_calling": _tool_response,
             "swe": _swe_response}[domain](row, thinking)

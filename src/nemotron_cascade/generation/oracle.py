@@ -13,13 +13,13 @@ from nemotron_cascade.data import world
 from nemotron_cascade.data.sft import Teacher
 
 
-def oracle_teacher(mental_math_share: float = 0.0) -> Teacher:
+def oracle_teacher(terse_share: dict | None = None) -> Teacher:
     """The world's correct trace and answer for a task row (options: see ``world.oracle_response``)."""
-    return functools.partial(_oracle, mental_math_share=float(mental_math_share))
+    return functools.partial(_oracle, terse_share=dict(terse_share or {}))
 
 
-def _oracle(row: dict, thinking: bool, mental_math_share: float) -> str:
-    return world.oracle_response(row, thinking, mental_math_share=mental_math_share)
+def _oracle(row: dict, thinking: bool, terse_share: dict) -> str:
+    return world.oracle_response(row, thinking, terse_share=terse_share)
 
 
 _TEACHERS: dict[str, Callable[..., Teacher]] = {"oracle": oracle_teacher}

@@ -8,6 +8,7 @@ trailing empty lines, and the number of lines must match (printing only a prefix
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -53,9 +54,16 @@ def batch_code_reward(
         _check_tests(tests)
     if not responses:
         return []
+    # A GRPO group often holds the same program several times: run each distinct (program, tests)
+    # pair once. Programs are judged as deterministic (a program whose output depends on chance
+    # gets one verdict for all its copies in the batch).
+    keys = [(extract_program(r), json.dumps(t, sort_keys=True)) for r, t in zip(responses, tests_list)]
+    unique = {k: t for k, t in zip(keys, tests_list) if k[0] is not None}
     workers = max_workers or os.cpu_count() or 1
+    limits = limits or SandboxLimits()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="code-reward") as pool:
-        return list(pool.map(lambda r, t: code_reward(r, t, limits=limits), responses, tests_list))
+        verdicts = dict(zip(unique, pool.map(lambda k: _run_tests(k[0], unique[k], limits), unique)))
+    return [verdicts.get(k, 0.0) for k in keys]
 
 
 def extract_program(response: str) -> str | None:
