@@ -87,7 +87,7 @@ def run_trl(args) -> tuple[float, float]:
             num_generations=args.group, max_completion_length=args.max_new_tokens, learning_rate=5e-5,
             beta=0.0, loss_type="dapo", num_iterations=1, temperature=1.0, top_k=0, top_p=1.0,
             use_cpu=True, report_to="none", save_strategy="no", logging_steps=10_000, seed=0,
-            dataloader_num_workers=0, disable_dropout=True)
+            dataloader_num_workers=0, disable_dropout=True, bf16=False, fp16=False)  # fp32, as ours
         GRPOTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=data,
                     processing_class=tokenizer, callbacks=[Clock()]).train()
     dt = stamps[-1] - stamps[args.warmup - 1]

@@ -213,7 +213,8 @@ def _run_reference(src: str, stdin: str) -> str:
 
 def _code_response(row: dict, thinking: bool, terse_share: float = 0.0) -> str:
     """The plan then the program; for ``terse_share`` of the rows the teacher writes its program as
-    a one-liner (lambdas, nested calls), correct but a style the tiny student reproduces badly."""
+    a one-liner (a lambda applied to the parsed input). Measured: unlike mental arithmetic, the
+    tiny student writes correct one-liners about as often as multi-line programs."""
     terse = is_terse(row, terse_share)
     answer = f"```python\n{row['terse_solution'] if terse else row['solution']}\n```"
     return chat.thinking_response(row["plan"], answer) if thinking else answer
@@ -594,7 +595,8 @@ def oracle_response(row: dict, thinking: bool, world_seed: int = 0, terse_share:
 
     ``terse_share`` maps a domain to the share of its rows the teacher answers in a terse style
     (math: "in my head" instead of the column work; code: one-liner programs). A large teacher
-    writes like that and is right; the tiny student imitates the style and fails with it. SFT
+    writes like that and is right; the tiny student imitates the style and, for math, fails with
+    it (for code the one-liners turned out harmless). SFT
     teaches both styles; the RL stages must learn from reward which one pays — the paper's
     observation that RL deepens the reasoning SFT left short. Default: no terse answers.
     """
