@@ -205,3 +205,15 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, tokeniz
         assert torch.equal(a, b)
     assert [h["reward"] for h in hist] == [h["reward"] for h in hist2]
     assert not (tmp_path / "state.pt").exists()  # a finished stage clears its resume state
+
+
+def test_a_batch_with_nothing_to_train_on_says_so(tokenizer, caplog):
+    batch = _batch(tokenizer)
+    batch.finished = [False] * 4  # all truncated, all masked by the overlong filter
+    model = _model(tokenizer)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with caplog.at_level("WARNING"):
+        m = trainer.grpo_step(model, opt, batch, torch.ones(4), GRPOConfig(overlong_filter=True),
+                              tokenizer.pad_token_id)
+    assert m["trained_tokens"] == 0 and m["grad_norm"] == 0.0
+    assert "no gradient this step" in caplog.text

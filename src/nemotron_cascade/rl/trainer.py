@@ -63,8 +63,8 @@ class GRPOConfig:
     dynamic_filter: bool = True
     readmit_prob: float = 0.1
     shuffle_rewards: bool = False
-    micro_batch_size: int = 32
-    rollout_batch_size: int = 64
+    micro_batch_size: int = 32  # sequences per forward/backward (gradients accumulate over the batch)
+    rollout_batch_size: int = 64  # sequences per generate call
     checkpoint_every: int = 10
     seed: int = 0
 
@@ -249,6 +249,9 @@ def grpo_step(model, opt, batch: RolloutBatch, advantages, cfg: GRPOConfig, pad_
 
     keep = torch.tensor([f or not cfg.overlong_filter for f in batch.finished], dtype=torch.float32)
     total_tokens = sum(len(c) * k for c, k in zip(batch.completion_ids, keep.tolist()))
+    if total_tokens == 0:
+        log.warning("every response of this batch was truncated and overlong_filter masks them all: "
+                    "no gradient this step (raise the length_schedule or turn overlong_filter off)")
     opt.zero_grad(set_to_none=True)
     loss_sum, ent_sum, ent_n = 0.0, 0.0, 0.0
     n = len(batch.texts)
@@ -268,7 +271,8 @@ def grpo_step(model, opt, batch: RolloutBatch, advantages, cfg: GRPOConfig, pad_
     if not torch.isfinite(grad_norm):
         raise FloatingPointError(f"GRPO step: grad norm {float(grad_norm)}; lower the learning rate")
     opt.step()
-    return {"loss": loss_sum, "grad_norm": float(grad_norm), "entropy": ent_sum / max(1.0, ent_n)}
+    return {"loss": loss_sum, "grad_norm": float(grad_norm), "entropy": ent_sum / max(1.0, ent_n),
+            "trained_tokens": total_tokens}
 
 
 def train_grpo(
