@@ -264,12 +264,7 @@ def _science_task(r: random.Random) -> dict:
     # copying what follows a match — what attention learns first — rather than looking behind it
     choices = "\n".join(f"{v} {unit} ({LETTERS[i]})" for i, v in enumerate(options))
     prompt = f"{template.format(a=a, b=b)}\nOptions:\n{choices}\nAnswer with the letter."
-    # The trace then walks the options in order, copying each line and checking it against the
-    # computed value, and stops at the match: copying lines in order and comparing two numbers side
-    # by side is local work; jumping to the one option whose value matches was not learnable.
-    checks = [f"{v} {unit} ({LETTERS[i]}): " + ("yes" if v == right else "no")
-              for i, v in enumerate(options[:options.index(right) + 1])]
-    trace = f"{formula}\n{work}\n" + "\n".join(checks) + f"\nSo the answer is ({letter})."
+    trace = f"{formula}\n{work}\n{right} {unit} ({letter}) is the answer."
     return {"prompt": prompt, "answer": letter, "choices": [f"{v} {unit}" for v in options],
             "trace": trace, "key": f"{law}|{a}|{b}"}
 
