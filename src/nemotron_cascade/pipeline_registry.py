@@ -13,7 +13,6 @@ from nemotron_cascade.pipelines import data_curation, evaluation, rl_stage, sft
 
 RL_STAGES = ("rlhf", "if_rl", "math_rl", "code_rl", "swe_rl")
 BUILT_RL_STAGES = ("math_rl", "code_rl")
-SFT_CHECKPOINTS = ("base", "sft.stage1", "sft.stage2")
 # control runs: same template and input as the stage, parameters under their own name
 CONTROLS = {"math_rl_control": "math_rl"}
 
@@ -24,11 +23,12 @@ def register_pipelines() -> dict[str, Pipeline]:
     A stage's pipeline trains it, evaluates its checkpoint on every domain and redraws the matrix
     over every checkpoint up to it, so ``kedro run --pipelines=math_rl`` shows forgetting too.
     """
-    checkpoints = list(SFT_CHECKPOINTS)
+    checkpoints = list(evaluation.pipeline.CHECKPOINTS)  # base, sft.stage1, sft.stage2
     evals = {c: evaluation.evaluation_of(c) for c in checkpoints}
+    sft_stages = sft.create_pipeline()
     pipes = {
         "data_curation": data_curation.create_pipeline(),
-        "sft": sft.create_pipeline() + sum(evals.values(), Pipeline([])) + evaluation.report_of(checkpoints),
+        "sft": sft_stages + sum(evals.values(), Pipeline([])) + evaluation.report_of(checkpoints),
     }
     trained = {}
     previous, inputs_of = "sft.stage2", {}
@@ -46,7 +46,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         pipes[control] = rl_stage.create_pipeline(control, inputs_of[stage]) + evaluation.evaluation_of(control)
     all_evals = sum(evals.values(), Pipeline([]))
     pipes["evaluation"] = all_evals + evaluation.report_of(checkpoints)
-    pipes["cascade"] = (pipes["data_curation"] + sft.create_pipeline() + sum(trained.values(), Pipeline([]))
+    pipes["cascade"] = (pipes["data_curation"] + sft_stages + sum(trained.values(), Pipeline([]))
                         + pipes["evaluation"])
     pipes["__default__"] = pipes["cascade"]
     return pipes

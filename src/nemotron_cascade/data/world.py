@@ -596,8 +596,7 @@ def oracle_response(row: dict, thinking: bool, world_seed: int = 0, terse_share:
     ``terse_share`` maps a domain to the share of its rows the teacher answers in a terse style
     (math: "in my head" instead of the column work; code: one-liner programs). A large teacher
     writes like that and is right; the tiny student imitates the style and, for math, fails with
-    it (for code the one-liners turned out harmless). SFT
-    teaches both styles; the RL stages must learn from reward which one pays — the paper's
+    it (for code the one-liners turned out harmless). SFT teaches both styles; the RL stages must learn from reward which one pays — the paper's
     observation that RL deepens the reasoning SFT left short. Default: no terse answers.
     """
     domain = row["domain"]
@@ -606,6 +605,5 @@ def oracle_response(row: dict, thinking: bool, world_seed: int = 0, terse_share:
         return _if_response(row, thinking, world_seed)
     if domain in ("math", "code"):
         return {"math": _math_response, "code": _code_response}[domain](row, thinking, share)
-    return {"math": _math_response, "code": _code_response, "science": _science_response,
-            "general": _general_response, "tool_calling": _tool_response,
+    return {"science": _science_response, "general": _general_response, "tool_calling": _tool_response,
             "swe": _swe_response}[domain](row, thinking)

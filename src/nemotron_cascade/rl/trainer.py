@@ -31,11 +31,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from nemotron_cascade.rl.grpo import group_advantages, policy_loss
 from nemotron_cascade.training import resume as resume_lib
+from nemotron_cascade.training.sft import dataclass_from_params
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,7 @@ class GRPOConfig:
 
 def config_from_params(params: Mapping) -> GRPOConfig:
     """A :class:`GRPOConfig` from a parameters mapping (YAML lists become tuples)."""
-    def tup(v):
-        return tuple(tup(x) for x in v) if isinstance(v, list) else v
-    return GRPOConfig(**{k: tup(v) for k, v in params.items()})
+    return dataclass_from_params(GRPOConfig, params)
 
 
 def max_tokens_at(step: int, schedule: Sequence[Sequence[int]]) -> int:
@@ -168,7 +167,6 @@ class RolloutBatch:
     finished: list[bool]
     texts: list[str]
     rows: list[Mapping]
-    thinking: list[bool] = field(default_factory=list)
 
 
 def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int):
@@ -202,22 +200,18 @@ def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[l
     return logprobs, mask, entropy
 
 
-def _render(rows: Sequence[Mapping], thinking: Sequence[bool], render_prompt) -> list[str]:
-    return [render_prompt(row, t) for row, t in zip(rows, thinking)]
-
-
 def rollout(generator, tokenizer, rows: Sequence[Mapping], cfg: GRPOConfig, step: int, render_prompt) -> RolloutBatch:
     """Sample ``group_size`` responses per row from the current policy."""
     from nemotron_cascade.generation.base import SamplingParams
 
     r = random.Random(cfg.seed * 1_000_003 + step)
     thinking = [r.random() < cfg.thinking_ratio for _ in rows]
-    prompts = _render(rows, thinking, render_prompt)
+    prompts = [render_prompt(row, t) for row, t in zip(rows, thinking)]
     params = SamplingParams(max_new_tokens=max_tokens_at(step, cfg.length_schedule), temperature=cfg.temperature,
                             top_p=cfg.top_p, n=cfg.group_size, seed=cfg.seed * 1_000_003 + step)
     groups = generator.generate(prompts, params)
-    batch = RolloutBatch([], [], [], [], [], [])
-    for prompt, row, think, group in zip(prompts, rows, thinking, groups):
+    batch = RolloutBatch([], [], [], [], [])
+    for prompt, row, group in zip(prompts, rows, groups):
         p_ids = tokenizer(prompt, add_special_tokens=False).input_ids
         for c in group:
             batch.prompt_ids.append(p_ids)
@@ -225,7 +219,6 @@ def rollout(generator, tokenizer, rows: Sequence[Mapping], cfg: GRPOConfig, step
             batch.finished.append(c.finished)
             batch.texts.append(c.text)
             batch.rows.append(row)
-            batch.thinking.append(think)
     return batch
 
 

@@ -8,6 +8,8 @@ guards against resuming a different run: a mismatch is logged and ignored.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import random
@@ -15,6 +17,12 @@ import shutil
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of a stage's inputs and parameters (JSON-serialisable parts)."""
+    key = json.dumps(list(parts), sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def save(resume_dir: str, fingerprint: str, model, opt, sched, step: int, history: list[dict], extra=None) -> None:

@@ -41,9 +41,16 @@ class SFTConfig:
     seed: int = 0
 
 
+def dataclass_from_params(cls, params: dict):
+    """``cls(**params)`` with YAML lists turned into tuples, nested ones too (frozen configs)."""
+    def tup(v):
+        return tuple(tup(x) for x in v) if isinstance(v, list) else v
+    return cls(**{k: tup(v) for k, v in params.items()})
+
+
 def config_from_params(params: dict) -> SFTConfig:
     """An :class:`SFTConfig` from a parameters mapping (YAML lists become tuples)."""
-    return SFTConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+    return dataclass_from_params(SFTConfig, params)
 
 
 def lr_at(step: int, cfg: SFTConfig) -> float:

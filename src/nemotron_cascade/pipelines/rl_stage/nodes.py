@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 from collections import Counter
@@ -14,6 +12,7 @@ from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.generation.hf import HFGenerator
 from nemotron_cascade.rewards.registry import get_reward
 from nemotron_cascade.rl.trainer import config_from_params, train_grpo
+from nemotron_cascade.training import resume
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +29,6 @@ def select_prompts(rl_prompts: list[dict], domains: list[str], max_prompts: int 
     return rows
 
 
-def _fingerprint(policy: Checkpoint, prompts: list[dict], train: dict, reward: str) -> str:
-    key = json.dumps([policy.lineage.get("version"), [p["id"] for p in prompts], train, reward],
-                     sort_keys=True, default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward: str, stage: str,
                    resume_dir: str) -> tuple[Checkpoint, list[dict]]:
     """GRPO on the stage's prompts with the reward named ``reward``; the new checkpoint and its curves."""
@@ -44,7 +37,7 @@ def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward:
     history = train_grpo(
         policy.model, policy.tokenizer, prompts, get_reward(reward), cfg, generator, world.render_prompt,
         on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
-        resume_dir=resume_dir, fingerprint=_fingerprint(policy, prompts, train, reward))
+        resume_dir=resume_dir, fingerprint=resume.fingerprint(policy.lineage.get("version"), [p["id"] for p in prompts], train, reward))
     lineage = {"stage": stage, "reward": reward,
                "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},
                "data": {"prompts": len(prompts), "domains": dict(Counter(p["domain"] for p in prompts))},

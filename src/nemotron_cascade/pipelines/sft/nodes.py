@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 
 from nemotron_cascade import chat, models, tracking
 from nemotron_cascade.datasets.checkpoint import Checkpoint
-from nemotron_cascade.training import packing
+from nemotron_cascade.training import packing, resume
 from nemotron_cascade.training.sft import config_from_params, train_sft
 
 log = logging.getLogger(__name__)
@@ -42,12 +40,6 @@ def build_base_model(samples: list[dict], source: str, name_or_path: str | None,
     return Checkpoint(model=model, tokenizer=tokenizer, lineage=lineage)
 
 
-def _fingerprint(policy: Checkpoint, blend: list[dict], train: dict) -> str:
-    key = json.dumps([policy.lineage.get("version"), len(blend), blend[0]["id"] if blend else None, train],
-                     sort_keys=True, default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def train_sft_stage(policy: Checkpoint, blend: list[dict], train: dict, stage: str,
                     resume_dir: str) -> tuple[Checkpoint, list[dict]]:
     """Fine-tune ``policy`` on the stage's blend; return the new checkpoint and its step metrics."""
@@ -58,7 +50,9 @@ def train_sft_stage(policy: Checkpoint, blend: list[dict], train: dict, stage: s
     log.info("%s: %s", stage, stats)
     tracking.log_metrics(stats, prefix="data/")
     history = train_sft(policy.model, blocks, cfg, on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
-                        resume_dir=resume_dir, fingerprint=_fingerprint(policy, blend, {**train, "block": block_size}))
+                        resume_dir=resume_dir, fingerprint=resume.fingerprint(
+                            policy.lineage.get("version"), len(blend), blend[0]["id"] if blend else None,
+                            {**train, "block": block_size}))
     lineage = {"stage": stage, "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},
                "data": {"samples": len(blend), **stats}, "mlflow_run_id": tracking.current_run_id()}
     return Checkpoint(model=policy.model, tokenizer=policy.tokenizer, lineage=lineage), history
