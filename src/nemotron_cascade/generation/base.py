@@ -14,22 +14,35 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to sample: greedy when ``temperature`` is 0; ``n`` samples per prompt."""
+    """How to sample: greedy when ``temperature`` is 0; ``n`` samples per prompt.
+
+    ``logprobs`` (vLLM's convention): when set, every generated token comes with the log-probs of
+    the ``logprobs`` most likely token ids *and* of the sampled one. They are the model's raw
+    log-softmax (vLLM's default ``logprobs_mode="raw_logprobs"``): before temperature and top-p, so
+    they are what a trainer recomputes and what a judge reads, whatever the sampling settings.
+    ``None`` (default) computes nothing extra.
+    """
 
     max_new_tokens: int = 128
     temperature: float = 0.0
     top_p: float = 1.0
     n: int = 1
     seed: int = 0
+    logprobs: int | None = None
 
 
 @dataclass
 class Completion:
-    """One generated continuation; ``finished`` is False when it hit ``max_new_tokens``."""
+    """One generated continuation; ``finished`` is False when it hit ``max_new_tokens``.
+
+    ``logprobs``: with ``SamplingParams.logprobs`` set, one ``{token_id: log_prob}`` per entry of
+    ``token_ids`` (top ids plus the sampled one, raw log-softmax); otherwise ``None``.
+    """
 
     text: str
     token_ids: list[int]
     finished: bool
+    logprobs: list[dict[int, float]] | None = None
 
 
 class Generator(Protocol):

@@ -2,6 +2,11 @@
 
 Sampling is pure temperature sampling (``top_k`` disabled, ``top_p`` as given) so that RL rollouts
 are drawn from exactly the policy whose log-probabilities are trained on.
+
+``SamplingParams.logprobs`` reads the *unprocessed* logits (``output_logits``), so the returned
+log-probs are the model's raw log-softmax whatever the temperature or top-p (vLLM's
+``raw_logprobs``). It holds a batch's logits for every step (batch x steps x vocab floats) until the
+batch ends: bound ``batch_size`` for large vocabularies. Without it nothing extra is computed.
 """
 
 from __future__ import annotations
@@ -47,17 +52,53 @@ class HFGenerator:
         sample = params.temperature > 0
         kwargs = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None) \
             if sample else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params.logprobs is not None:
+            if params.logprobs < 0:
+                raise ValueError(f"SamplingParams.logprobs must be >= 0 or None, got {params.logprobs}")
+            kwargs.update(output_logits=True, return_dict_in_generate=True)
         with torch.no_grad():
             gen = self.model.generate(
                 **enc, max_new_tokens=params.max_new_tokens, pad_token_id=tok.pad_token_id,
                 eos_token_id=tok.eos_token_id, **kwargs,
             )
-        new = gen[:, enc.input_ids.shape[1]:]
-        return [self._completion(row.tolist()) for row in new]
+        if params.logprobs is None:
+            new = gen[:, enc.input_ids.shape[1]:]
+            return [self._completion(row.tolist()) for row in new]
+        new = gen.sequences[:, enc.input_ids.shape[1]:]
+        steps = _step_logprobs(gen.logits, new, params.logprobs)
+        return [self._completion(row.tolist(), lps) for row, lps in zip(new, steps)]
 
-    def _completion(self, ids: list[int]) -> Completion:
+    def _completion(self, ids: list[int], logprobs: list[dict[int, float]] | None = None) -> Completion:
+        """Cut at the first eos (kept) or drop padding; ``logprobs`` is cut the same way."""
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         finished = eos in ids
-        ids = ids[: ids.index(eos) + 1] if finished else [t for t in ids if t != pad]
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        return Completion(text=text, token_ids=ids, finished=finished)
+        keep = range(ids.index(eos) + 1) if finished else [i for i, t in enumerate(ids) if t != pad]
+        text = self.tokenizer.decode([ids[i] for i in keep], skip_special_tokens=True)
+        return Completion(text=text, token_ids=[ids[i] for i in keep], finished=finished,
+                          logprobs=None if logprobs is None else [logprobs[i] for i in keep])
+
+
+def _step_logprobs(logits: tuple, new_ids, k: int) -> list[list[dict[int, float]]]:
+    """Per row and step, the top-``k`` ids of the raw log-softmax plus the generated token's."""
+    import torch
+
+    vocab = logits[0].shape[-1]
+    top_vals, top_ids, chosen = [], [], []
+    for step, step_logits in enumerate(logits):  # one (batch, vocab) tensor per generated token
+        logp = torch.log_softmax(step_logits.float(), dim=-1)
+        top = logp.topk(min(k, vocab), dim=-1)
+        top_vals.append(top.values)
+        top_ids.append(top.indices)
+        chosen.append(logp.gather(-1, new_ids[:, step:step + 1]).squeeze(-1))
+    top_vals_l = torch.stack(top_vals, 1).tolist()
+    top_ids_l = torch.stack(top_ids, 1).tolist()
+    chosen_l = torch.stack(chosen, 1).tolist()
+    rows = []
+    for r, ids in enumerate(new_ids.tolist()):
+        steps = []
+        for t, token in enumerate(ids):
+            entry = dict(zip(top_ids_l[r][t], top_vals_l[r][t]))
+            entry.setdefault(token, chosen_l[r][t])
+            steps.append(entry)
+        rows.append(steps)
+    return rows

@@ -13,13 +13,13 @@ from nemotron_cascade.data import world
 from nemotron_cascade.data.sft import Teacher
 
 
-def oracle_teacher(terse_share: dict | None = None) -> Teacher:
+def oracle_teacher(terse_share: dict | None = None, chatty_share: dict | None = None) -> Teacher:
     """The world's correct trace and answer for a task row (options: see ``world.oracle_response``)."""
-    return functools.partial(_oracle, terse_share=dict(terse_share or {}))
+    return functools.partial(_oracle, terse_share=dict(terse_share or {}), chatty_share=dict(chatty_share or {}))
 
 
-def _oracle(row: dict, thinking: bool, terse_share: dict) -> str:
-    return world.oracle_response(row, thinking, terse_share=terse_share)
+def _oracle(row: dict, thinking: bool, terse_share: dict, chatty_share: dict) -> str:
+    return world.oracle_response(row, thinking, terse_share=terse_share, chatty_share=chatty_share)
 
 
 _TEACHERS: dict[str, Callable[..., Teacher]] = {"oracle": oracle_teacher}
