@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from nemotron_cascade.pipelines import data_curation, evaluation, rl_stage, sft
+from nemotron_cascade.pipelines import data_curation, evaluation, reward_model, rl_stage, sft
 
 RL_STAGES = ("rlhf", "if_rl", "math_rl", "code_rl", "swe_rl")
-BUILT_RL_STAGES = ("math_rl", "code_rl")
+BUILT_RL_STAGES = ("rlhf", "if_rl", "math_rl", "code_rl")
+# stages given the reward model (RLHF's reward; IF-RL's combined reward for thinking models)
+REWARD_MODEL_STAGES = ("rlhf", "if_rl")
+REWARD_MODEL = "reward_model.model"
+# the checkpoint the reward model starts from
+REWARD_MODEL_INIT = "sft.stage2"
 # control runs: same template and input as the stage, parameters under their own name
 CONTROLS = {"math_rl_control": "math_rl"}
 
@@ -29,6 +34,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipes = {
         "data_curation": data_curation.create_pipeline(),
         "sft": sft_stages + sum(evals.values(), Pipeline([])) + evaluation.report_of(checkpoints),
+        "reward_model": reward_model.create_pipeline(REWARD_MODEL_INIT),
     }
     trained = {}
     previous, inputs_of = "sft.stage2", {}
@@ -36,7 +42,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         if stage not in BUILT_RL_STAGES:
             pipes[stage] = Pipeline([])
             continue
-        trained[stage] = rl_stage.create_pipeline(stage, previous)
+        trained[stage] = rl_stage.create_pipeline(
+            stage, previous, reward_model=REWARD_MODEL if stage in REWARD_MODEL_STAGES else None)
         evals[stage] = evaluation.evaluation_of(stage)
         inputs_of[stage] = previous
         checkpoints.append(stage)
@@ -46,7 +53,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         pipes[control] = rl_stage.create_pipeline(control, inputs_of[stage]) + evaluation.evaluation_of(control)
     all_evals = sum(evals.values(), Pipeline([]))
     pipes["evaluation"] = all_evals + evaluation.report_of(checkpoints)
-    pipes["cascade"] = (pipes["data_curation"] + sft_stages + sum(trained.values(), Pipeline([]))
+    pipes["cascade"] = (pipes["data_curation"] + sft_stages + pipes["reward_model"] + sum(trained.values(), Pipeline([]))
                         + pipes["evaluation"])
     pipes["__default__"] = pipes["cascade"]
     return pipes

@@ -40,9 +40,10 @@ def test_missing_upstream_names_the_dataset_and_its_pipeline(project):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "teacher_samples" in out and "--pipelines=data_curation" in out
-    proc = kedro(project, "--pipelines", "math_rl", check=False)
+    proc = kedro(project, "--pipelines", "rlhf", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "sft.stage2.policy" in out and "--pipelines=sft" in out
+    assert "reward_model.model" in out and "--pipelines=reward_model" in out
 
 
 @pytest.mark.slow
@@ -86,27 +87,36 @@ def test_mlflow_has_a_parent_run_and_one_child_per_stage(project):
 
 @pytest.mark.slow
 def test_rl_stages_run_one_by_one_from_the_catalogued_checkpoints(project):
-    kedro(project, "--pipelines", "math_rl")
-    kedro(project, "--pipelines", "code_rl")
+    for stage in ("reward_model", "rlhf", "if_rl", "math_rl", "code_rl"):
+        kedro(project, "--pipelines", stage)
     matrix = pd.read_csv(project / "data/08_reporting/cascade_matrix.csv")
-    assert list(matrix["stage"]) == ["base", "sft_stage1", "sft", "math_rl", "code_rl"]
+    assert list(matrix["stage"]) == ["base", "sft_stage1", "sft", "rlhf", "if_rl", "math_rl", "code_rl"]
 
     def only_version(stage):
         (version,) = (project / "data/06_models" / stage).iterdir()
         return version.name, json.loads((version / stage / "lineage.json").read_text())
 
     sft_version, _ = only_version("sft.stage2")
+    rm_version, rm_lineage = only_version("reward_model")
+    rlhf_version, rlhf_lineage = only_version("rlhf")
+    if_version, if_lineage = only_version("if_rl")
     math_version, math_lineage = only_version("math_rl")
     _, code_lineage = only_version("code_rl")
-    assert math_lineage["parent"] == {"stage": "sft", "version": sft_version,
-                                      "path": math_lineage["parent"]["path"]}
+    assert rm_lineage["parent"]["version"] == sft_version and "val_accuracy" in rm_lineage["validation"]
+    assert rlhf_lineage["parent"] == {"stage": "sft", "version": sft_version, "path": rlhf_lineage["parent"]["path"]}
+    assert rlhf_lineage["reward"] == "reward_model" and rlhf_lineage["reward_model"]["version"] == rm_version
+    assert if_lineage["parent"]["version"] == rlhf_version and if_lineage["reward"] == "instruction_following"
+    assert math_lineage["parent"]["version"] == if_version
     assert math_lineage["reward"] == "math" and code_lineage["reward"] == "code"
     assert code_lineage["parent"]["version"] == math_version
+    rlhf_history = json.loads((project / "data/07_model_output/rlhf/train_history.json").read_text())
+    assert {"gt_quality", "repeated_sentences", "response_length"} <= set(rlhf_history[-1])
     history = json.loads((project / "data/07_model_output/math_rl/train_history.json").read_text())
     assert [h["step"] for h in history] == [1, 2, 3]
     assert [h["max_new_tokens"] for h in history] == [24, 24, 32]  # the test profile's length curriculum
     metrics = {k for (k,) in sqlite3.connect(project / "mlflow.db").execute("select distinct key from metrics")}
-    assert {"train/reward", "train/entropy", "train/zero_variance_groups", "train/truncation_rate"} <= metrics
+    assert {"train/reward", "train/entropy", "train/zero_variance_groups", "train/truncation_rate",
+            "train/gt_quality", "train/val_accuracy", "train/loss"} <= metrics
 
 
 @pytest.mark.slow

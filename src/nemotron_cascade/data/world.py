@@ -129,9 +129,15 @@ def column_sub(a: int, b: int) -> str:
 MENTAL_MATH_TRACE = "I can work this out in my head."
 
 
+def _row_draw(row: dict, salt: str) -> float:
+    """A stable uniform draw in [0, 1] for a row (a hash of its id), so teacher styles are
+    reproducible and independent of generation order."""
+    return int(hashlib.sha1(f"{salt}|{row['id']}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
 def is_terse(row: dict, share: float) -> bool:
     """Whether the teacher answers this row in its terse style (a stable hash of the row id)."""
-    return share > 0 and int(hashlib.sha1(f"terse|{row['id']}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
+    return share > 0 and _row_draw(row, "terse") < share
 
 
 def _math_response(row: dict, thinking: bool, terse_share: float = 0.0) -> str:
@@ -412,9 +418,48 @@ def preference_quality(response: str, topic: str, world_seed: int = 0) -> float:
     return round(precision * repetition * (0.5 + 0.5 * coverage), 4)
 
 
-def _general_response(row: dict, thinking: bool) -> str:
+def chatty_answer(row: dict) -> str:
+    """The chatty teacher's answer to a general row: the two facts, padded with filler or with one
+    fact said twice (a large model's verbosity and repetition, which RLHF is there to remove)."""
+    facts = [s.strip() + "." for s in row["chosen"].split(".") if s.strip()]
+    if _row_draw(row, "chatty-kind") < 0.7:
+        return f"{_FILLER} {row['chosen']}"
+    return " ".join([facts[0], *facts, facts[-1]][: len(facts) + 1])
+
+
+def _general_response(row: dict, thinking: bool, chatty_share: float = 0.0) -> str:
+    """Two true facts; for ``chatty_share`` of the rows the teacher pads them (see chatty_answer)."""
+    answer = chatty_answer(row) if chatty_share > 0 and _row_draw(row, "chatty") < chatty_share else row["chosen"]
     trace = f"The user asks about {row['topic']}. I give two true facts, briefly."
-    return chat.thinking_response(trace, row["chosen"]) if thinking else row["chosen"]
+    return chat.thinking_response(trace, answer) if thinking else answer
+
+
+def preference_pair(row: dict, world_seed: int = 0) -> dict | None:
+    """A (chosen, rejected) pair for reward-model training from a task row, or ``None``.
+
+    General rows carry their pair (the rejected answer is repetitive, wrong, verbose or evasive:
+    real qualities, not length alone — verbose and repetitive ones are longer, evasive ones
+    shorter, wrong ones the same length). Instruction-following rows give a compliant note against
+    the note written for the same request with one constraint dropped, kept only when it really
+    breaks that constraint (checked by the verifier). Other domains give no pair.
+    """
+    if row["domain"] == "general":
+        return {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"], "flaw": row["flaw"]}
+    if row["domain"] != "instruction_following":
+        return None
+    from nemotron_cascade.rewards.instruction_following import if_reward
+
+    chosen = _if_answer(row, world_seed)
+    ids, kwargs = row["instruction_id_list"], row["kwargs"]
+    start = int(_row_draw(row, "pref") * len(ids))
+    for k in range(len(ids)):
+        drop = (start + k) % len(ids)
+        reduced = {**row, "instruction_id_list": ids[:drop] + ids[drop + 1:], "kwargs": kwargs[:drop] + kwargs[drop + 1:]}
+        rejected = _if_answer(reduced, world_seed)
+        if rejected != chosen and not if_reward(rejected, ids, kwargs):
+            return {"prompt": row["prompt"], "chosen": chosen, "rejected": rejected,
+                    "flaw": f"ignores {ids[drop]}"}
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,20 +635,26 @@ def render_prompt(row: dict, thinking: bool) -> str:
     return chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking)
 
 
-def oracle_response(row: dict, thinking: bool, world_seed: int = 0, terse_share: dict | None = None) -> str:
+def oracle_response(row: dict, thinking: bool, world_seed: int = 0, terse_share: dict | None = None,
+                    chatty_share: dict | None = None) -> str:
     """The programmatic teacher: a correct thinking trace (optional) and final answer.
 
     ``terse_share`` maps a domain to the share of its rows the teacher answers in a terse style
     (math: "in my head" instead of the column work; code: one-liner programs). A large teacher
     writes like that and is right; the tiny student imitates the style and, for math, fails with
-    it (for code the one-liners turned out harmless). SFT teaches both styles; the RL stages must learn from reward which one pays — the paper's
-    observation that RL deepens the reasoning SFT left short. Default: no terse answers.
+    it (for code the one-liners turned out harmless). SFT teaches both styles; the RL stages must
+    learn from reward which one pays — the paper's observation that RL deepens the reasoning SFT
+    left short. ``chatty_share`` does the same for general chat: the share of answers the teacher
+    pads with filler or repetition (:func:`chatty_answer`), the verbosity RLHF removes.
+    Default: neither.
     """
     domain = row["domain"]
     share = float((terse_share or {}).get(domain, 0.0))
+    if domain == "general":
+        return _general_response(row, thinking, float((chatty_share or {}).get(domain, 0.0)))
     if domain == "instruction_following":
         return _if_response(row, thinking, world_seed)
     if domain in ("math", "code"):
         return {"math": _math_response, "code": _code_response}[domain](row, thinking, share)
-    return {"science": _science_response, "general": _general_response, "tool_calling": _tool_response,
+    return {"science": _science_response, "tool_calling": _tool_response,
             "swe": _swe_response}[domain](row, thinking)

@@ -4,16 +4,18 @@ Every registered reward has the batch contract ``fn(responses, rows) -> list[flo
 ``responses[i]`` is the model's whole output for the task row ``rows[i]``, which carries the ground
 truth fields the reward reads:
 
-=====================  =========================================
-name                   fields of each row
-=====================  =========================================
-math                   ``answer``
-science                ``answer``
-instruction_following  ``instruction_id_list``, ``kwargs``
-tool_calling           ``expected_calls``
-swe                    ``gold_patch`` (the patch is read from the response, see ``swe.extract_patch``)
-code                   ``tests``
-=====================  =========================================
+========================  ===========================================================
+name                      fields of each row
+========================  ===========================================================
+math                      ``answer``
+science                   ``answer``
+instruction_following     ``instruction_id_list``, ``kwargs``
+tool_calling              ``expected_calls``
+swe                       ``gold_patch`` (the patch is read from the response, see ``swe.extract_patch``)
+code                      ``tests``
+reward_model              ``prompt`` (built around a reward model: :func:`make_reward`)
+instruction_following_rm  as instruction_following, plus ``prompt`` (:func:`make_reward`)
+========================  ===========================================================
 
 A row without a field raises ``KeyError`` naming the reward, the row and the field; an unknown
 reward name raises ``KeyError`` listing the known ones.
@@ -44,16 +46,55 @@ def register(name: str) -> Callable[[RewardFn], RewardFn]:
 
 
 def reward_names() -> list[str]:
-    """Names of every registered reward, sorted."""
-    return sorted(_REGISTRY)
+    """Names of every registered reward (plain and model-based), sorted."""
+    return sorted({*_REGISTRY, *_FACTORIES})
 
 
 def get_reward(name: str) -> RewardFn:
-    """The batch reward registered as ``name``."""
+    """The batch reward registered as ``name`` (model-based rewards: :func:`make_reward`)."""
+    if name in _FACTORIES:
+        raise KeyError(f"reward {name!r} needs a reward model: build it with make_reward({name!r}, reward_model=...)")
     try:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown reward {name!r}; known rewards: {reward_names()}") from None
+
+
+# Rewards built from resources a stage is given (the trained reward model), by name as well.
+_FACTORIES: dict[str, Callable[..., RewardFn]] = {}
+
+
+def _needs_reward_model(name: str, reward_model) -> None:
+    if reward_model is None:
+        raise ValueError(f"reward {name!r} scores with a reward model, but the stage was given none: wire "
+                         f"'reward_model.model' into it (pipeline_registry.REWARD_MODEL_STAGES)")
+
+
+def _rm_factory(reward_model=None, group_size: int | None = None) -> RewardFn:
+    from nemotron_cascade.rewards.reward_model import RewardModelReward
+
+    _needs_reward_model("reward_model", reward_model)
+    return RewardModelReward(reward_model)
+
+
+def _if_rm_factory(reward_model=None, group_size: int | None = None) -> RewardFn:
+    from nemotron_cascade.rewards.reward_model import IFWithRMReward, RewardModelReward
+
+    _needs_reward_model("instruction_following_rm", reward_model)
+    if not group_size:
+        raise ValueError("reward 'instruction_following_rm' normalises RM scores per group: give group_size")
+    return IFWithRMReward(_REGISTRY["instruction_following"], RewardModelReward(reward_model), group_size)
+
+
+_FACTORIES.update({"reward_model": _rm_factory, "instruction_following_rm": _if_rm_factory})
+
+
+def make_reward(name: str, reward_model=None, group_size: int | None = None) -> RewardFn:
+    """The reward a stage trains on: a plain registered reward, or one built around ``reward_model``
+    (``reward_model``: the RM's score; ``instruction_following_rm``: IF-RL's combined reward)."""
+    if name in _FACTORIES:
+        return _FACTORIES[name](reward_model=reward_model, group_size=group_size)
+    return get_reward(name)
 
 
 def column(reward: str, rows: Sequence[Mapping[str, Any]], field: str) -> list[Any]:
@@ -99,7 +140,13 @@ def instruction_following_batch(responses: Sequence[str], rows: Sequence[Mapping
     _check_lengths("instruction_following", responses, rows)
     ids = column("instruction_following", rows, "instruction_id_list")
     kwargs = column("instruction_following", rows, "kwargs")
-    return [if_reward(r, i, k) for r, i, k in zip(responses, ids, kwargs)]
+    out = []
+    for index, (r, i, k) in enumerate(zip(responses, ids, kwargs)):
+        try:
+            out.append(if_reward(r, i, k))
+        except (TypeError, ValueError) as e:  # bad instruction ids/kwargs: name the row, never score 0
+            raise type(e)(f"reward 'instruction_following': row {index} (id {rows[index].get('id', '?')!r}): {e}") from e
+    return out
 
 
 @register("tool_calling")

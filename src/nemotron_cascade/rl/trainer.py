@@ -279,12 +279,14 @@ def train_grpo(
     on_metrics: MetricsCallback | None = None,
     resume_dir: str | None = None,
     fingerprint: str = "",
+    diagnostics: Callable[[Sequence[str], Sequence[Mapping], Sequence[float]], dict] | None = None,
 ) -> list[dict]:
     """Train ``model`` in place with GRPO on ``rows``; return the per-step metrics history.
 
     ``generator`` samples from ``model`` (it must see the updated weights every step: HF generate on
     the same module, or an engine that syncs them); ``render_prompt(row, thinking)`` gives the prompt
-    text. ``reward_fn(responses, rows)`` scores the whole batch.
+    text. ``reward_fn(responses, rows)`` scores the whole batch. ``diagnostics(responses, rows,
+    rewards)`` adds metrics to each step's record (see :mod:`nemotron_cascade.rl.diagnostics`).
     """
     import torch
     from tqdm.auto import tqdm
@@ -325,6 +327,8 @@ def train_grpo(
             "filtered_prompts": pool.filtered, "completion_tokens_per_s": sum(lengths) / dt,
             "steps_per_s": 1.0 / dt, "rollout_share": t_gen / dt,
         })
+        if diagnostics:
+            m.update(diagnostics(batch.texts, batch.rows, rewards.tolist()))
         history.append({"step": step + 1, **m})
         bar.set_postfix(reward=f"{m['reward']:.2f}", acc=f"{m['accuracy']:.2f}")
         if on_metrics:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from nemotron_cascade.data import preferences
 from nemotron_cascade.data import sft as sft_data
 from nemotron_cascade.data import world
 from nemotron_cascade.generation.oracle import make_teacher
@@ -62,3 +63,9 @@ def build_sft_blend(samples: list[dict], weights: dict, max_response_chars: int 
     blend += sft_data.multi_turn(blend, multi_turn_share, seed)
     log.info("blend: %d samples %s", len(blend), dict(Counter(s["domain"] for s in blend)))
     return blend
+
+
+def build_preference_pairs(prompts: list[dict], domains: list[str], max_pairs_per_domain: int | None,
+                           validation_share: float, seed: int) -> list[dict]:
+    """Preference pairs for the reward model from the SFT prompts of ``domains`` (train/validation)."""
+    return preferences.build_pairs(prompts, domains, max_pairs_per_domain, validation_share, seed)

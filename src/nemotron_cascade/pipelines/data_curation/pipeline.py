@@ -7,7 +7,8 @@ from nemotron_cascade.pipelines.data_curation import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """world → raw tasks → prompt splits → teacher responses → SFT blends of stage 1 and 2."""
+    """world → raw tasks → prompt splits → teacher responses → SFT blends of stage 1 and 2; preference
+    pairs for the reward model."""
     tag = ["stage.data_curation"]
     return pipeline([
         node(nodes.generate_world, inputs={"seed": "params:world.seed", "sizes": "params:world.sizes"},
@@ -28,4 +29,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                        "seed": f"params:sft_blends.{s}.seed"},
                outputs=f"sft_blend_{s}", name=f"build_sft_blend_{s}", tags=tag)
           for s in ("stage1", "stage2")],
+        node(nodes.build_preference_pairs,
+             inputs={"prompts": "sft_prompts", "domains": "params:preferences.domains",
+                     "max_pairs_per_domain": "params:preferences.max_pairs_per_domain",
+                     "validation_share": "params:preferences.validation_share", "seed": "params:preferences.seed"},
+             outputs="preference_pairs", name="build_preference_pairs", tags=tag),
     ])

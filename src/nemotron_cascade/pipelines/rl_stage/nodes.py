@@ -10,7 +10,8 @@ from nemotron_cascade import tracking
 from nemotron_cascade.data import world
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.generation.hf import HFGenerator
-from nemotron_cascade.rewards.registry import get_reward
+from nemotron_cascade.rewards.registry import make_reward
+from nemotron_cascade.rl.diagnostics import combine
 from nemotron_cascade.rl.trainer import config_from_params, train_grpo
 from nemotron_cascade.training import resume
 
@@ -30,16 +31,27 @@ def select_prompts(rl_prompts: list[dict], domains: list[str], max_prompts: int 
 
 
 def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward: str, stage: str,
-                   resume_dir: str) -> tuple[Checkpoint, list[dict]]:
-    """GRPO on the stage's prompts with the reward named ``reward``; the new checkpoint and its curves."""
+                   resume_dir: str, diagnostics: list[str] | None = None,
+                   reward_model: Checkpoint | None = None) -> tuple[Checkpoint, list[dict]]:
+    """GRPO on the stage's prompts with the reward named ``reward``; the new checkpoint and its curves.
+
+    ``reward_model`` is given to the stages wired to one (RLHF, IF-RL): rewards such as
+    ``reward_model`` and ``instruction_following_rm`` are built around it.
+    """
     cfg = config_from_params(train)
+    reward_fn = make_reward(reward, reward_model=reward_model, group_size=cfg.group_size)
     generator = HFGenerator(policy.model, policy.tokenizer, batch_size=cfg.rollout_batch_size)
+    rm_version = reward_model.lineage.get("version") if reward_model is not None else None
     history = train_grpo(
-        policy.model, policy.tokenizer, prompts, get_reward(reward), cfg, generator, world.render_prompt,
+        policy.model, policy.tokenizer, prompts, reward_fn, cfg, generator, world.render_prompt,
         on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
-        resume_dir=resume_dir, fingerprint=resume.fingerprint(policy.lineage.get("version"), [p["id"] for p in prompts], train, reward))
+        resume_dir=resume_dir, diagnostics=combine(diagnostics),
+        fingerprint=resume.fingerprint(policy.lineage.get("version"), [p["id"] for p in prompts], train, reward,
+                                       rm_version))
     lineage = {"stage": stage, "reward": reward,
                "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},
                "data": {"prompts": len(prompts), "domains": dict(Counter(p["domain"] for p in prompts))},
                "mlflow_run_id": tracking.current_run_id()}
+    if reward_model is not None:
+        lineage["reward_model"] = {k: reward_model.lineage.get(k) for k in ("stage", "version", "path")}
     return Checkpoint(model=policy.model, tokenizer=policy.tokenizer, lineage=lineage), history

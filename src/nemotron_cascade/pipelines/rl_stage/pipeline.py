@@ -9,8 +9,9 @@ from kedro.pipeline import Pipeline, node, pipeline
 from nemotron_cascade.pipelines.rl_stage import nodes
 
 
-def stage_template() -> Pipeline:
-    """``policy_in`` + ``rl_prompts`` → ``policy`` (+ its per-step GRPO curves)."""
+def stage_template(with_reward_model: bool = False) -> Pipeline:
+    """``policy_in`` + ``rl_prompts`` (+ ``reward_model``) → ``policy`` (+ its per-step GRPO curves)."""
+    rm = {"reward_model": "reward_model"} if with_reward_model else {}
     return pipeline([
         node(nodes.select_prompts,
              inputs={"rl_prompts": "rl_prompts", "domains": "params:domains",
@@ -18,12 +19,16 @@ def stage_template() -> Pipeline:
              outputs="prompts", name="select_prompts"),
         node(nodes.train_rl_stage,
              inputs={"policy": "policy_in", "prompts": "prompts", "train": "params:train",
-                     "reward": "params:reward", "stage": "params:name", "resume_dir": "params:resume_dir"},
+                     "reward": "params:reward", "stage": "params:name", "resume_dir": "params:resume_dir",
+                     "diagnostics": "params:diagnostics", **rm},
              outputs=["policy", "train_history"], name="train_grpo"),
     ])
 
 
-def create_pipeline(stage: str, input_checkpoint: str, **kwargs) -> Pipeline:
-    """The RL stage ``stage`` reading ``<input_checkpoint>.policy``; parameters under ``<stage>``."""
-    return pipeline(stage_template(), namespace=stage,
-                    inputs={"policy_in": f"{input_checkpoint}.policy", "rl_prompts": "rl_prompts"})
+def create_pipeline(stage: str, input_checkpoint: str, reward_model: str | None = None, **kwargs) -> Pipeline:
+    """The RL stage ``stage`` reading ``<input_checkpoint>.policy`` (and the reward model dataset
+    ``reward_model`` when given); parameters under ``<stage>``."""
+    inputs = {"policy_in": f"{input_checkpoint}.policy", "rl_prompts": "rl_prompts"}
+    if reward_model:
+        inputs["reward_model"] = reward_model
+    return pipeline(stage_template(with_reward_model=bool(reward_model)), namespace=stage, inputs=inputs)

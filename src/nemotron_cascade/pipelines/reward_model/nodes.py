@@ -1,0 +1,51 @@
+"""Node of the reward-model pipeline (a thin wrapper over ``training.reward_model``)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from nemotron_cascade import tracking
+from nemotron_cascade.data.preferences import check_pairs
+from nemotron_cascade.datasets.checkpoint import Checkpoint
+from nemotron_cascade.models import count_parameters
+from nemotron_cascade.training.reward_model import (
+    RMConfig, reward_model_from_policy, reward_model_from_scratch, train_reward_model)
+from nemotron_cascade.training.sft import dataclass_from_params
+
+log = logging.getLogger(__name__)
+
+
+def train_reward_model_node(policy: Checkpoint, preference_pairs: list[dict], init: str, size: dict | None,
+                            train: dict) -> tuple[Checkpoint, list[dict]]:
+    """Train the Bradley–Terry reward model; the RM checkpoint and its training/validation curves.
+
+    ``init``: ``policy`` (the input checkpoint's body, a fresh scalar head) or ``scratch`` (a new
+    tiny model of ``size``, sharing the policy's tokenizer).
+    """
+    pairs = check_pairs(preference_pairs, "preference_pairs")
+    splits = Counter(p.get("split") for p in pairs)
+    unknown = sorted(set(splits) - {"train", "validation"}, key=str)
+    if unknown:
+        raise ValueError(f"preference_pairs: split must be 'train' or 'validation', found {unknown}")
+    cfg = dataclass_from_params(RMConfig, train)
+    if init == "policy":
+        model = reward_model_from_policy(policy.model, policy.tokenizer)
+    elif init == "scratch":
+        model = reward_model_from_scratch(policy.tokenizer, size or {})
+    else:
+        raise ValueError(f"params reward_model.init must be 'policy' or 'scratch', got {init!r}")
+    n_params = count_parameters(model)
+    log.info("reward model (%s): %.2f M parameters, %s pairs", init, n_params / 1e6, dict(splits))
+    tracking.log_metrics({"parameters": n_params, "train_pairs": splits["train"],
+                          "validation_pairs": splits["validation"]}, prefix="data/")
+    history = train_reward_model(
+        model, policy.tokenizer, [p for p in pairs if p["split"] == "train"],
+        [p for p in pairs if p["split"] == "validation"], cfg,
+        on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"))
+    final = {k: v for k, v in history[-1].items() if k.startswith("val_")}
+    log.info("reward model validation: %s", {k: round(v, 3) for k, v in final.items()})
+    lineage = {"stage": "reward_model", "init": init, "parameters": n_params,
+               "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},
+               "data": dict(splits), "validation": final, "mlflow_run_id": tracking.current_run_id()}
+    return Checkpoint(model=model, tokenizer=policy.tokenizer, lineage=lineage), history

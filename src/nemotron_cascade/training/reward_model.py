@@ -1,0 +1,203 @@
+"""Bradley–Terry reward model: a scalar head on a causal LM body, scored at the last token.
+
+As in the paper (and TRL's ``RewardTrainer``), the reward model is the policy architecture with its
+LM head replaced by a linear head giving one scalar; the score of a conversation is the head's
+output at its last token. Training minimises the Bradley–Terry loss on preference pairs
+
+    L = −log σ(r_chosen − r_rejected)  +  c · (r_chosen + r_rejected)²
+
+where the second term (reward centering, Eisenstein et al. 2023; TRL's
+``center_rewards_coefficient``) keeps scores near zero mean so that they are comparable across
+prompts. Validation reports pairwise accuracy on held-out pairs, overall and per flaw.
+
+The RM's size is a parameter: ``init: policy`` starts from the body of the input checkpoint (the
+paper initialises its RM from a large instruct model); ``init: scratch`` builds a fresh tiny Qwen3
+of ``size`` — the paper found small RMs easier to hack, and this makes that easy to study.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from nemotron_cascade import chat
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RMConfig:
+    """Hyper-parameters of reward-model training."""
+
+    epochs: int = 2
+    batch_size: int = 32          # pairs per optimiser step
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    grad_clip: float = 1.0
+    center_coef: float = 0.01     # reward centering; 0 turns it off
+    max_length: int = 256         # tokens per scored conversation (longer ones keep their end)
+    eval_every: int = 0           # steps between validation passes; 0 = once per epoch
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"RM training needs epochs ≥ 1 and batch_size ≥ 1, got {self.epochs}, {self.batch_size}")
+
+
+def render_scored(prompt: str, answer: str) -> str:
+    """The text a reward model scores: the user turn (non-thinking) and the assistant's answer.
+
+    Thinking traces are not scored: the RM judges the final answer, in either mode.
+    """
+    return chat.render([{"role": "user", "content": prompt, "thinking": False},
+                        {"role": "assistant", "content": answer}])
+
+
+def reward_model_from_policy(policy_model, tokenizer):
+    """A sequence-classification model (1 label) with the policy's body and a fresh scalar head."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    fields = {k: v for k, v in policy_model.config.to_dict().items() if k not in ("id2label", "label2id")}
+    config = policy_model.config.__class__.from_dict({**fields, "num_labels": 1, "pad_token_id": tokenizer.pad_token_id})
+    torch.manual_seed(0)
+    rm = AutoModelForSequenceClassification.from_config(config)
+    missing, unexpected = rm.model.load_state_dict(policy_model.model.state_dict(), strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"policy body does not fit the reward model: missing {missing}, unexpected {unexpected}")
+    torch.nn.init.zeros_(rm.score.weight)
+    return rm
+
+
+def reward_model_from_scratch(tokenizer, size: Mapping):
+    """A freshly initialised tiny reward model of ``size`` (fields of ``TinyModelConfig``)."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForSequenceClassification
+
+    from nemotron_cascade.models import TinyModelConfig
+
+    cfg = TinyModelConfig(**size)
+    torch.manual_seed(cfg.seed)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+        head_dim=cfg.hidden_size // cfg.num_heads, intermediate_size=cfg.intermediate_size,
+        max_position_embeddings=cfg.max_position_embeddings, num_labels=1,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
+    )
+    rm = Qwen3ForSequenceClassification(config)
+    torch.nn.init.zeros_(rm.score.weight)
+    return rm
+
+
+def score_texts(model, tokenizer, texts: Sequence[str], max_length: int = 256, batch_size: int = 64,
+                grad: bool = False):
+    """Scalar scores of ``texts`` (a float tensor ``[len(texts)]``), read at each text's last token.
+
+    Texts are left-truncated to ``max_length`` tokens (the answer, at the end, is what is scored)
+    and right-padded; the HF sequence-classification head picks the last non-pad token.
+    """
+    import torch
+
+    pad = tokenizer.pad_token_id
+    out = []
+    for s in range(0, len(texts), batch_size):
+        ids = [tokenizer(t, add_special_tokens=False).input_ids[-max_length:] for t in texts[s:s + batch_size]]
+        width = max(map(len, ids))
+        batch = torch.full((len(ids), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(ids), width), dtype=torch.long)
+        for b, seq in enumerate(ids):
+            batch[b, :len(seq)], attn[b, :len(seq)] = torch.tensor(seq), 1
+        with torch.set_grad_enabled(grad):
+            out.append(model(input_ids=batch, attention_mask=attn).logits[:, 0].float())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def bradley_terry_loss(r_chosen, r_rejected, center_coef: float = 0.0):
+    """``mean(−log σ(r_c − r_r)) + center_coef · mean((r_c + r_r)²)``."""
+    import torch.nn.functional as F
+
+    loss = -F.logsigmoid(r_chosen - r_rejected).mean()
+    if center_coef:
+        loss = loss + center_coef * ((r_chosen + r_rejected) ** 2).mean()
+    return loss
+
+
+def pairwise_accuracy(model, tokenizer, pairs: Sequence[Mapping], cfg: RMConfig) -> dict:
+    """Share of pairs whose chosen text scores higher, overall (``accuracy``) and per flaw/domain,
+    with the mean margin and the mean score (centering keeps it near 0)."""
+    import torch
+
+    if not pairs:
+        return {}
+    model.eval()
+    rc = score_texts(model, tokenizer, [render_scored(p["prompt"], p["chosen"]) for p in pairs], cfg.max_length)
+    rr = score_texts(model, tokenizer, [render_scored(p["prompt"], p["rejected"]) for p in pairs], cfg.max_length)
+    right = (rc > rr).float()
+    groups: dict[str, list[float]] = defaultdict(list)
+    for p, ok in zip(pairs, right.tolist()):
+        groups[f"accuracy/{p.get('domain', 'all')}"].append(ok)
+        flaw = str(p.get("flaw", "")).split(" ")[0] or "unknown"
+        groups[f"accuracy_flaw/{flaw}"].append(ok)
+    out = {"accuracy": float(right.mean()), "margin": float((rc - rr).mean()),
+           "mean_score": float(torch.cat([rc, rr]).mean())}
+    out.update({k: sum(v) / len(v) for k, v in sorted(groups.items())})
+    return out
+
+
+def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
+                       cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None) -> list[dict]:
+    """Train ``model`` in place on ``train_pairs``; the history of train and validation metrics."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if not train_pairs:
+        raise ValueError("no training preference pairs")
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = -(-len(train_pairs) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+    eval_every = cfg.eval_every or steps_per_epoch
+    history, step = [], 0
+    texts = [(render_scored(p["prompt"], p["chosen"]), render_scored(p["prompt"], p["rejected"])) for p in train_pairs]
+    bar = tqdm(total=total, desc="reward model", leave=False)
+    for epoch in range(cfg.epochs):
+        order = list(range(len(texts)))
+        random.Random(cfg.seed * 1009 + epoch).shuffle(order)
+        for s in range(0, len(order), cfg.batch_size):
+            t0 = time.perf_counter()
+            idx = order[s:s + cfg.batch_size]
+            model.train()
+            scores = score_texts(model, tokenizer, [texts[i][0] for i in idx] + [texts[i][1] for i in idx],
+                                 cfg.max_length, batch_size=2 * len(idx), grad=True)
+            rc, rr = scores[:len(idx)], scores[len(idx):]
+            loss = bradley_terry_loss(rc, rr, cfg.center_coef)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if not torch.isfinite(grad_norm):
+                raise FloatingPointError(f"reward model step {step}: grad norm {float(grad_norm)}; lower the lr")
+            opt.step()
+            sched.step()
+            step += 1
+            m = {"loss": float(loss.detach()), "train_accuracy": float((rc > rr).float().mean()),
+                 "grad_norm": float(grad_norm), "lr": sched.get_last_lr()[0],
+                 "pairs_per_s": len(idx) / (time.perf_counter() - t0), "epoch": epoch}
+            if step % eval_every == 0 or step == total:
+                m.update({f"val_{k}": v for k, v in pairwise_accuracy(model, tokenizer, val_pairs, cfg).items()})
+                log.info("reward model step %d: loss %.3f, validation accuracy %.3f", step, m["loss"],
+                         m.get("val_accuracy", float("nan")))
+            history.append({"step": step, **m})
+            bar.update(1)
+            bar.set_postfix(loss=f"{m['loss']:.3f}")
+            if on_metrics:
+                on_metrics(m, step)
+    bar.close()
+    model.eval()
+    return history

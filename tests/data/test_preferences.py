@@ -1,0 +1,78 @@
+"""Preference pairs: real qualities, checked rows, a stable train/validation split; the chatty teacher."""
+
+import pytest
+
+from nemotron_cascade.data import preferences, world
+from nemotron_cascade.rewards.instruction_following import if_reward
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return world.generate_tasks("general", "sft", 120, 0) + world.generate_tasks("instruction_following", "sft", 120, 0)
+
+
+def test_pairs_cover_both_domains_and_split_stably(rows):
+    pairs = preferences.build_pairs(rows, ["general", "instruction_following"], 100, 0.2, 0)
+    assert {p["domain"] for p in pairs} == {"general", "instruction_following"}
+    assert sum(p["domain"] == "general" for p in pairs) == 100  # capped per domain
+    share = sum(p["split"] == "validation" for p in pairs) / len(pairs)
+    assert 0.1 < share < 0.3
+    again = preferences.build_pairs(rows, ["general", "instruction_following"], 100, 0.2, 0)
+    assert [(p["id"], p["split"]) for p in again] == [(p["id"], p["split"]) for p in pairs]
+
+
+def test_instruction_pairs_prefer_the_compliant_note(rows):
+    """The rejected note drops one constraint and really breaks it; the chosen one follows all."""
+    by_id = {f"pref-{r['id']}": r for r in rows}
+    pairs = [p for p in preferences.build_pairs(rows, ["instruction_following"], None, 0.2, 0)]
+    assert len(pairs) > 100
+    for p in pairs:
+        row = by_id[p["id"]]
+        assert if_reward(p["chosen"], row["instruction_id_list"], row["kwargs"]) == 1.0
+        assert if_reward(p["rejected"], row["instruction_id_list"], row["kwargs"]) == 0.0
+        assert p["flaw"].split(" ")[1] in row["instruction_id_list"]
+
+
+def test_general_pairs_are_not_a_length_tell(rows):
+    """Rejected answers are longer (verbose, repetitive), shorter (evasive) or as long (wrong)."""
+    pairs = preferences.build_pairs(rows, ["general"], None, 0.2, 0)
+    flaws = {p["flaw"] for p in pairs}
+    assert flaws == {"repetitive", "wrong", "verbose", "evasive"}
+    shorter = sum(len(p["rejected"]) < len(p["chosen"]) for p in pairs)
+    assert 0.2 < shorter / len(pairs) < 0.8
+    for p in pairs:  # the world's ground truth agrees with every pair
+        topic = p["prompt"]
+        row = next(r for r in rows if f"pref-{r['id']}" == p["id"])
+        assert world.preference_quality(p["chosen"], row["topic"]) > world.preference_quality(p["rejected"], row["topic"]), topic
+
+
+@pytest.mark.parametrize("pair, message, reason", [
+    ({"id": "x", "prompt": "Tell me.", "chosen": "Same.", "rejected": " Same. "}, "identical",
+     "identical texts (after stripping) prefer nothing"),
+    ({"id": "x", "prompt": "Tell me.", "chosen": "", "rejected": "No."}, "'chosen' must be a non-empty string",
+     "an empty chosen text"),
+    ({"id": "x", "prompt": "Tell me.", "chosen": "Yes.", "rejected": None}, "'rejected' must be a non-empty string",
+     "a missing rejected text"),
+    ({"id": "x", "chosen": "Yes.", "rejected": "No."}, "'prompt' must be a non-empty string", "no prompt"),
+])
+def test_bad_pairs_raise_naming_source_and_row(pair, message, reason):
+    good = {"id": "ok", "prompt": "Tell me.", "chosen": "Yes.", "rejected": "No."}
+    with pytest.raises(preferences.PreferencePairError, match=message) as err:
+        preferences.check_pairs([good, pair], "my_pairs.jsonl")
+    assert "my_pairs.jsonl row 1 (id 'x')" in str(err.value), reason
+
+
+def test_unknown_domain_without_rows_is_an_error(rows):
+    with pytest.raises(ValueError, match=r"no preference pairs from domains \['math'\]"):
+        preferences.build_pairs(rows, ["general", "math"], None, 0.2, 0)
+
+
+def test_chatty_teacher_pads_its_share_of_general_answers(rows):
+    general = [r for r in rows if r["domain"] == "general"]
+    answers = [world.oracle_response(r, False, chatty_share={"general": 0.6}) for r in general]
+    chatty = [a for a, r in zip(answers, general) if a != r["chosen"]]
+    assert 0.45 < len(chatty) / len(general) < 0.75
+    assert all(len(a) > len(r["chosen"]) for a, r in zip(answers, general) if a != r["chosen"])
+    quality = [world.preference_quality(a, r["topic"]) for a, r in zip(answers, general)]
+    assert {round(q, 3) for q in quality} == {1.0, 0.667}  # padding costs a third of the quality
+    assert [world.oracle_response(r, False) for r in general] == [r["chosen"] for r in general]  # default: none
