@@ -12,10 +12,12 @@ from kedro.pipeline import Pipeline
 from nemotron_cascade.pipelines import data_curation, evaluation, reward_model, rl_stage, sft
 
 RL_STAGES = ("rlhf", "if_rl", "math_rl", "code_rl", "swe_rl")
-BUILT_RL_STAGES = ("rlhf", "if_rl", "math_rl", "code_rl")
+BUILT_RL_STAGES = ("rlhf", "if_rl", "math_rl", "code_rl", "swe_rl")
 # stages given the reward model (RLHF's reward; IF-RL's combined reward for thinking models)
 REWARD_MODEL_STAGES = ("rlhf", "if_rl")
 REWARD_MODEL = "reward_model.model"
+# stages whose prompts are localised with the policy's own guess before training
+LOCALISED_STAGES = ("swe_rl",)
 # the checkpoint the reward model starts from
 REWARD_MODEL_INIT = "sft.stage2"
 # control runs: same template and input as the stage, parameters under their own name
@@ -43,7 +45,8 @@ def register_pipelines() -> dict[str, Pipeline]:
             pipes[stage] = Pipeline([])
             continue
         trained[stage] = rl_stage.create_pipeline(
-            stage, previous, reward_model=REWARD_MODEL if stage in REWARD_MODEL_STAGES else None)
+            stage, previous, reward_model=REWARD_MODEL if stage in REWARD_MODEL_STAGES else None,
+            localise=stage in LOCALISED_STAGES)
         evals[stage] = evaluation.evaluation_of(stage)
         inputs_of[stage] = previous
         checkpoints.append(stage)

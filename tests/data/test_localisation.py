@@ -100,3 +100,20 @@ def test_a_wrong_guess_costs_recall_at_1_not_at_2():
 def test_bad_input_names_the_row_and_field(call, match, reason):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_the_policys_guess_is_read_from_its_patch_and_merged_first(tiny_model, tokenizer):
+    """policy_guesses runs the real generator; localise_with_guesses puts a guess first."""
+    from nemotron_cascade.data.localisation import localise_with_guesses, policy_guesses
+    from nemotron_cascade.generation.hf import HFGenerator
+
+    rows = world.generate_tasks("swe", "bench", 4, 0)
+    guesses = policy_guesses(HFGenerator(tiny_model, tokenizer), rows, max_new_tokens=8)
+    assert len(guesses) == 4 and all(set(g) <= set(r["repo"]) for g, r in zip(guesses, rows))
+    wrong = [[next(p for p in sorted(r["repo"]) if p != r["file"])] for r in rows]
+    localised, metrics = localise_with_guesses(rows, 2, wrong)
+    assert [r["context_files"][0] for r in localised] == [g[0] for g in wrong]
+    assert metrics["guess_top1"] == 0.0
+    assert metrics["recall_at_2_bm25"] == 1.0 and metrics["recall_at_2_merged"] == 1.0  # BM25 fills in
+    with pytest.raises(ValueError, match="3 guesses for 4 rows"):
+        localise_with_guesses(rows, 2, wrong[:3])

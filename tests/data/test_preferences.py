@@ -23,27 +23,35 @@ def test_pairs_cover_both_domains_and_split_stably(rows):
 
 def test_instruction_pairs_prefer_the_compliant_note(rows):
     """The rejected note drops one constraint and really breaks it; the chosen one follows all."""
-    by_id = {f"pref-{r['id']}": r for r in rows}
+    by_id = {r["id"]: r for r in rows}
     pairs = [p for p in preferences.build_pairs(rows, ["instruction_following"], None, 0.2, 0)]
     assert len(pairs) > 100
     for p in pairs:
-        row = by_id[p["id"]]
+        row = by_id[p["source_id"]]
         assert if_reward(p["chosen"], row["instruction_id_list"], row["kwargs"]) == 1.0
         assert if_reward(p["rejected"], row["instruction_id_list"], row["kwargs"]) == 0.0
         assert p["flaw"].split(" ")[1] in row["instruction_id_list"]
 
 
 def test_general_pairs_are_not_a_length_tell(rows):
-    """Rejected answers are longer (verbose, repetitive), shorter (evasive) or as long (wrong)."""
+    """One pair per flaw and prompt; rejected answers are longer (verbose, repetitive), shorter
+    (evasive) or about as long (one wrong detail); the world's ground truth agrees with each."""
     pairs = preferences.build_pairs(rows, ["general"], None, 0.2, 0)
-    flaws = {p["flaw"] for p in pairs}
-    assert flaws == {"repetitive", "wrong", "verbose", "evasive"}
+    general = [r for r in rows if r["domain"] == "general"]
+    assert len(pairs) == 4 * len(general)
+    assert {p["flaw"] for p in pairs} == {"repetitive", "wrong", "verbose", "evasive"}
     shorter = sum(len(p["rejected"]) < len(p["chosen"]) for p in pairs)
     assert 0.2 < shorter / len(pairs) < 0.8
-    for p in pairs:  # the world's ground truth agrees with every pair
-        topic = p["prompt"]
-        row = next(r for r in rows if f"pref-{r['id']}" == p["id"])
-        assert world.preference_quality(p["chosen"], row["topic"]) > world.preference_quality(p["rejected"], row["topic"]), topic
+    by_id = {r["id"]: r for r in general}
+    for p in pairs:
+        topic = by_id[p["source_id"]]["topic"]
+        assert world.preference_quality(p["chosen"], topic) > world.preference_quality(p["rejected"], topic), p
+        if p["flaw"] == "wrong":  # the same kinds of facts, one of them with a false detail
+            assert len(p["rejected"].split(".")) == len(p["chosen"].split(".")) and p["rejected"] != p["chosen"]
+    splits = {}
+    for p in pairs:  # all pairs of one prompt are on the same side of the split
+        splits.setdefault(p["source_id"], set()).add(p["split"])
+    assert all(len(s) == 1 for s in splits.values())
 
 
 @pytest.mark.parametrize("pair, message, reason", [

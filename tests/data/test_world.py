@@ -77,3 +77,22 @@ def test_teacher_options_are_checked_by_name():
     assert world.MENTAL_MATH_TRACE in make_teacher("oracle", terse_share={"math": 1.0})(row, True)
     with pytest.raises(TypeError, match="bad options"):
         make_teacher("oracle", temperature=0.3)
+
+
+def test_swe_prompt_keeps_the_localised_files_that_fit_the_budget():
+    """The input-context curriculum: best-ranked files first, as many as fit, never none."""
+    row = world.generate_tasks("swe", "rl", 1, 0)[0]
+    others = [p for p in sorted(row["repo"]) if p != row["file"]]
+    row = {**row, "context_files": [row["file"], *others]}
+    count = len  # characters stand in for tokens here
+    full = world.render_prompt(row, True, 10_000, count)
+    assert all(f"[{p}]" in full for p in row["repo"])
+    assert full == world.render_prompt(row, True)  # a budget that fits everything changes nothing
+    two = world.render_prompt(row, True, len(full) - 1, count)
+    assert f"[{row['file']}]" in two and f"[{others[0]}]" in two and f"[{others[1]}]" not in two
+    one = world.render_prompt(row, True, 1, count)  # nothing fits: the best file alone
+    assert f"[{row['file']}]" in one and not any(f"[{p}]" in one for p in others)
+    math_row = world.generate_tasks("math", "rl", 1, 0)[0]
+    assert world.render_prompt(math_row, True, 1, count) == world.render_prompt(math_row, True)
+    with pytest.raises(ValueError, match="needs count_tokens"):
+        world.render_prompt(row, True, 100)

@@ -105,3 +105,18 @@ def test_bad_input_is_a_clear_error(kwargs, match, reason):
 def test_patch_judge_needs_a_gold_patch():
     with pytest.raises(ValueError, match="'x'.*gold_patch"):
         patch_judge_fn(LexicalJudge())(["```diff\n```"], [{"id": "x"}])
+
+
+def test_benchmark_evaluation_reports_avg_best_and_max_of_k_for_swe(tiny_model, tokenizer):
+    from nemotron_cascade.data import world
+    from nemotron_cascade.evaluation import benchmarks
+    from nemotron_cascade.generation.hf import HFGenerator
+
+    rows = world.generate_tasks("swe", "bench", 3, 0)
+    cfg = benchmarks.EvalConfig(max_new_tokens=8, sampled={"swe": {"k": 2, "max_items": 2}})
+    generator = HFGenerator(tiny_model, tokenizer)
+    metrics = benchmarks.sampled_metrics(generator, {"swe": rows}, "swe", {"k": 2, "max_items": 2}, cfg)
+    assert set(metrics) == {"swe_avg_of_2", "swe_best_of_2", "swe_max_of_2"}
+    assert metrics["swe_avg_of_2"] <= metrics["swe_max_of_2"] and metrics["swe_best_of_2"] <= metrics["swe_max_of_2"]
+    with pytest.raises(KeyError, match="not a verifiable benchmark column"):
+        benchmarks.sampled_metrics(generator, {"general": rows}, "preference", {"k": 2}, cfg)

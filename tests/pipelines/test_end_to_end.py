@@ -87,10 +87,10 @@ def test_mlflow_has_a_parent_run_and_one_child_per_stage(project):
 
 @pytest.mark.slow
 def test_rl_stages_run_one_by_one_from_the_catalogued_checkpoints(project):
-    for stage in ("reward_model", "rlhf", "if_rl", "math_rl", "code_rl"):
+    for stage in ("reward_model", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"):
         kedro(project, "--pipelines", stage)
     matrix = pd.read_csv(project / "data/08_reporting/cascade_matrix.csv")
-    assert list(matrix["stage"]) == ["base", "sft_stage1", "sft", "rlhf", "if_rl", "math_rl", "code_rl"]
+    assert list(matrix["stage"]) == ["base", "sft_stage1", "sft", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"]
 
     def only_version(stage):
         (version,) = (project / "data/06_models" / stage).iterdir()
@@ -101,7 +101,13 @@ def test_rl_stages_run_one_by_one_from_the_catalogued_checkpoints(project):
     rlhf_version, rlhf_lineage = only_version("rlhf")
     if_version, if_lineage = only_version("if_rl")
     math_version, math_lineage = only_version("math_rl")
-    _, code_lineage = only_version("code_rl")
+    code_version, code_lineage = only_version("code_rl")
+    _, swe_lineage = only_version("swe_rl")
+    assert swe_lineage["parent"]["version"] == code_version and swe_lineage["reward"] == "swe"
+    swe_history = json.loads((project / "data/07_model_output/swe_rl/train_history.json").read_text())
+    assert [h["max_prompt_tokens"] for h in swe_history] == [100, 400]  # the test profile's context curriculum
+    swe_eval = json.loads((project / "data/08_reporting/eval/swe_rl.metrics.json").read_text())
+    assert {"swe", "swe_avg_of_2", "swe_best_of_2", "swe_max_of_2"} <= set(swe_eval)
     assert rm_lineage["parent"]["version"] == sft_version and "val_accuracy" in rm_lineage["validation"]
     assert rlhf_lineage["parent"] == {"stage": "sft", "version": sft_version, "path": rlhf_lineage["parent"]["path"]}
     assert rlhf_lineage["reward"] == "reward_model" and rlhf_lineage["reward_model"]["version"] == rm_version
@@ -116,7 +122,8 @@ def test_rl_stages_run_one_by_one_from_the_catalogued_checkpoints(project):
     assert [h["max_new_tokens"] for h in history] == [24, 24, 32]  # the test profile's length curriculum
     metrics = {k for (k,) in sqlite3.connect(project / "mlflow.db").execute("select distinct key from metrics")}
     assert {"train/reward", "train/entropy", "train/zero_variance_groups", "train/truncation_rate",
-            "train/gt_quality", "train/val_accuracy", "train/loss"} <= metrics
+            "train/gt_quality", "train/val_accuracy", "train/loss", "localisation/guess_top1",
+            "localisation/recall_at_2_merged"} <= metrics
 
 
 @pytest.mark.slow

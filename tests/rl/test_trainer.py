@@ -217,3 +217,22 @@ def test_a_batch_with_nothing_to_train_on_says_so(tokenizer, caplog):
                               tokenizer.pad_token_id)
     assert m["trained_tokens"] == 0 and m["grad_norm"] == 0.0
     assert "no gradient this step" in caplog.text
+
+
+def test_context_curriculum_renders_prompts_under_the_step_budget(tokenizer):
+    """Rollouts pass the budget of their step and a token counter to the renderer."""
+    seen = []
+
+    def render(row, thinking, max_prompt_tokens=None, count_tokens=None):
+        seen.append((max_prompt_tokens, count_tokens("a b") if count_tokens else None))
+        return _render(row, thinking)
+
+    model = _model(tokenizer)
+    cfg = GRPOConfig(max_steps=1, prompts_per_step=2, group_size=2, length_schedule=((0, 4),),
+                     context_schedule=((0, 50), (3, 90)))
+    for step in (0, 3):
+        trainer.rollout(HFGenerator(model, tokenizer), tokenizer, ROWS[:2], cfg, step, render)
+    assert [b for b, _ in seen] == [50, 50, 90, 90]
+    assert seen[0][1] == len(tokenizer("a b", add_special_tokens=False).input_ids)
+    with pytest.raises(ValueError, match="context_schedule must start at step 0"):
+        GRPOConfig(context_schedule=((2, 64),))

@@ -121,3 +121,33 @@ def recall_at_k(rows: Sequence[Mapping], k: int, model_guesses: Sequence[Sequenc
     recall = hits / len(rows)
     logger.info("localisation recall@%d = %.3f over %d rows", k, recall, len(rows))
     return recall
+
+
+def policy_guesses(generator, rows: Sequence[Mapping], max_new_tokens: int = 96) -> list[list[str]]:
+    """The policy's own guess of the files to change, per row: shown the issue and *every* file of
+    the repository, it writes its patch greedily; the paths its answer names are its guess."""
+    from nemotron_cascade.data import world
+    from nemotron_cascade.generation.base import SamplingParams
+
+    prompts = []
+    for row in rows:
+        messages = [{"role": "user", "content": world.swe_prompt(dict(row), sorted(_repo(row))), "thinking": True}]
+        prompts.append(world.chat.render(messages, None, add_generation_prompt=True, enable_thinking=True))
+    outputs = generator.generate(prompts, SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0))
+    return [guessed_paths(world.chat.final_answer(out[0].text) or out[0].text, row["repo"])
+            for out, row in zip(outputs, rows)]
+
+
+def localise_with_guesses(rows: Sequence[Mapping], k: int, guesses: Sequence[Sequence[str]]) -> tuple[list[dict], dict]:
+    """Rows with ``context_files`` = the guesses merged with BM25 (top-``k``), and recall metrics:
+    BM25 alone, merged, and how often the guess alone named the buggy file first."""
+    if len(guesses) != len(rows):
+        raise ValueError(f"{len(guesses)} guesses for {len(rows)} rows")
+    out = [{**row, "context_files": localise(row, k, g)} for row, g in zip(rows, guesses)]
+    n = max(1, len(rows))
+    metrics = {
+        f"recall_at_{k}_bm25": sum(r["file"] in localise(r, k) for r in rows) / n,
+        f"recall_at_{k}_merged": sum(r["file"] in r["context_files"] for r in out) / n,
+        "guess_top1": sum(bool(g) and g[0] == r["file"] for r, g in zip(rows, guesses)) / n,
+    }
+    return out, metrics

@@ -1,7 +1,7 @@
 """Preference pairs for the reward model: built from task rows, checked, split train/validation.
 
-A pair is ``{"id", "domain", "prompt", "chosen", "rejected", "flaw", "split"}``. The embedded
-world gives pairs for general chat and instruction following (:func:`world.preference_pair`); the
+A pair is ``{"id", "domain", "source_id", "prompt", "chosen", "rejected", "flaw", "split"}``. The embedded
+world gives pairs for general chat and instruction following (:func:`world.preference_pairs`); the
 ``gpu`` profile maps an HF preference set (HelpSteer-style) onto the same fields.
 
 A pair whose texts are identical (after stripping), or that lacks a text, is bad input: it would
@@ -48,15 +48,16 @@ def check_pairs(pairs: Iterable[Mapping], source: str) -> list[Mapping]:
     return pairs
 
 
-def _split_of(pair_id: str, validation_share: float, seed: int) -> str:
-    u = int(hashlib.sha1(f"{seed}|{pair_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+def _split_of(source_id: str, validation_share: float, seed: int) -> str:
+    """Split by the source row, so every pair of one prompt lands on the same side."""
+    u = int(hashlib.sha1(f"{seed}|{source_id}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "validation" if u < validation_share else "train"
 
 
 def build_pairs(rows: Iterable[Mapping], domains: Iterable[str], max_pairs_per_domain: int | None,
                 validation_share: float, seed: int) -> list[dict]:
     """Pairs from the task rows of ``domains``, at most ``max_pairs_per_domain`` each (a seeded
-    sample), each assigned to train or validation by a stable hash of its id."""
+    sample), each assigned to train or validation by a stable hash of its source row."""
     if not 0.0 < validation_share < 1.0:
         raise ValueError(f"validation_share must be in (0, 1), got {validation_share}")
     wanted = set(domains)
@@ -64,9 +65,9 @@ def build_pairs(rows: Iterable[Mapping], domains: Iterable[str], max_pairs_per_d
     for row in rows:
         if row["domain"] not in wanted:
             continue
-        pair = world.preference_pair(dict(row))
-        if pair is not None:
-            by_domain.setdefault(row["domain"], []).append({"id": f"pref-{row['id']}", "domain": row["domain"], **pair})
+        for n, pair in enumerate(world.preference_pairs(dict(row))):
+            by_domain.setdefault(row["domain"], []).append(
+                {"id": f"pref-{row['id']}-{n}", "domain": row["domain"], "source_id": row["id"], **pair})
     missing = sorted(wanted - set(by_domain))
     if missing:
         raise ValueError(f"no preference pairs from domains {missing}: the prompts hold none of their rows")
@@ -74,7 +75,7 @@ def build_pairs(rows: Iterable[Mapping], domains: Iterable[str], max_pairs_per_d
     for domain, pairs in sorted(by_domain.items()):
         if max_pairs_per_domain and len(pairs) > max_pairs_per_domain:
             pairs = random.Random(f"{seed}:{domain}").sample(pairs, max_pairs_per_domain)
-        out += [{**p, "split": _split_of(p["id"], validation_share, seed)} for p in pairs]
+        out += [{**p, "split": _split_of(p["source_id"], validation_share, seed)} for p in pairs]
     check_pairs(out, "preference_pairs")
     log.info("preference pairs: %s", dict(Counter((p["domain"], p["split"]) for p in out)))
     return out

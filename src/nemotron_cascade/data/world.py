@@ -379,21 +379,37 @@ _GENERAL_ASKS = ["Tell me about {t}.", "What do you know about {t}?", "Describe 
 _FILLER = "Well, that is a very good question and I am happy to answer it."
 
 
+def _general_rejections(topic: str, chosen_facts: list[str], r: random.Random, world_seed: int = 0) -> dict[str, str]:
+    """Worse answers to "tell me about <topic>", one per flaw: a fact said three times; one fact
+    wrong in its detail (the same kind of fact with another topic's value: a wrong season, colour,
+    place or food); filler around one fact; an evasion."""
+    facts = topic_facts(topic, world_seed).facts
+    slot = r.randrange(len(chosen_facts))
+    kind = facts.index(chosen_facts[slot])
+    others = [t for t in TOPICS if t != topic]
+    r.shuffle(others)
+    for other in others:  # the same kind of fact, true of another topic, false of this one
+        wrong = topic_facts(other, world_seed).facts[kind].replace(other.capitalize(), topic.capitalize()) \
+            .replace(f" {other} ", f" {topic} ")
+        if wrong not in facts:
+            break
+    wrong_answer = " ".join(wrong if i == slot else f for i, f in enumerate(chosen_facts))
+    return {
+        "repetitive": " ".join([chosen_facts[0]] * 3),
+        "wrong": wrong_answer,
+        "verbose": f"{_FILLER} {chosen_facts[0]} {_FILLER}",
+        "evasive": "I am not sure. It is hard to say.",
+    }
+
+
 def _general_task(r: random.Random, world_seed: int = 0) -> dict:
     topic, ask = r.choice(TOPICS), r.randrange(len(_GENERAL_ASKS))
     facts = topic_facts(topic, world_seed).facts
     pair = sorted(r.sample(range(len(facts)), 2))
     chosen_facts = [facts[i] for i in pair]
-    chosen = " ".join(chosen_facts)
-    other = topic_facts(r.choice([t for t in TOPICS if t != topic]), world_seed).facts
     flaw = r.choice(["repetitive", "wrong", "verbose", "evasive"])
-    rejected = {
-        "repetitive": " ".join([chosen_facts[0]] * 3),
-        "wrong": " ".join(f.replace(other[0].split()[0], topic.capitalize()) for f in other[:2]),
-        "verbose": f"{_FILLER} {chosen_facts[0]} {_FILLER}",
-        "evasive": "I am not sure. It is hard to say.",
-    }[flaw]
-    return {"prompt": _GENERAL_ASKS[ask].format(t=topic), "topic": topic, "chosen": chosen,
+    rejected = _general_rejections(topic, chosen_facts, r, world_seed)[flaw]
+    return {"prompt": _GENERAL_ASKS[ask].format(t=topic), "topic": topic, "chosen": " ".join(chosen_facts),
             "rejected": rejected, "flaw": flaw, "key": f"{topic}|{ask}|{pair}"}
 
 
@@ -434,19 +450,22 @@ def _general_response(row: dict, thinking: bool, chatty_share: float = 0.0) -> s
     return chat.thinking_response(trace, answer) if thinking else answer
 
 
-def preference_pair(row: dict, world_seed: int = 0) -> dict | None:
-    """A (chosen, rejected) pair for reward-model training from a task row, or ``None``.
+def preference_pairs(row: dict, world_seed: int = 0) -> list[dict]:
+    """(chosen, rejected) pairs for reward-model training from a task row (none for most domains).
 
-    General rows carry their pair (the rejected answer is repetitive, wrong, verbose or evasive:
-    real qualities, not length alone — verbose and repetitive ones are longer, evasive ones
-    shorter, wrong ones the same length). Instruction-following rows give a compliant note against
-    the note written for the same request with one constraint dropped, kept only when it really
-    breaks that constraint (checked by the verifier). Other domains give no pair.
+    General rows give one pair per flaw (the rejected answer is repetitive, wrong in one detail,
+    verbose or evasive: real qualities, not length alone — verbose and repetitive ones are longer,
+    evasive ones shorter, wrong ones the same length). Instruction-following rows give a compliant
+    note against the note written for the same request with one constraint dropped, kept only when
+    it really breaks that constraint (checked by the verifier).
     """
     if row["domain"] == "general":
-        return {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"], "flaw": row["flaw"]}
+        chosen_facts = [f.strip() + "." for f in row["chosen"].split(".") if f.strip()]
+        r = random.Random(f"pairs|{row['id']}")
+        return [{"prompt": row["prompt"], "chosen": row["chosen"], "rejected": text, "flaw": flaw}
+                for flaw, text in _general_rejections(row["topic"], chosen_facts, r, world_seed).items()]
     if row["domain"] != "instruction_following":
-        return None
+        return []
     from nemotron_cascade.rewards.instruction_following import if_reward
 
     chosen = _if_answer(row, world_seed)
@@ -457,9 +476,8 @@ def preference_pair(row: dict, world_seed: int = 0) -> dict | None:
         reduced = {**row, "instruction_id_list": ids[:drop] + ids[drop + 1:], "kwargs": kwargs[:drop] + kwargs[drop + 1:]}
         rejected = _if_answer(reduced, world_seed)
         if rejected != chosen and not if_reward(rejected, ids, kwargs):
-            return {"prompt": row["prompt"], "chosen": chosen, "rejected": rejected,
-                    "flaw": f"ignores {ids[drop]}"}
-    return None
+            return [{"prompt": row["prompt"], "chosen": chosen, "rejected": rejected, "flaw": f"ignores {ids[drop]}"}]
+    return []
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,9 +589,15 @@ def make_patch(path: str, before: str, after: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def swe_context_files(row: dict) -> list[str]:
+    """The files a SWE prompt shows, best first: the localised ``context_files`` (curation's
+    localisation node) or, for rows not localised, the buggy file alone (oracle localisation)."""
+    return list(row.get("context_files") or [row["file"]])
+
+
 def swe_prompt(row: dict, files: list[str] | None = None) -> str:
     """The SWE prompt: the issue and the content of the localised files."""
-    shown = files if files is not None else [row["file"]]
+    shown = files if files is not None else swe_context_files(row)
     blocks = "\n".join(f"[{p}]\n{row['repo'][p]}" for p in shown)
     return f"Issue: {row['prompt']}\n{blocks}\nWrite a patch that fixes the issue."
 
@@ -629,10 +653,27 @@ def build_messages(row: dict, thinking: bool) -> tuple[list[dict], list[dict] | 
     return [{"role": "user", "content": content, "thinking": thinking}], row.get("tools")
 
 
-def render_prompt(row: dict, thinking: bool) -> str:
-    """The generation prompt of a task row (chat template, generation prompt appended)."""
+def render_prompt(row: dict, thinking: bool, max_prompt_tokens: int | None = None,
+                  count_tokens: Callable[[str], int] | None = None) -> str:
+    """The generation prompt of a task row (chat template, generation prompt appended).
+
+    With ``max_prompt_tokens`` (and ``count_tokens``, the policy tokenizer's count), a SWE prompt
+    keeps as many of its localised files, best first, as fit in the budget — at least one: the
+    input-context curriculum of SWE RL. Other rows ignore the budget.
+    """
     messages, tools = build_messages(row, thinking)
-    return chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking)
+    text = chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking)
+    if max_prompt_tokens is None or row["domain"] != "swe":
+        return text
+    if count_tokens is None:
+        raise ValueError("render_prompt: a max_prompt_tokens budget needs count_tokens")
+    files = swe_context_files(row)
+    for n in range(len(files), 0, -1):
+        messages = [{"role": "user", "content": swe_prompt(row, files[:n]), "thinking": thinking}]
+        text = chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking)
+        if count_tokens(text) <= max_prompt_tokens:
+            break
+    return text
 
 
 def oracle_response(row: dict, thinking: bool, world_seed: int = 0, terse_share: dict | None = None,

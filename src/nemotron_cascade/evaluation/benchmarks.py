@@ -41,6 +41,9 @@ class EvalConfig:
     max_new_tokens: int = 160
     max_items_per_domain: int = 200
     batch_size: int = 64
+    # test-time scaling per benchmark column: {metric: {k, temperature, max_items}} adds
+    # ``<metric>_avg_of_<k>``, ``<metric>_best_of_<k>`` (the judge's pick) and ``<metric>_max_of_<k>``
+    sampled: dict = field(default_factory=dict)
 
 
 def prompts_for(rows: list[dict], thinking: bool, tokenizer) -> list[str]:
@@ -78,4 +81,32 @@ def evaluate(generator, benchmark: list[dict], cfg: EvalConfig) -> tuple[dict, l
                     for row, r, s in zip(rows, responses, scores)]
         log.info("eval %-22s %.3f (%d items)", metric, metrics[metric], len(rows))
     metrics["response_length"] = round(mean(lengths), 2) if lengths else 0.0
+    for metric, spec in cfg.sampled.items():
+        metrics.update(sampled_metrics(generator, by_domain, metric, dict(spec), cfg))
     return metrics, records
+
+
+def sampled_metrics(generator, by_domain: dict, metric: str, spec: dict, cfg: EvalConfig) -> dict:
+    """avg@k, best@k and max@k of one benchmark column (the paper's test-time scaling for SWE).
+
+    best@k picks, per problem, the sample the judge scores highest: for SWE the lexical patch judge
+    against the gold patch (``rewards.swe.LexicalJudge``); other columns pick by their own reward.
+    """
+    from nemotron_cascade.evaluation.sampling import patch_judge_fn, sample_scores
+    from nemotron_cascade.rewards.swe import LexicalJudge
+
+    if metric not in METRICS or METRICS[metric][1] is None:
+        raise KeyError(f"params evaluation.sampled: {metric!r} is not a verifiable benchmark column; "
+                       f"choose from {[m for m, (_, r) in METRICS.items() if r]}")
+    domain, reward = METRICS[metric]
+    k = int(spec.get("k", 4))
+    rows = by_domain.get(domain, [])[: int(spec.get("max_items", cfg.max_items_per_domain))]
+    if not rows:
+        return {}
+    reward_fn = get_reward(reward)
+    judge_fn = patch_judge_fn(LexicalJudge()) if reward == "swe" else reward_fn
+    out = sample_scores(generator, rows, k, float(spec.get("temperature", 1.0)), cfg.max_new_tokens, reward_fn,
+                        judge_fn, thinking=bool(cfg.thinking.get(domain, True)), seed=int(spec.get("seed", 0)))
+    result = {f"{metric}_{name}_of_{k}": round(out[f"{name}@k"], 4) for name in ("avg", "best", "max")}
+    log.info("eval %s sampled: %s", metric, result)
+    return result

@@ -13,6 +13,8 @@ Around that core, the knobs of the paper's stages:
   ``/no_think``. RLHF runs both modes with equal allocation (0.5), Math/Code RL thinking only (1.0).
 * **response-length curriculum** — ``length_schedule`` is ``[[from_step, max_new_tokens], ...]``,
   the paper's 24K → 32K → 40K scaled to the profile.
+* **input-context curriculum** — ``context_schedule`` is ``[[from_step, max_prompt_tokens], ...]``
+  (SWE RL's 16K → 24K): prompts keep as much of their context (localised files) as fits.
 * **overlong filtering** — with ``overlong_filter`` a truncated response is masked out of the loss
   (DAPO's overlong filtering); without it (Code RL) it is trained on with the reward it got.
 * **per-epoch dynamic filtering** — a prompt whose group had zero reward variance in the epoch
@@ -60,6 +62,8 @@ class GRPOConfig:
     top_p: float = 1.0
     thinking_ratio: float = 1.0
     length_schedule: tuple = ((0, 128),)
+    # input-context curriculum, ``[[from_step, max_prompt_tokens], ...]``; empty: prompts as rendered
+    context_schedule: tuple = ()
     overlong_filter: bool = True
     dynamic_filter: bool = True
     readmit_prob: float = 0.1
@@ -75,8 +79,10 @@ class GRPOConfig:
                              f"{self.max_steps}, {self.prompts_per_step}, {self.group_size}")
         if not 0.0 <= self.thinking_ratio <= 1.0:
             raise ValueError(f"thinking_ratio must be in [0, 1], got {self.thinking_ratio}")
-        if not self.length_schedule or self.length_schedule[0][0] != 0:
-            raise ValueError(f"length_schedule must start at step 0, got {self.length_schedule}")
+        for name in ("length_schedule", "context_schedule"):
+            schedule = getattr(self, name)
+            if (schedule or name == "length_schedule") and (not schedule or schedule[0][0] != 0):
+                raise ValueError(f"{name} must start at step 0, got {schedule}")
 
 
 def config_from_params(params: Mapping) -> GRPOConfig:
@@ -206,7 +212,12 @@ def rollout(generator, tokenizer, rows: Sequence[Mapping], cfg: GRPOConfig, step
 
     r = random.Random(cfg.seed * 1_000_003 + step)
     thinking = [r.random() < cfg.thinking_ratio for _ in rows]
-    prompts = [render_prompt(row, t) for row, t in zip(rows, thinking)]
+    if cfg.context_schedule:
+        budget = max_tokens_at(step, cfg.context_schedule)
+        count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
+        prompts = [render_prompt(row, t, budget, count) for row, t in zip(rows, thinking)]
+    else:
+        prompts = [render_prompt(row, t) for row, t in zip(rows, thinking)]
     params = SamplingParams(max_new_tokens=max_tokens_at(step, cfg.length_schedule), temperature=cfg.temperature,
                             top_p=cfg.top_p, n=cfg.group_size, seed=cfg.seed * 1_000_003 + step)
     groups = generator.generate(prompts, params)
@@ -275,7 +286,7 @@ def train_grpo(
     reward_fn: RewardFn,
     cfg: GRPOConfig,
     generator,
-    render_prompt: Callable[[Mapping, bool], str],
+    render_prompt: Callable[..., str],
     on_metrics: MetricsCallback | None = None,
     resume_dir: str | None = None,
     fingerprint: str = "",
@@ -285,7 +296,7 @@ def train_grpo(
 
     ``generator`` samples from ``model`` (it must see the updated weights every step: HF generate on
     the same module, or an engine that syncs them); ``render_prompt(row, thinking)`` gives the prompt
-    text. ``reward_fn(responses, rows)`` scores the whole batch. ``diagnostics(responses, rows,
+    text (``render_prompt(row, thinking, max_prompt_tokens, count_tokens)`` under a context schedule). ``reward_fn(responses, rows)`` scores the whole batch. ``diagnostics(responses, rows,
     rewards)`` adds metrics to each step's record (see :mod:`nemotron_cascade.rl.diagnostics`).
     """
     import torch
@@ -324,9 +335,12 @@ def train_grpo(
             "truncation_rate": 1 - sum(batch.finished) / len(batch.finished),
             "zero_variance_groups": sum(zero_var) / len(zero_var), "lr": sched.get_last_lr()[0],
             "max_new_tokens": max_tokens_at(step, cfg.length_schedule), "epoch": pool.epoch,
+            "prompt_length": sum(map(len, batch.prompt_ids)) / len(batch.prompt_ids),
             "filtered_prompts": pool.filtered, "completion_tokens_per_s": sum(lengths) / dt,
             "steps_per_s": 1.0 / dt, "rollout_share": t_gen / dt,
         })
+        if cfg.context_schedule:
+            m["max_prompt_tokens"] = max_tokens_at(step, cfg.context_schedule)
         if diagnostics:
             m.update(diagnostics(batch.texts, batch.rows, rewards.tolist()))
         history.append({"step": step + 1, **m})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from nemotron_cascade.data import preferences
+from nemotron_cascade import tracking
+from nemotron_cascade.data import localisation, preferences
 from nemotron_cascade.data import sft as sft_data
 from nemotron_cascade.data import world
 from nemotron_cascade.generation.oracle import make_teacher
@@ -25,6 +26,19 @@ def generate_world(seed: int, sizes: dict) -> dict[str, list[dict]]:
             rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed)
         out[domain] = rows
         log.info("world %-22s %s", domain, dict(Counter(r["split"] for r in rows)))
+    return out
+
+
+def localise_swe_tasks(rows: list[dict], top_k: int) -> list[dict]:
+    """SWE tasks with ``context_files``: the top-k files of the repository for the issue (BM25 over
+    the repository; the RL stage can put the policy's own guess first). Logs recall@k per split."""
+    out = [{**row, "context_files": localisation.localise(row, top_k)} for row in rows]
+    for split in sorted({r["split"] for r in out}):
+        part = [r for r in out if r["split"] == split]
+        recall = sum(r["file"] in r["context_files"] for r in part) / len(part)
+        top1 = sum(r["file"] == r["context_files"][0] for r in part) / len(part)
+        log.info("localisation %s: recall@%d %.3f, recall@1 %.3f (%d tasks)", split, top_k, recall, top1, len(part))
+        tracking.log_metrics({f"localisation/{split}_recall_at_{top_k}": recall, f"localisation/{split}_recall_at_1": top1})
     return out
 
 

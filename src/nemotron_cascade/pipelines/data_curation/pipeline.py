@@ -7,13 +7,15 @@ from nemotron_cascade.pipelines.data_curation import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """world → raw tasks → prompt splits → teacher responses → SFT blends of stage 1 and 2; preference
+    """world → raw tasks (SWE tasks localised) → prompt splits → teacher responses → SFT blends of stage 1 and 2; preference
     pairs for the reward model."""
     tag = ["stage.data_curation"]
     return pipeline([
         node(nodes.generate_world, inputs={"seed": "params:world.seed", "sizes": "params:world.sizes"},
              outputs={d: f"raw.{d}" for d in DOMAINS}, name="generate_world", tags=tag),
-        node(nodes.split_tasks, inputs={d: f"raw.{d}" for d in DOMAINS},
+        node(nodes.localise_swe_tasks, inputs={"rows": "raw.swe", "top_k": "params:localisation.top_k"},
+             outputs="localised.swe", name="localise_swe_tasks", tags=tag),
+        node(nodes.split_tasks, inputs={d: "localised.swe" if d == "swe" else f"raw.{d}" for d in DOMAINS},
              outputs={"sft_prompts": "sft_prompts", "rl_prompts": "rl_prompts", "benchmark": "benchmark"},
              name="split_tasks", tags=tag),
         node(nodes.generate_teacher_responses,

@@ -30,6 +30,25 @@ def select_prompts(rl_prompts: list[dict], domains: list[str], max_prompts: int 
     return rows
 
 
+def localise_prompts(policy: Checkpoint, prompts: list[dict], top_k: int, max_new_tokens: int) -> list[dict]:
+    """Prompts carrying a repository get their ``context_files`` anew: the policy's own guess of the
+    file to change (its greedy patch with every file shown) merged with BM25 into the top-k."""
+    from nemotron_cascade.data import localisation
+
+    idx = [i for i, p in enumerate(prompts) if "repo" in p]
+    if not idx:
+        raise ValueError("localise_prompts: no prompt carries a 'repo'; this stage has nothing to localise")
+    generator = HFGenerator(policy.model, policy.tokenizer)
+    guesses = localisation.policy_guesses(generator, [prompts[i] for i in idx], max_new_tokens)
+    localised, metrics = localisation.localise_with_guesses([prompts[i] for i in idx], top_k, guesses)
+    log.info("localisation with the policy's guess: %s", {k: round(v, 3) for k, v in metrics.items()})
+    tracking.log_metrics(metrics, prefix="localisation/")
+    out = list(prompts)
+    for i, row in zip(idx, localised):
+        out[i] = row
+    return out
+
+
 def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward: str, stage: str,
                    resume_dir: str, diagnostics: list[str] | None = None,
                    reward_model: Checkpoint | None = None) -> tuple[Checkpoint, list[dict]]:
