@@ -604,10 +604,11 @@ def swe_prompt(row: dict, files: list[str] | None = None) -> str:
 
 def _swe_response(row: dict, thinking: bool) -> str:
     """The trace finds the function the issue names and the file shown above its definition, in
-    the prompt's own ``[path]`` form (so that the path is copied token for token), then the patch."""
+    the prompt's own line form ``\n[path]`` (the same tokens, so the path can be copied token for
+    token: a space before the bracket would make it another token), then the patch."""
     answer = f"```diff\n{row['gold_patch']}```"
     name = row["prompt"].split(" is wrong")[0]
-    trace = f"def {name} is in [{row['file']}]."
+    trace = f"def {name} is in:\n[{row['file']}]"
     return chat.thinking_response(trace, answer) if thinking else answer
 
 

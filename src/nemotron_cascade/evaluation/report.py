@@ -56,3 +56,34 @@ def plot(table):
     ax2.set_title("mean response tokens")
     fig.tight_layout()
     return fig
+
+
+CURVES = ("reward", "accuracy", "response_length", "entropy", "zero_variance_groups", "gt_quality",
+          "gt_reward_correlation", "repeated_sentences", "prompt_length")
+
+
+def plot_curves(history: list[dict], title: str):
+    """One small panel per training curve the history has (of :data:`CURVES`), against the step.
+
+    For RLHF the RM score (``reward``) sits beside the world's ground-truth quality and its
+    correlation with the score: reward hacking shows as the first rising while the others do not.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in CURVES if history and k in history[0]]
+    cols = min(3, max(1, len(keys)))
+    rows = -(-len(keys) // cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    steps = [h["step"] for h in history]
+    for ax, key in zip(axes.flat, keys):
+        ax.plot(steps, [h.get(key) for h in history], marker=".", linewidth=1)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -9,6 +9,7 @@ from collections import Counter
 from nemotron_cascade import tracking
 from nemotron_cascade.data import world
 from nemotron_cascade.datasets.checkpoint import Checkpoint
+from nemotron_cascade.evaluation import report
 from nemotron_cascade.generation.hf import HFGenerator
 from nemotron_cascade.rewards.registry import make_reward
 from nemotron_cascade.rl.diagnostics import combine
@@ -67,6 +68,7 @@ def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward:
         resume_dir=resume_dir, diagnostics=combine(diagnostics),
         fingerprint=resume.fingerprint(policy.lineage.get("version"), [p["id"] for p in prompts], train, reward,
                                        rm_version))
+    tracking.log_figure(report.plot_curves(history, f"{stage}: GRPO with reward {reward!r}"), f"{stage}_curves.png")
     lineage = {"stage": stage, "reward": reward,
                "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},
                "data": {"prompts": len(prompts), "domains": dict(Counter(p["domain"] for p in prompts))},
