@@ -45,5 +45,6 @@ def test_a_tiny_reward_model_learns_real_preferences(tokenizer):
     history = rm_lib.train_reward_model(rm, tokenizer, train, val, rm_lib.RMConfig(epochs=3, batch_size=16, lr=1e-3))
     after = history[-1]["val_accuracy"]
     assert before < 0.6 and after >= 0.8, (before, after)
-    assert history[-1]["loss"] < history[0]["loss"]
+    first, last = [h["loss"] for h in history[:10]], [h["loss"] for h in history[-10:]]
+    assert sum(last) < 0.7 * sum(first), (first, last)  # single small batches are noisy; compare means
     assert {"val_accuracy/general", "val_accuracy_flaw/verbose", "val_margin"} <= set(history[-1])
