@@ -236,3 +236,16 @@ def test_context_curriculum_renders_prompts_under_the_step_budget(tokenizer):
     assert seen[0][1] == len(tokenizer("a b", add_special_tokens=False).input_ids)
     with pytest.raises(ValueError, match="context_schedule must start at step 0"):
         GRPOConfig(context_schedule=((2, 64),))
+
+
+@pytest.mark.parametrize("n, ratio, expected, reason", [
+    (8, 0.5, 4, "RLHF's equal allocation: every batch exactly half thinking"),
+    (8, 1.0, 8, "Math/Code/SWE RL: thinking only"),
+    (8, 0.0, 0, "IF-RL for a unified model: non-thinking only"),
+    (5, 0.5, 2, "odd batches round half to even"),
+])
+def test_thinking_modes_split_each_batch_exactly(n, ratio, expected, reason):
+    import random
+
+    modes = trainer.thinking_modes(n, ratio, random.Random(0))
+    assert len(modes) == n and sum(modes) == expected, reason

@@ -9,8 +9,8 @@ no KL, no reference model). The loss is token-level over the whole rollout batch
 
 Around that core, the knobs of the paper's stages:
 
-* **thinking ratio** — the share of prompts rendered in thinking mode (``/think``); the rest
-  ``/no_think``. RLHF runs both modes with equal allocation (0.5), Math/Code RL thinking only (1.0).
+* **thinking ratio** — the share of each batch's prompts rendered in thinking mode (``/think``),
+  exactly (rounded); the rest ``/no_think``. RLHF runs both modes with equal allocation (0.5), Math/Code RL thinking only (1.0).
 * **response-length curriculum** — ``length_schedule`` is ``[[from_step, max_new_tokens], ...]``,
   the paper's 24K → 32K → 40K scaled to the profile.
 * **input-context curriculum** — ``context_schedule`` is ``[[from_step, max_prompt_tokens], ...]``
@@ -206,12 +206,18 @@ def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[l
     return logprobs, mask, entropy
 
 
+def thinking_modes(n: int, ratio: float, rng: random.Random) -> list[bool]:
+    """Which of ``n`` prompts run in thinking mode: exactly ``round(ratio * n)`` of them, chosen at
+    random, so a 0.5 ratio splits every batch in halves (the paper's equal allocation in RLHF)."""
+    chosen = set(rng.sample(range(n), round(ratio * n)))
+    return [i in chosen for i in range(n)]
+
+
 def rollout(generator, tokenizer, rows: Sequence[Mapping], cfg: GRPOConfig, step: int, render_prompt) -> RolloutBatch:
     """Sample ``group_size`` responses per row from the current policy."""
     from nemotron_cascade.generation.base import SamplingParams
 
-    r = random.Random(cfg.seed * 1_000_003 + step)
-    thinking = [r.random() < cfg.thinking_ratio for _ in rows]
+    thinking = thinking_modes(len(rows), cfg.thinking_ratio, random.Random(cfg.seed * 1_000_003 + step))
     if cfg.context_schedule:
         budget = max_tokens_at(step, cfg.context_schedule)
         count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
