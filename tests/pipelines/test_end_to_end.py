@@ -138,3 +138,20 @@ def test_a_malformed_raw_row_stops_the_run_naming_file_row_and_field(project):
     out = " ".join((proc.stdout + proc.stderr).split())  # rich wraps long lines
     assert proc.returncode != 0
     assert "math.jsonl: row 3: missing field 'answer'" in out.replace("│ ", "").replace(" │", "")
+
+
+@pytest.mark.slow
+def test_the_whole_cascade_runs_in_one_kedro_run(tmp_path_factory):
+    """`kedro run --env test` with the default pipeline: every stage, every evaluation, one matrix."""
+    fresh = tmp_path_factory.mktemp("cascade")
+    shutil.copy(ROOT / "pyproject.toml", fresh)
+    shutil.copytree(ROOT / "conf", fresh / "conf", ignore=shutil.ignore_patterns("credentials*"))
+    (fresh / "data").mkdir()
+    (fresh / "src").mkdir()
+    kedro(fresh)
+    matrix = pd.read_csv(fresh / "data/08_reporting/cascade_matrix.csv")
+    assert list(matrix["stage"]) == ["base", "sft_stage1", "sft", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"]
+    assert matrix.drop(columns="stage").notna().all().all()
+    db = sqlite3.connect(fresh / "mlflow.db")
+    stages = {v for (v,) in db.execute("select value from tags where key = 'stage'")}
+    assert {"data_curation", "reward_model", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"} <= stages
