@@ -107,7 +107,7 @@ def main() -> None:
     results = {"nemotron-cascade (rl.trainer)": run_ours(args), "TRL GRPOTrainer 1.16": run_trl(args)}
     print(f"\nGRPO, tiny Qwen3 {args.prompts} prompts x {args.group} samples, {args.max_new_tokens} new tokens, "
           f"{args.steps} timed steps, {torch.get_num_threads()} threads")
-    print(f"| engine | completion tokens/s | steps/s |\n|---|---|---|")
+    print("| engine | completion tokens/s | steps/s |\n|---|---|---|")
     for name, (tps, sps) in results.items():
         print(f"| {name} | {tps:,.0f} | {sps:.2f} |")
     ours, ref = results["nemotron-cascade (rl.trainer)"], results["TRL GRPOTrainer 1.16"]

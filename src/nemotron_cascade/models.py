@@ -78,21 +78,28 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 768):
     return fast
 
 
+def tiny_config(tokenizer, cfg: TinyModelConfig, **overrides):
+    """The ``Qwen3Config`` of a tiny model sized by ``cfg`` (the policy's, or a reward model's with
+    ``num_labels=1``), its vocabulary and special ids from ``tokenizer``."""
+    from transformers import Qwen3Config
+
+    return Qwen3Config(**{
+        "vocab_size": len(tokenizer), "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.num_kv_heads,
+        "head_dim": cfg.hidden_size // cfg.num_heads, "intermediate_size": cfg.intermediate_size,
+        "max_position_embeddings": cfg.max_position_embeddings, "tie_word_embeddings": True,
+        "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id, "bos_token_id": None,
+        "rope_theta": 10000.0, **overrides,
+    })
+
+
 def build_tiny_model(tokenizer, cfg: TinyModelConfig):
     """A freshly initialised Qwen3 causal LM sized by ``cfg``, its vocabulary from ``tokenizer``."""
     import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
     torch.manual_seed(cfg.seed)
-    config = Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
-        num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
-        head_dim=cfg.hidden_size // cfg.num_heads, intermediate_size=cfg.intermediate_size,
-        max_position_embeddings=cfg.max_position_embeddings, tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
-        rope_theta=10000.0,
-    )
-    model = Qwen3ForCausalLM(config)
+    model = Qwen3ForCausalLM(tiny_config(tokenizer, cfg))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     log.info("built tiny Qwen3: %.2f M parameters, vocab %d", count_parameters(model) / 1e6, len(tokenizer))

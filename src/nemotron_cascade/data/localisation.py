@@ -83,13 +83,15 @@ def _normalise_guess(path: str) -> str:
     return path
 
 
-def localise(row: Mapping, k: int, model_guess: Sequence[str] | None = None) -> list[str]:
-    """Top-``k`` candidate files: the model's existing guesses first, then BM25's ranking."""
+def localise(row: Mapping, k: int, model_guess: Sequence[str] | None = None,
+             ranking: Sequence[str] | None = None) -> list[str]:
+    """Top-``k`` candidate files: the model's existing guesses first, then BM25's ranking
+    (``ranking``, when the caller has it already, else computed here)."""
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     repo = _repo(row)
     guessed = [g for g in (_normalise_guess(p) for p in model_guess or ()) if g in repo]
-    merged = list(dict.fromkeys(guessed + bm25_ranking(row)))
+    merged = list(dict.fromkeys(guessed + list(ranking if ranking is not None else bm25_ranking(row))))
     return merged[:k]
 
 
@@ -126,15 +128,13 @@ def recall_at_k(rows: Sequence[Mapping], k: int, model_guesses: Sequence[Sequenc
 def policy_guesses(generator, rows: Sequence[Mapping], max_new_tokens: int = 96) -> list[list[str]]:
     """The policy's own guess of the files to change, per row: shown the issue and *every* file of
     the repository, it writes its patch greedily; the paths its answer names are its guess."""
+    from nemotron_cascade import chat
     from nemotron_cascade.data import world
     from nemotron_cascade.generation.base import SamplingParams
 
-    prompts = []
-    for row in rows:
-        messages = [{"role": "user", "content": world.swe_prompt(dict(row), sorted(_repo(row))), "thinking": True}]
-        prompts.append(world.chat.render(messages, None, add_generation_prompt=True, enable_thinking=True))
+    prompts = [world.render_prompt({**row, "context_files": sorted(_repo(row))}, True) for row in rows]
     outputs = generator.generate(prompts, SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0))
-    return [guessed_paths(world.chat.final_answer(out[0].text) or out[0].text, row["repo"])
+    return [guessed_paths(chat.final_answer(out[0].text) or out[0].text, row["repo"])
             for out, row in zip(outputs, rows)]
 
 
@@ -143,10 +143,11 @@ def localise_with_guesses(rows: Sequence[Mapping], k: int, guesses: Sequence[Seq
     BM25 alone, merged, and how often the guess alone named the buggy file first."""
     if len(guesses) != len(rows):
         raise ValueError(f"{len(guesses)} guesses for {len(rows)} rows")
-    out = [{**row, "context_files": localise(row, k, g)} for row, g in zip(rows, guesses)]
+    rankings = [bm25_ranking(row) for row in rows]  # one BM25 index per row, used twice
+    out = [{**row, "context_files": localise(row, k, g, ranking)} for row, g, ranking in zip(rows, guesses, rankings)]
     n = max(1, len(rows))
     metrics = {
-        f"recall_at_{k}_bm25": sum(r["file"] in localise(r, k) for r in rows) / n,
+        f"recall_at_{k}_bm25": sum(r["file"] in ranking[:k] for r, ranking in zip(rows, rankings)) / n,
         f"recall_at_{k}_merged": sum(r["file"] in r["context_files"] for r in out) / n,
         "guess_top1": sum(bool(g) and g[0] == r["file"] for r, g in zip(rows, guesses)) / n,
     }

@@ -665,19 +665,16 @@ def render_prompt(row: dict, thinking: bool, max_prompt_tokens: int | None = Non
     keeps as many of its localised files, best first, as fit in the budget — at least one: the
     input-context curriculum of SWE RL. Other rows ignore the budget.
     """
+    if max_prompt_tokens is not None and row["domain"] == "swe":
+        if count_tokens is None:
+            raise ValueError("render_prompt: a max_prompt_tokens budget needs count_tokens")
+        files = swe_context_files(row)
+        for n in range(len(files), 0, -1):
+            text = render_prompt({**row, "context_files": files[:n]}, thinking)
+            if n == 1 or count_tokens(text) <= max_prompt_tokens:
+                return text
     messages, tools = build_messages(row, thinking)
-    text = chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking)
-    if max_prompt_tokens is None or row["domain"] != "swe":
-        return text
-    if count_tokens is None:
-        raise ValueError("render_prompt: a max_prompt_tokens budget needs count_tokens")
-    files = swe_context_files(row)
-    for n in range(len(files), 0, -1):
-        messages = [{"role": "user", "content": swe_prompt(row, files[:n]), "thinking": thinking}]
-        text = chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking)
-        if count_tokens(text) <= max_prompt_tokens:
-            break
-    return text
+    return chat.render(messages, tools, add_generation_prompt=True, enable_thinking=thinking)
 
 
 def oracle_response(row: dict, thinking: bool, world_seed: int = 0, terse_share: dict | None = None,

@@ -35,15 +35,13 @@ class RewardModelReward:
         self.model.eval()
 
     def __call__(self, responses: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[float]:
-        if len(responses) != len(rows):
-            raise ValueError(f"reward 'reward_model': {len(responses)} responses but {len(rows)} rows")
+        from nemotron_cascade.rewards.registry import _check_lengths, column
+
+        _check_lengths("reward_model", responses, rows)
+        prompts = column("reward_model", rows, "prompt")
         answers = [chat.final_answer(r) for r in responses]
         idx = [i for i, a in enumerate(answers) if a is not None]
-        texts = []
-        for i in idx:
-            if "prompt" not in rows[i]:
-                raise KeyError(f"reward 'reward_model': row {i} has no field 'prompt' (fields: {sorted(rows[i])})")
-            texts.append(render_scored(rows[i]["prompt"], answers[i]))
+        texts = [render_scored(prompts[i], answers[i]) for i in idx]
         scored = score_texts(self.model, self.tokenizer, texts, self.max_length, self.batch_size).tolist()
         floor = (min(scored) if scored else 0.0) - NO_ANSWER_MARGIN
         out = [floor] * len(responses)
@@ -53,16 +51,13 @@ class RewardModelReward:
 
 
 def group_normalise(values: Sequence[float], group_size: int) -> list[float]:
-    """``(v − mean) / (std + 1e-6)`` within consecutive groups of ``group_size`` (population std)."""
-    if group_size < 1 or len(values) % group_size:
-        raise ValueError(f"{len(values)} values do not split into groups of {group_size}")
-    out = []
-    for s in range(0, len(values), group_size):
-        g = values[s:s + group_size]
-        mean = sum(g) / len(g)
-        std = math.sqrt(sum((v - mean) ** 2 for v in g) / len(g))
-        out += [(v - mean) / (std + 1e-6) for v in g]
-    return out
+    """``(v − mean) / (std + ε)`` within consecutive groups of ``group_size``: GRPO's own
+    normalisation (:func:`~nemotron_cascade.rl.grpo.group_advantages`), as a list."""
+    import torch
+
+    from nemotron_cascade.rl.grpo import group_advantages
+
+    return group_advantages(torch.tensor(list(values), dtype=torch.float32), group_size).tolist()
 
 
 class IFWithRMReward:

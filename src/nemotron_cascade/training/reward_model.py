@@ -77,20 +77,13 @@ def reward_model_from_policy(policy_model, tokenizer):
 def reward_model_from_scratch(tokenizer, size: Mapping):
     """A freshly initialised tiny reward model of ``size`` (fields of ``TinyModelConfig``)."""
     import torch
-    from transformers import Qwen3Config, Qwen3ForSequenceClassification
+    from transformers import Qwen3ForSequenceClassification
 
-    from nemotron_cascade.models import TinyModelConfig
+    from nemotron_cascade.models import TinyModelConfig, tiny_config
 
     cfg = TinyModelConfig(**size)
     torch.manual_seed(cfg.seed)
-    config = Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
-        num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
-        head_dim=cfg.hidden_size // cfg.num_heads, intermediate_size=cfg.intermediate_size,
-        max_position_embeddings=cfg.max_position_embeddings, num_labels=1,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
-    )
-    rm = Qwen3ForSequenceClassification(config)
+    rm = Qwen3ForSequenceClassification(tiny_config(tokenizer, cfg, num_labels=1))
     torch.nn.init.zeros_(rm.score.weight)
     return rm
 

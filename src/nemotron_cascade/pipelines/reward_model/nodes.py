@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 
 from nemotron_cascade import tracking
-from nemotron_cascade.data.preferences import check_pairs
+from nemotron_cascade.data.preferences import SPLITS, check_pairs
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.models import count_parameters
 from nemotron_cascade.training.reward_model import (
@@ -25,9 +25,9 @@ def train_reward_model_node(policy: Checkpoint, preference_pairs: list[dict], in
     """
     pairs = check_pairs(preference_pairs, "preference_pairs")
     splits = Counter(p.get("split") for p in pairs)
-    unknown = sorted(set(splits) - {"train", "validation"}, key=str)
+    unknown = sorted(set(splits) - set(SPLITS), key=str)
     if unknown:
-        raise ValueError(f"preference_pairs: split must be 'train' or 'validation', found {unknown}")
+        raise ValueError(f"preference_pairs: split must be one of {SPLITS}, found {unknown}")
     cfg = dataclass_from_params(RMConfig, train)
     if init == "policy":
         model = reward_model_from_policy(policy.model, policy.tokenizer)
