@@ -21,6 +21,8 @@ from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
 
+from nemotron_cascade import journal as run_journal
+
 log = logging.getLogger(__name__)
 
 MAX_PARAM_CHARS = 500
@@ -89,14 +91,29 @@ class StageTrackingHook:
         tags = {"kedro.pipeline": ",".join(map(str, names)), "kedro.env": str(self._env),
                 "kedro.session_id": str(run_params.get("session_id")),
                 "kedro.load_versions": str(run_params.get("load_versions") or {})}
-        parent = mlflow.start_run(experiment_id=self._experiment_id, run_name=f"{tags['kedro.pipeline']}", tags=tags)
-        self._parent, self._children = parent.info.run_id, {}
+        journal = run_journal.current()
+        previous = journal.data.get("mlflow", {}) if journal is not None and journal.resumed else {}
+        if previous.get("parent"):  # a resumed run continues the killed run's MLflow runs
+            parent = mlflow.start_run(run_id=previous["parent"])
+            self._client.set_tag(parent.info.run_id, "kedro.resumed_by_session", str(run_params.get("session_id")))
+            self._parent, self._children = parent.info.run_id, dict(previous.get("children", {}))
+        else:
+            parent = mlflow.start_run(experiment_id=self._experiment_id, run_name=f"{tags['kedro.pipeline']}",
+                                      tags=tags)
+            self._parent, self._children = parent.info.run_id, {}
+        self._record()
+
+    def _record(self) -> None:
+        journal = run_journal.current()
+        if journal is not None:
+            journal.set_mlflow(self._parent, self._children)
 
     def _child(self, stage: str) -> str:
         if stage not in self._children:
             run = self._client.create_run(self._experiment_id, run_name=stage,
                                           tags={"mlflow.parentRunId": self._parent, "stage": stage})
             self._children[stage] = run.info.run_id
+            self._record()
         return self._children[stage]
 
     @hook_impl
@@ -199,3 +216,97 @@ class UpstreamCheckHook:
             lines.append(f"  - {name} ({hint}; run `kedro run --pipelines={producers[0]}`)" if producers
                          else f"  - {name} ({hint})")
         raise MissingUpstreamError("missing upstream datasets for this run:\n" + "\n".join(lines))
+
+
+class DataLineageHook:
+    """Records the data behind every checkpoint: in its ``lineage.json`` and as MLflow inputs.
+
+    Before a node runs, each of its inputs other than parameters and checkpoints is described by its
+    row count and SHA-256, and traced through in-memory intermediates (``code_rl.prompts``) back to
+    the files they were computed from (``data/03_primary/rl_prompts.jsonl``), each with its digest.
+    The files go to the stage's MLflow run with ``mlflow.log_input`` (context ``training`` when the
+    node writes a checkpoint, ``evaluation`` otherwise); a checkpoint the node writes gets the whole
+    description under ``inputs`` in its lineage, which ``python -m nemotron_cascade.lineage`` follows.
+    """
+
+    def __init__(self):
+        self._producers: dict = {}
+        self._catalog = None
+        self._inputs: dict[str, dict] = {}
+        self._root = Path.cwd()
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._root = Path(context.project_path)
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline, catalog) -> None:
+        self._producers = {out: n for n in pipeline.nodes for out in n.outputs}
+        self._catalog, self._inputs = catalog, {}
+
+    def _dataset(self, name: str):
+        return self._catalog.get(name, fallback_to_runtime_pattern=True) if self._catalog is not None else None
+
+    def _file_of(self, name: str) -> Path | None:
+        from nemotron_cascade.datasets.checkpoint import CheckpointDataset
+
+        ds = self._dataset(name)
+        if ds is None or isinstance(ds, CheckpointDataset) or not hasattr(ds, "_filepath"):
+            return None
+        try:
+            path = Path(str(ds._get_load_path()))
+        except Exception:  # a versioned dataset without any version yet
+            return None
+        return path if path.is_file() else None
+
+    def _files_behind(self, name: str, seen: set) -> list[Path]:
+        from nemotron_cascade.datasets.checkpoint import CheckpointDataset
+
+        if name in seen or name.startswith("params:") or name == "parameters" \
+                or isinstance(self._dataset(name), CheckpointDataset):  # checkpoints: the parent chain
+            return []
+        seen.add(name)
+        path = self._file_of(name)
+        if path is not None:
+            return [path]
+        producer = self._producers.get(name)
+        if producer is None:
+            return []
+        return [f for inp in producer.inputs for f in self._files_behind(inp, seen)]
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self._root.resolve()))
+        except ValueError:
+            return str(path)
+
+    @hook_impl(trylast=True)  # after the tracking hook has made the stage's run active
+    def before_node_run(self, node, inputs: dict) -> None:
+        from nemotron_cascade import tracking
+        from nemotron_cascade.datasets.checkpoint import Checkpoint
+        from nemotron_cascade.lineage import content_digest, file_digest
+
+        described = {}
+        for name, data in inputs.items():
+            if name.startswith("params:") or name == "parameters" or isinstance(data, Checkpoint):
+                continue
+            direct = self._file_of(name)
+            files = [direct] if direct is not None else self._files_behind(name, set())
+            described[name] = {
+                "rows": len(data) if hasattr(data, "__len__") else None,
+                "sha256": file_digest(direct) if direct is not None else content_digest(data),
+                "files": [{"path": self._relative(f), "sha256": file_digest(f)} for f in dict.fromkeys(files)],
+            }
+        self._inputs[node.name] = described
+        writes_checkpoint = any("policy" in o or o.endswith(".model") for o in node.outputs)
+        for name, info in described.items():
+            for f in info["files"]:
+                tracking.log_input_file(f["path"], f["sha256"], name=Path(f["path"]).name,
+                                        context="training" if writes_checkpoint else "evaluation")
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data, node) -> None:
+        from nemotron_cascade.datasets.checkpoint import Checkpoint
+
+        if isinstance(data, Checkpoint) and node is not None and node.name in self._inputs:
+            data.lineage["inputs"] = self._inputs[node.name]

@@ -2,10 +2,11 @@
 
 from kedro.config import OmegaConfigLoader
 
-from nemotron_cascade.hooks import StageTrackingHook, UpstreamCheckHook
+from nemotron_cascade.hooks import DataLineageHook, StageTrackingHook, UpstreamCheckHook
+from nemotron_cascade.journal import ResumeHook
 
 # pluggy calls the last registered first: the upstream check runs before tracking opens a run
-HOOKS = (StageTrackingHook(), UpstreamCheckHook())
+HOOKS = (ResumeHook(), StageTrackingHook(), DataLineageHook(), UpstreamCheckHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -51,3 +51,20 @@ def log_figure(fig, artifact_file: str) -> None:
         import mlflow
 
         mlflow.log_figure(fig, artifact_file)
+
+
+def log_input_file(path: str, sha256: str, name: str, context: str) -> None:
+    """Log a data file the active run read (``mlflow.log_input``) with its digest; no-op without a run."""
+    if _active_run() is None:
+        return
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    try:
+        source = resolve_dataset_source(str(path))
+    except Exception:  # no source type for this path: record the name and digest anyway
+        from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+        source = HTTPDatasetSource(url=f"file://{path}")
+    mlflow.log_input(MetaDataset(source, name=name, digest=sha256[:16]), context=context)

@@ -2,10 +2,13 @@
 
 import json
 import os
+import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -140,18 +143,80 @@ def test_a_malformed_raw_row_stops_the_run_naming_file_row_and_field(project):
     assert "math.jsonl: row 3: missing field 'answer'" in out.replace("│ ", "").replace(" │", "")
 
 
+def _kill_when(proc: subprocess.Popen, ready: Path, timeout: float = 300) -> None:
+    """SIGKILL the run (its whole process group) as soon as ``ready`` exists."""
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (rc {proc.returncode}) before {ready} appeared")
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"{ready} did not appear in {timeout} s")
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
 @pytest.mark.slow
-def test_the_whole_cascade_runs_in_one_kedro_run(tmp_path_factory):
-    """`kedro run --env test` with the default pipeline: every stage, every evaluation, one matrix."""
+def test_the_whole_cascade_runs_in_one_kedro_run_and_resumes_after_a_kill(tmp_path_factory):
+    """`kedro run --env test` with the default pipeline: every stage, every evaluation, one matrix.
+
+    The run is killed (SIGKILL) in the middle of code_rl; the same command then skips every finished
+    node, resumes code_rl from its mid-stage state and ends with as many optimiser steps as an
+    uninterrupted run, in the same MLflow runs.
+    """
     fresh = tmp_path_factory.mktemp("cascade")
     shutil.copy(ROOT / "pyproject.toml", fresh)
     shutil.copytree(ROOT / "conf", fresh / "conf", ignore=shutil.ignore_patterns("credentials*"))
     (fresh / "data").mkdir()
     (fresh / "src").mkdir()
-    kedro(fresh)
+    steps = 12
+    args = ("--params", f"code_rl.train.max_steps={steps},code_rl.train.checkpoint_every=1")
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "2", "COLUMNS": "2000"}
+    with open(fresh / "killed.log", "w") as log:  # a file, not a pipe nobody reads while it fills
+        killed = subprocess.Popen([str(Path(sys.executable).parent / "kedro"), "run", "--env", "test", *args],
+                                  cwd=fresh, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        _kill_when(killed, fresh / "data/06_models/_resume/code_rl/state.pt")
+    assert killed.returncode == -signal.SIGKILL
+    (journal,) = (fresh / "data/09_tracking/runs").glob("*.json")
+    done = json.loads(journal.read_text())["done"]
+    assert "math_rl.train_grpo" in done and "code_rl.train_grpo" not in done
+    math_versions = sorted(p.name for p in (fresh / "data/06_models/math_rl").iterdir())
+
+    proc = kedro(fresh, *args)
+    out = " ".join(proc.stdout.split()) + " ".join(proc.stderr.split())
+    resumed_from = int(re.search(r"resuming from step (\d+)", out).group(1))
+    assert 1 <= resumed_from < steps
+    skipped = int(re.search(r"resume: skipping (\d+) finished nodes", out).group(1))
+    assert skipped >= len(done) - 2  # a done node whose in-memory output is needed again reruns
+    assert sorted(p.name for p in (fresh / "data/06_models/math_rl").iterdir()) == math_versions  # not retrained
+    history = json.loads((fresh / "data/07_model_output/code_rl/train_history.json").read_text())
+    assert [h["step"] for h in history] == list(range(1, steps + 1))  # as many optimiser steps as uninterrupted
+    assert not journal.exists() and not list((fresh / "data/06_models/_resume").glob("*/state.pt"))
+
     matrix = pd.read_csv(fresh / "data/08_reporting/cascade_matrix.csv")
     assert list(matrix["stage"]) == ["base", "sft_stage1", "sft", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"]
     assert matrix.drop(columns="stage").notna().all().all()
     db = sqlite3.connect(fresh / "mlflow.db")
+    parents = [r for (r,) in db.execute("select run_uuid from tags where key = 'kedro.pipeline'")]
+    assert len(parents) == 1  # the resumed run continued the killed run's MLflow runs
     stages = {v for (v,) in db.execute("select value from tags where key = 'stage'")}
     assert {"data_curation", "reward_model", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"} <= stages
+    (code_run,) = [r for (r,) in db.execute("select run_uuid from tags where key = 'stage' and value = 'code_rl'")]
+    logged = {s for (s,) in db.execute("select step from metrics where run_uuid = ? and key = 'train/reward'",
+                                       (code_run,))}
+    assert logged == set(range(1, steps + 1))  # the killed run's points are kept, the rest continue them
+    inputs = {n for (n,) in db.execute("select d.name from datasets d join inputs i on i.source_id = d.dataset_uuid "
+                                       "where i.destination_id = ?", (code_run,))}
+    assert "rl_prompts.jsonl" in inputs
+
+    # the lineage of the last checkpoint reaches the curated data, across both kedro runs
+    lineage = subprocess.run([sys.executable, "-m", "nemotron_cascade.lineage", "swe_rl", "--json"], cwd=fresh,
+                             capture_output=True, text=True, check=True)
+    records = json.loads(lineage.stdout)
+    assert [r["stage"] for r in records] == ["swe_rl", "code_rl", "math_rl", "if_rl", "rlhf", "sft", "sft_stage1",
+                                             "base"]
+    files = {f["path"]: f["status"] for r in records for i in r["inputs"].values() for f in i["files"]}
+    assert files["data/03_primary/rl_prompts.jsonl"] == "unchanged"
+    assert files["data/05_model_input/sft_blend_stage1.jsonl"] == "unchanged"
+    assert records[4]["reward_model"]["inputs"]["preference_pairs"]["rows"] > 0

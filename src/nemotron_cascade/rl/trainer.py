@@ -297,6 +297,7 @@ def train_grpo(
     resume_dir: str | None = None,
     fingerprint: str = "",
     diagnostics: Callable[[Sequence[str], Sequence[Mapping], Sequence[float]], dict] | None = None,
+    keep_final_state: bool = False,
 ) -> list[dict]:
     """Train ``model`` in place with GRPO on ``rows``; return the per-step metrics history.
 
@@ -357,6 +358,10 @@ def train_grpo(
             resume_lib.save(resume_dir, fingerprint, model, opt, sched, step + 1, history,
                             extra={"pool": pool.state_dict()})
     model.eval()
-    if resume_dir:
+    if resume_dir and keep_final_state:  # the caller clears it once the checkpoint is safely saved
+        if start < cfg.max_steps:
+            resume_lib.save(resume_dir, fingerprint, model, opt, sched, cfg.max_steps, history,
+                            extra={"pool": pool.state_dict()})
+    elif resume_dir:
         resume_lib.clear(resume_dir)
     return history

@@ -99,8 +99,14 @@ def train_sft(
     on_metrics: MetricsCallback | None = None,
     resume_dir: str | None = None,
     fingerprint: str = "",
+    keep_final_state: bool = False,
 ) -> list[dict]:
-    """Train ``model`` in place on packed ``blocks``; return the per-step metrics history."""
+    """Train ``model`` in place on packed ``blocks``; return the per-step metrics history.
+
+    With ``keep_final_state`` the state after the last step stays in ``resume_dir`` (a rerun then
+    returns at once): the Kedro run journal clears it only after the node's checkpoint is saved, so
+    a kill between the last step and the save does not cost the stage.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -136,6 +142,9 @@ def train_sft(
         if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
             resume_lib.save(resume_dir, fingerprint, model, opt, sched, step + 1, history)
     model.eval()
-    if resume_dir:
+    if resume_dir and keep_final_state:
+        if start < cfg.max_steps:
+            resume_lib.save(resume_dir, fingerprint, model, opt, sched, cfg.max_steps, history)
+    elif resume_dir:
         resume_lib.clear(resume_dir)
     return history

@@ -50,7 +50,7 @@ def train_sft_stage(policy: Checkpoint, blend: list[dict], train: dict, stage: s
     log.info("%s: %s", stage, stats)
     tracking.log_metrics(stats, prefix="data/")
     history = train_sft(policy.model, blocks, cfg, on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
-                        resume_dir=resume_dir, fingerprint=resume.fingerprint(
+                        resume_dir=resume_dir, keep_final_state=True, fingerprint=resume.fingerprint(
                             policy.lineage.get("version"), len(blend), blend[0]["id"] if blend else None,
                             {**train, "block": block_size}))
     lineage = {"stage": stage, "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},

@@ -1,0 +1,214 @@
+"""Resume a killed ``kedro run`` where it stopped: a run journal, a hook that writes it, a runner that reads it.
+
+A cascade run takes many minutes (hours at scale); a kill (OOM, pre-emption, Ctrl-C, ``kill -9``)
+must not cost the finished stages. Kedro's ``--only-missing-outputs`` is not enough: it asks whether
+a dataset *exists*, and versioned checkpoints of an *older* complete run exist too, so it would skip
+stages the killed run never reached. The journal answers the right question, "did *this* run
+finish that node?":
+
+* :class:`ResumeHook` opens ``data/09_tracking/runs/<key>.json`` before the run. The key hashes the
+  environment, the nodes selected and every parameter, so the same command with the same
+  configuration finds the journal of its killed predecessor, and anything else starts afresh.
+  A node is written as done once *all* its outputs are saved (never on ``after_node_run``, which
+  comes before the saves), with the version of each versioned output. The file is replaced
+  atomically after each node; a successful run deletes it, a failed or killed one leaves it.
+* :class:`ResumableRunner` (the default of this project's ``kedro run``, see ``cli.py``) drops the
+  done nodes, keeps a done node whose in-memory output a remaining node needs, and pins every
+  versioned output of the done nodes to the version the killed run wrote, so the remaining stages
+  read exactly those checkpoints even if another run saved newer ones in between.
+* The MLflow parent and stage runs of the killed run are recorded too, and the tracking hook
+  reopens them, so the resumed stage's curve continues in the same run instead of starting a new one.
+* Inside the interrupted stage the trainers resume from their last mid-stage checkpoint (their
+  fingerprint includes the parent checkpoint version, which the pinning keeps equal). They keep
+  the state after their last step too, and this hook removes a node's ``params:*resume_dir`` only
+  once all the node's outputs are saved, so a kill between the last step and the save costs nothing.
+
+``NEMOTRON_CASCADE_RESUME=0`` turns resuming off (the journal is still written).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from kedro.framework.hooks import hook_impl
+from kedro.io.core import AbstractVersionedDataset, Version
+from kedro.runner import SequentialRunner
+
+from nemotron_cascade.training import resume as resume_state
+
+log = logging.getLogger(__name__)
+
+JOURNAL_DIR = Path("data/09_tracking/runs")
+_current: RunJournal | None = None
+
+
+def current() -> RunJournal | None:
+    """The journal of the ``kedro run`` in progress in this process, if any."""
+    return _current
+
+
+def run_key(env: str, node_names, parameters: dict) -> str:
+    """Hash of what makes two runs the same run: environment, selected nodes, every parameter."""
+    blob = json.dumps({"env": env, "nodes": sorted(node_names), "parameters": parameters},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class RunJournal:
+    """The done nodes (with output versions) and MLflow runs of one ``kedro run``; see module docstring."""
+
+    def __init__(self, path: Path, data: dict, resumed: bool):
+        self.path, self.data, self.resumed = Path(path), data, resumed
+
+    @classmethod
+    def open(cls, directory: Path, key: str, session_id: str, allow_resume: bool = True) -> RunJournal:
+        path = Path(directory) / f"{key}.json"
+        if allow_resume and path.exists():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                log.warning("unreadable run journal %s (%s): starting a fresh run", path, exc)
+            else:
+                if data.get("done"):
+                    return cls(path, data, resumed=True)
+        data = {"key": key, "session_id": session_id, "started": time.time(), "done": {}, "mlflow": {}}
+        journal = cls(path, data, resumed=False)
+        journal.write()
+        return journal
+
+    # -- recording ---------------------------------------------------------------------------
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+    def node_done(self, node_name: str, versions: dict[str, str | None]) -> None:
+        self.data["done"][node_name] = versions
+        self.write()
+
+    def set_mlflow(self, parent: str, children: dict[str, str]) -> None:
+        self.data["mlflow"] = {"parent": parent, "children": dict(children)}
+        self.write()
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    # -- resuming ----------------------------------------------------------------------------
+    @property
+    def done(self) -> dict[str, dict]:
+        return self.data["done"]
+
+    def remaining(self, pipeline, catalog):
+        """The sub-pipeline still to run, with the done nodes' versioned outputs pinned in ``catalog``."""
+        def ephemeral(name: str) -> bool:
+            ds = catalog.get(name, fallback_to_runtime_pattern=True)
+            return ds is None or getattr(ds, "_EPHEMERAL", False)
+
+        to_run = []
+        needed: set[str] = set()  # inputs of nodes that will run
+        for node in reversed(pipeline.nodes):  # children before parents
+            if node.name not in self.done or any(o in needed and ephemeral(o) for o in node.outputs):
+                to_run.append(node.name)
+                needed.update(node.inputs)
+        for versions in self.done.values():
+            for name, version in versions.items():
+                if version is None:
+                    continue
+                ds = catalog.get(name, fallback_to_runtime_pattern=True)
+                if isinstance(ds, AbstractVersionedDataset):
+                    catalog[name] = catalog.get(name, version=Version(version, ds._version.save))
+        return pipeline.filter(node_names=to_run) if to_run else None
+
+
+class ResumeHook:
+    """Writes the run journal (see module docstring); registered before the tracking hook."""
+
+    def __init__(self):
+        self._project_path = Path.cwd()
+        self._env = "base"
+        self._pending: dict[str, set[str]] = {}
+        self._resume_dirs: dict[str, list[str]] = {}
+        self._catalog = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._project_path, self._env = Path(context.project_path), context.env or "base"
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
+        global _current
+        params = catalog.load("parameters") if "parameters" in catalog else {}
+        key = run_key(self._env, [n.name for n in pipeline.nodes], params)
+        allow = os.environ.get("NEMOTRON_CASCADE_RESUME", "1") != "0"
+        _current = RunJournal.open(self._project_path / JOURNAL_DIR, key, str(run_params.get("run_id") or run_params.get("session_id")), allow)
+        if _current.resumed:
+            log.info("resuming the killed run %s: %d of %d nodes already done (journal %s; "
+                     "NEMOTRON_CASCADE_RESUME=0 starts afresh)", _current.data["session_id"],
+                     len(set(_current.done) & {n.name for n in pipeline.nodes}), len(pipeline.nodes), _current.path)
+        self._pending = {}
+
+    @hook_impl
+    def after_node_run(self, node, catalog, inputs: dict) -> None:
+        # a trainer keeps its last state in ``resume_dir`` until the node's checkpoint is saved
+        self._resume_dirs[node.name] = [v for k, v in inputs.items()
+                                        if k.startswith("params:") and k.endswith("resume_dir") and v]
+        self._catalog = catalog
+        if not node.outputs:
+            self._done(node, {})
+        else:
+            self._pending[node.name] = set(node.outputs)
+
+    def _done(self, node, versions: dict) -> None:
+        if _current is not None:
+            _current.node_done(node.name, versions)
+        for directory in self._resume_dirs.pop(node.name, []):
+            resume_state.clear(directory)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, node) -> None:
+        if node is None or node.name not in self._pending:
+            return
+        left = self._pending[node.name]
+        left.discard(dataset_name)
+        if not left:
+            del self._pending[node.name]
+            versions = {}
+            for name in node.outputs:
+                ds = self._catalog.get(name, fallback_to_runtime_pattern=True)
+                versions[name] = ds.resolve_save_version() if isinstance(ds, AbstractVersionedDataset) else None
+            self._done(node, versions)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        global _current
+        if _current is not None:
+            _current.finish()
+        _current = None
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        global _current
+        if _current is not None:
+            log.info("run journal kept at %s: rerun the same command to resume", _current.path)
+        _current = None
+
+
+class ResumableRunner(SequentialRunner):
+    """``SequentialRunner`` that skips the nodes a killed run with the same journal key finished."""
+
+    def run(self, pipeline, catalog, hook_manager=None, run_id=None, only_missing_outputs=False):
+        journal = current()
+        if journal is not None and journal.resumed:
+            remaining = journal.remaining(pipeline, catalog)
+            skipped = len(pipeline.nodes) - (len(remaining.nodes) if remaining else 0)
+            log.info("resume: skipping %d finished nodes, running %d", skipped, len(pipeline.nodes) - skipped)
+            if remaining is None:
+                return {}
+            pipeline = remaining
+        return super().run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
