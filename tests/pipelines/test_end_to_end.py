@@ -130,6 +130,20 @@ def test_rl_stages_run_one_by_one_from_the_catalogued_checkpoints(project):
 
 
 @pytest.mark.slow
+def test_kedro_viz_builds_offline_with_every_stage_as_a_namespace(project):
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.run([str(Path(sys.executable).parent / "kedro"), "viz", "build"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    main = json.loads((project / "build/api/main").read_text())
+    namespaces = set(main["modular_pipelines"])
+    assert {"sft.stage1", "sft.stage2", "reward_model", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl",
+            "evaluation.math_rl", "evaluation.swe_rl"} <= namespaces
+    assert main["selected_pipeline"] == "__default__"
+    assert {p["id"] for p in main["pipelines"]} >= {"__default__", "cascade", "sft", "math_rl", "swe_rl"}
+
+
+@pytest.mark.slow
 def test_a_malformed_raw_row_stops_the_run_naming_file_row_and_field(project):
     raw = project / "data/01_raw/tasks/math.jsonl"
     lines = raw.read_text().splitlines()
@@ -220,3 +234,20 @@ def test_the_whole_cascade_runs_in_one_kedro_run_and_resumes_after_a_kill(tmp_pa
     assert files["data/03_primary/rl_prompts.jsonl"] == "unchanged"
     assert files["data/05_model_input/sft_blend_stage1.jsonl"] == "unchanged"
     assert records[4]["reward_model"]["inputs"]["preference_pairs"]["rows"] > 0
+
+    # the analysis notebook runs headless on this project: curves per stage, the matrix, forgetting
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(ROOT / "notebooks/cascade_analysis.ipynb", as_version=4)
+    os.environ.update(KEDRO_ENV="test", NEMOTRON_CASCADE_PROJECT=str(fresh))
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(fresh)}}
+                       ).execute()
+    finally:
+        for key in ("KEDRO_ENV", "NEMOTRON_CASCADE_PROJECT"):
+            os.environ.pop(key, None)
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # the curves and the matrix
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "kedro run __default__ (env test)" in text and "largest drop from the best value" in text

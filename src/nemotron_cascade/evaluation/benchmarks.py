@@ -10,6 +10,7 @@ is the mean number of generated tokens over all benchmarks.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from statistics import mean
 
@@ -72,6 +73,7 @@ def evaluate(generator, benchmark: list[dict], cfg: EvalConfig) -> tuple[dict, l
             log.warning("benchmark has no %s rows: metric %s skipped", domain, metric)
             continue
         thinking = bool(cfg.thinking.get(domain, True))
+        t0 = time.perf_counter()
         completions = [c[0] for c in generator.generate(prompts_for(rows, thinking, generator.tokenizer), params)]
         responses = [c.text for c in completions]
         scores = score(metric, responses, rows)
@@ -79,7 +81,7 @@ def evaluate(generator, benchmark: list[dict], cfg: EvalConfig) -> tuple[dict, l
         lengths += [len(c.token_ids) for c in completions]
         records += [{"metric": metric, "id": row["id"], "thinking": thinking, "score": s, "response": r}
                     for row, r, s in zip(rows, responses, scores)]
-        log.info("eval %-22s %.3f (%d items)", metric, metrics[metric], len(rows))
+        log.info("eval %-22s %.3f (%d items, %.1f s)", metric, metrics[metric], len(rows), time.perf_counter() - t0)
     metrics["response_length"] = round(mean(lengths), 2) if lengths else 0.0
     for metric, spec in cfg.sampled.items():
         metrics.update(sampled_metrics(generator, by_domain, metric, dict(spec), cfg))
@@ -105,8 +107,9 @@ def sampled_metrics(generator, by_domain: dict, metric: str, spec: dict, cfg: Ev
         return {}
     reward_fn = get_reward(reward)
     judge_fn = patch_judge_fn(LexicalJudge()) if reward == "swe" else reward_fn
+    t0 = time.perf_counter()
     out = sample_scores(generator, rows, k, float(spec.get("temperature", 1.0)), cfg.max_new_tokens, reward_fn,
                         judge_fn, thinking=bool(cfg.thinking.get(domain, True)), seed=int(spec.get("seed", 0)))
     result = {f"{metric}_{name}_of_{k}": round(out[f"{name}@k"], 4) for name in ("avg", "best", "max")}
-    log.info("eval %s sampled: %s", metric, result)
+    log.info("eval %s sampled: %s (%.1f s)", metric, result, time.perf_counter() - t0)
     return result

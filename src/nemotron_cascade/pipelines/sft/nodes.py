@@ -6,6 +6,7 @@ import logging
 
 from nemotron_cascade import chat, models, tracking
 from nemotron_cascade.datasets.checkpoint import Checkpoint
+from nemotron_cascade.lineage import content_digest
 from nemotron_cascade.training import packing, resume
 from nemotron_cascade.training.sft import config_from_params, train_sft
 
@@ -13,11 +14,12 @@ log = logging.getLogger(__name__)
 
 
 def build_base_model(samples: list[dict], source: str, name_or_path: str | None, vocab_size: int,
-                     tiny: dict, pretrain: dict | None = None) -> Checkpoint:
+                     tiny: dict, pretrain: dict | None = None, resume_dir: str | None = None) -> Checkpoint:
     """The starting checkpoint: a tiny model with a tokenizer trained on the corpus, or a pretrained one.
 
     A tiny model can first be *pretrained* (``pretrain.max_steps > 0``): plain next-token loss on
     every token of the corpus text, prompts included — what a real base model has before SFT.
+    Pretraining saves its state to ``resume_dir`` every ``checkpoint_every`` steps, like SFT.
     """
     if source == "pretrained":
         if not name_or_path:
@@ -32,7 +34,9 @@ def build_base_model(samples: list[dict], source: str, name_or_path: str | None,
             blocks, stats = packing.prepare_lm_blocks(texts, tokenizer, int(cfg.pop("block_size")))
             tracking.log_metrics(stats, prefix="pretrain_data/")
             train_sft(model, blocks, config_from_params(cfg),
-                      on_metrics=lambda m, s: tracking.log_metrics(m, s, "pretrain/"))
+                      on_metrics=lambda m, s: tracking.log_metrics(m, s, "pretrain/"),
+                      resume_dir=resume_dir, keep_final_state=True,
+                      fingerprint=resume.fingerprint("pretrain", content_digest(texts), tiny, pretrain))
     else:
         raise ValueError(f"params base_model.source must be 'tiny' or 'pretrained', got {source!r}")
     lineage = {"stage": "base", "source": source, "name_or_path": name_or_path,

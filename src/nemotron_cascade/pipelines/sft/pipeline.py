@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
              inputs={"samples": "teacher_samples", "source": "params:base_model.source",
                      "name_or_path": "params:base_model.name_or_path",
                      "vocab_size": "params:base_model.vocab_size", "tiny": "params:base_model.tiny",
-                     "pretrain": "params:base_model.pretrain"},
+                     "pretrain": "params:base_model.pretrain", "resume_dir": "params:base_model.resume_dir"},
              outputs="base.policy", name="build_base_model", tags=["stage.base"]),
     ])
     previous, stages = "base.policy", []
