@@ -59,8 +59,49 @@ def run_key(env: str, node_names, parameters: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+class RunInProgressError(RuntimeError):
+    """Another live ``kedro run`` holds the journal of the same configuration."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _lock(path: Path) -> None:
+    """Take ``path`` (a lock file holding our pid); a lock left by a dead process is taken over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise RunInProgressError(
+                    f"another kedro run with the same configuration is running (pid {pid}, lock {path}); "
+                    "wait for it to finish, or stop it, before running this one") from None
+            path.unlink(missing_ok=True)  # stale: its process is gone (killed)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return
+    raise RunInProgressError(f"could not take the run lock {path}")
+
+
 class RunJournal:
-    """The done nodes (with output versions) and MLflow runs of one ``kedro run``; see module docstring."""
+    """The done nodes (with output versions) and MLflow runs of one ``kedro run``; see module docstring.
+
+    While a run is in progress its journal is locked (``<key>.lock`` with the pid): a second
+    ``kedro run`` of the same configuration at the same time is refused instead of sharing it.
+    """
 
     def __init__(self, path: Path, data: dict, resumed: bool):
         self.path, self.data, self.resumed = Path(path), data, resumed
@@ -68,6 +109,7 @@ class RunJournal:
     @classmethod
     def open(cls, directory: Path, key: str, session_id: str, allow_resume: bool = True) -> RunJournal:
         path = Path(directory) / f"{key}.json"
+        _lock(path.with_suffix(".lock"))
         if allow_resume and path.exists():
             try:
                 data = json.loads(path.read_text())
@@ -97,7 +139,13 @@ class RunJournal:
         self.write()
 
     def finish(self) -> None:
+        """The run succeeded: remove the journal and its lock."""
         self.path.unlink(missing_ok=True)
+        self.release()
+
+    def release(self) -> None:
+        """Drop the lock, keep the journal (a failed run, to be resumed)."""
+        self.path.with_suffix(".lock").unlink(missing_ok=True)
 
     # -- resuming ----------------------------------------------------------------------------
     @property
@@ -196,6 +244,7 @@ class ResumeHook:
         global _current
         if _current is not None:
             log.info("run journal kept at %s: rerun the same command to resume", _current.path)
+            _current.release()
         _current = None
 
 

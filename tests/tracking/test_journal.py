@@ -1,6 +1,7 @@
 """The run journal: which nodes a resumed run skips, which versions it pins, when it starts afresh."""
 
 import json
+import os
 
 import pytest
 from kedro.io import DataCatalog, MemoryDataset, Version
@@ -72,9 +73,9 @@ def test_a_journal_is_replaced_atomically_and_finish_removes_it(tmp_path):
     j.set_mlflow("parent", {"sft": "child"})
     data = json.loads((tmp_path / "k.json").read_text())
     assert data["done"] == {"a": {"mem": None}} and data["mlflow"]["children"] == {"sft": "child"}
-    assert [p.name for p in tmp_path.iterdir()] == ["k.json"]  # no temporary file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.json", "k.lock"]  # no temporary file left
     j.finish()
-    assert not (tmp_path / "k.json").exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_resume_can_be_refused_and_a_corrupt_journal_starts_afresh(tmp_path):
@@ -92,3 +93,23 @@ def test_the_key_changes_with_any_parameter_or_node_selection():
     assert base != jl.run_key("base", ["a", "b"], {"lr": 1e-4, "nested": {"steps": 4}})
     assert base != jl.run_key("base", ["a"], {"lr": 1e-4, "nested": {"steps": 3}})
     assert base != jl.run_key("test", ["a", "b"], {"lr": 1e-4, "nested": {"steps": 3}})
+
+
+def test_a_second_live_run_of_the_same_configuration_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    j = jl.RunJournal.open(tmp_path, "k", "s1")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "k.lock").write_text(str(other.pid))  # as if that live process held it
+        with pytest.raises(jl.RunInProgressError, match=f"pid {other.pid}"):
+            jl.RunJournal.open(tmp_path, "k", "s2")
+    finally:
+        other.kill()
+        other.wait()
+    resumed = jl.RunJournal.open(tmp_path, "k", "s3")  # the holder died (killed): its lock is stale
+    assert (tmp_path / "k.lock").read_text() == str(os.getpid())
+    j.release()
+    assert not (tmp_path / "k.lock").exists()
+    assert not resumed.resumed  # nothing was done yet
