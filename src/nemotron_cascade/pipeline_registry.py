@@ -24,6 +24,39 @@ REWARD_MODEL_INIT = "sft.stage2"
 CONTROLS = {"math_rl_control": "math_rl"}
 
 
+class StagePipeline(Pipeline):
+    """A stage's pipeline that can be run together with other stages (``--pipelines=math_rl,code_rl``).
+
+    Every stage pipeline ends by redrawing the matrix with a ``report_matrix`` node over the
+    checkpoints up to it, so two stages bring two nodes of that name, which ``Pipeline.__add__``
+    refuses. When two nodes share a name and their outputs, and one reads a superset of the other's
+    inputs, the superset one subsumes the other (the matrix over more checkpoints); anything else
+    is still refused by Kedro. Kedro combines ``Pipeline([]) + pipelines[name]``; as a subclass
+    with its own ``__radd__`` this class is asked first.
+    """
+
+    def __add__(self, other):
+        if not isinstance(other, Pipeline):
+            return NotImplemented
+        by_name: dict[str, object] = {}
+        for n in list(self.nodes) + list(other.nodes):
+            kept = by_name.get(n.name)
+            if kept is None or kept == n:
+                by_name[n.name] = kept or n
+            elif set(kept.outputs) == set(n.outputs) and set(n.inputs) >= set(kept.inputs):
+                by_name[n.name] = n
+            elif not (set(kept.outputs) == set(n.outputs) and set(kept.inputs) >= set(n.inputs)):
+                return Pipeline(list(self.nodes)) + Pipeline(list(other.nodes))  # Kedro names the conflict
+        return StagePipeline(list(by_name.values()))
+
+    def __radd__(self, other):
+        if isinstance(other, int) and other == 0:
+            return self
+        if not isinstance(other, Pipeline):
+            return NotImplemented
+        return StagePipeline(list(other.nodes)) + self
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     """Every stage by name; ``cascade`` (= ``__default__``) chains them with evaluation after each.
 
@@ -35,8 +68,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     sft_stages = sft.create_pipeline()
     pipes = {
         "data_curation": data_curation.create_pipeline(),
-        "sft": sft_stages + sum(evals.values(), Pipeline([])) + evaluation.report_of(checkpoints),
-        "reward_model": reward_model.create_pipeline(REWARD_MODEL_INIT),
+        "sft": StagePipeline(sft_stages + sum(evals.values(), Pipeline([])) + evaluation.report_of(checkpoints)),
+        "reward_model": StagePipeline(reward_model.create_pipeline(REWARD_MODEL_INIT)),
     }
     trained = {}
     previous, inputs_of = "sft.stage2", {}
@@ -50,7 +83,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         evals[stage] = evaluation.evaluation_of(stage)
         inputs_of[stage] = previous
         checkpoints.append(stage)
-        pipes[stage] = trained[stage] + evals[stage] + evaluation.report_of(checkpoints)
+        pipes[stage] = StagePipeline(trained[stage] + evals[stage] + evaluation.report_of(checkpoints))
         previous = stage
     for control, stage in CONTROLS.items():
         pipes[control] = rl_stage.create_pipeline(control, inputs_of[stage]) + evaluation.evaluation_of(control)
