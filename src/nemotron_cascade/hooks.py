@@ -283,22 +283,22 @@ class DataLineageHook:
     @hook_impl(trylast=True)  # after the tracking hook has made the stage's run active
     def before_node_run(self, node, inputs: dict) -> None:
         from nemotron_cascade import tracking
-        from nemotron_cascade.datasets.checkpoint import Checkpoint
+        from nemotron_cascade.datasets.checkpoint import Checkpoint, CheckpointDataset
         from nemotron_cascade.lineage import content_digest, file_digest
 
         described = {}
         for name, data in inputs.items():
             if name.startswith("params:") or name == "parameters" or isinstance(data, Checkpoint):
                 continue
-            direct = self._file_of(name)
-            files = [direct] if direct is not None else self._files_behind(name, set())
+            files = list(dict.fromkeys(self._files_behind(name, set())))  # the input's own file, or those behind it
+            direct = self._file_of(name) is not None
             described[name] = {
                 "rows": len(data) if hasattr(data, "__len__") else None,
-                "sha256": file_digest(direct) if direct is not None else content_digest(data),
-                "files": [{"path": self._relative(f), "sha256": file_digest(f)} for f in dict.fromkeys(files)],
+                "sha256": file_digest(files[0]) if direct else content_digest(data),
+                "files": [{"path": self._relative(f), "sha256": file_digest(f)} for f in files],
             }
         self._inputs[node.name] = described
-        writes_checkpoint = any("policy" in o or o.endswith(".model") for o in node.outputs)
+        writes_checkpoint = any(isinstance(self._dataset(o), CheckpointDataset) for o in node.outputs)
         for name, info in described.items():
             for f in info["files"]:
                 tracking.log_input_file(f["path"], f["sha256"], name=Path(f["path"]).name,

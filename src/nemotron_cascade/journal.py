@@ -194,7 +194,8 @@ class ResumeHook:
         params = catalog.load("parameters") if "parameters" in catalog else {}
         key = run_key(self._env, [n.name for n in pipeline.nodes], params)
         allow = os.environ.get("NEMOTRON_CASCADE_RESUME", "1") != "0"
-        _current = RunJournal.open(self._project_path / JOURNAL_DIR, key, str(run_params.get("run_id") or run_params.get("session_id")), allow)
+        session = str(run_params.get("run_id") or run_params.get("session_id"))
+        _current = RunJournal.open(self._project_path / JOURNAL_DIR, key, session, allow)
         if _current.resumed:
             log.info("resuming the killed run %s: %d of %d nodes already done (journal %s; "
                      "NEMOTRON_CASCADE_RESUME=0 starts afresh)", _current.data["session_id"],

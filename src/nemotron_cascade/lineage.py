@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import os
 import sys
 from functools import lru_cache
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from nemotron_cascade.datasets.checkpoint import LINEAGE_FILE
 
 MODELS_DIR = Path("data/06_models")
-LINEAGE_FILE = "lineage.json"
 
 
 class LineageError(LookupError):

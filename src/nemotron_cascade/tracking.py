@@ -61,10 +61,5 @@ def log_input_file(path: str, sha256: str, name: str, context: str) -> None:
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    try:
-        source = resolve_dataset_source(str(path))
-    except Exception:  # no source type for this path: record the name and digest anyway
-        from mlflow.data.http_dataset_source import HTTPDatasetSource
-
-        source = HTTPDatasetSource(url=f"file://{path}")
+    source = resolve_dataset_source(str(path))  # a local path: MLflow's local artifact source
     mlflow.log_input(MetaDataset(source, name=name, digest=sha256[:16]), context=context)
