@@ -61,3 +61,55 @@ def test_planted_world_leaks_are_all_found_and_nothing_else():
 def test_bad_n():
     with pytest.raises(ValueError):
         find_contaminated(["a"], ["a"], n=0)
+
+
+def _random_corpus(seed: int, n_docs: int):
+    import random
+
+    rng = random.Random(seed)
+    vocab = ["apple", "Äpfel", "straße", "ﬁle", "ＡＢＣ", "naïve", "x_y", "İstanbul", "2²", "½", "日本語", "emoji😀",
+             "it's", "C++", "a.b", "tab\there", "under_score", "ǅemal", "ß", "KELVIN", "K", "é"]
+    vocab += [f"w{i}" for i in range(40)]
+    sep = [" ", "  ", "\n", "\t", ", ", "; ", " -- ", "!", "?", "\u00a0", "\u2003", "\x1c", "_"]
+
+    def doc(k):
+        return "".join(rng.choice(vocab) + rng.choice(sep) for _ in range(k))
+    bench = [doc(rng.randint(1, 30)) for _ in range(40)]
+    texts = [doc(rng.randint(0, 60)) for _ in range(n_docs)]
+    # plant copies of benchmark spans with noise
+    for i in range(0, n_docs, 7):
+        b = bench[i % len(bench)]
+        texts[i] = texts[i] + " " + b.upper() + " " + texts[(i + 1) % n_docs]
+    return texts, bench
+
+
+@pytest.mark.parametrize("seed,n", [(0, 9), (1, 9), (2, 3), (3, 1), (4, 40)])
+def test_fast_index_agrees_with_the_plain_set_of_tuples(seed, n):
+    """Unicode (NFKC look-alikes, ß, İ, superscripts, CJK, emoji), odd whitespace and underscores:
+    the numba kernel and the reference give identical flags."""
+    from nemotron_cascade.data.decontamination import find_contaminated_reference
+
+    texts, bench = _random_corpus(seed, 300)
+    fast = find_contaminated(texts, bench, n=n)
+    assert fast == find_contaminated_reference(texts, bench, n=n)
+    assert 0 < sum(fast) < len(texts)
+
+
+def test_streaming_in_chunks_gives_the_same_flags():
+    from nemotron_cascade.data.decontamination import BenchmarkIndex, iter_contaminated
+
+    texts, bench = _random_corpus(5, 500)
+    index = BenchmarkIndex(bench, 9)
+    whole = list(iter_contaminated(texts, index, chunk_size=10_000))
+    assert list(iter_contaminated(iter(texts), index, chunk_size=7)) == whole
+
+
+def test_whole_item_matching_with_n_above_every_length():
+    """n larger than any benchmark text: each matches only as a whole word sequence (the base profile)."""
+    item = " ".join(f"word{i}" for i in range(150))
+    assert find_contaminated([f"Intro. {item.upper()}! Outro", item[:-8]], [item], n=400) == [True, False]
+
+
+def test_no_benchmark_texts_flags_nothing():
+    assert find_contaminated(["a b c"], [], n=9) == [False]
+    assert find_contaminated([], ["a b c"], n=9) == []

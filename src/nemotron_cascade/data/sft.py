@@ -9,34 +9,57 @@ from __future__ import annotations
 import random
 from typing import Callable, Iterable
 
+from nemotron_cascade.data import teacher as teacher_data
 from nemotron_cascade.data import world
 
-Teacher = Callable[[dict, bool], str]
+Teacher = Callable[[dict, bool], str]  # the single-row contract; batched teachers: generation.teachers
 
 
-def to_sample(row: dict, response: str, thinking: bool) -> dict:
-    """One single-turn SFT sample from a task row and its teacher response."""
+def to_sample(row: dict, response: str, thinking: bool, index: int | None = None) -> dict:
+    """One single-turn SFT sample from a task row and its teacher response (``index``: which of
+    the teacher's k responses to the request, a suffix of the id; None when k is 1)."""
     messages, tools = world.build_messages(row, thinking)
-    return {"id": f"{row['id']}-{'think' if thinking else 'plain'}", "domain": row["domain"],
+    suffix = "" if index is None else f"-{index}"
+    return {"id": f"{row['id']}-{'think' if thinking else 'plain'}{suffix}", "domain": row["domain"],
             "messages": messages + [{"role": "assistant", "content": response}],
             "tools": tools, "thinking": thinking}
 
 
-def teacher_samples(rows: Iterable[dict], thinking_share: float, both_modes_share: float, seed: int,
-                    teacher: Teacher) -> list[dict]:
-    """Teacher samples: each row in thinking mode with probability ``thinking_share``.
-
-    A ``both_modes_share`` of rows gets parallel responses in both modes (the paper generates general
-    prompts with a thinking and a non-thinking teacher in parallel).
-    """
+def teacher_requests(rows: Iterable[dict], thinking_share: float, both_modes_share: float,
+                     seed: int) -> list[tuple[dict, bool]]:
+    """The (row, thinking) requests for the teacher: each row in thinking mode with probability
+    ``thinking_share``; a ``both_modes_share`` of rows in both modes (the paper generates general
+    prompts with a thinking and a non-thinking teacher in parallel)."""
     r, out = random.Random(seed), []
     for row in rows:
         if r.random() < both_modes_share:
             modes = [True, False]
         else:
             modes = [r.random() < thinking_share]
-        out += [to_sample(row, teacher(row, m), m) for m in modes]
+        out += [(row, m) for m in modes]
     return out
+
+
+def samples_from_responses(requests: list[tuple[dict, bool]], responses: list[list[str]]) -> list[dict]:
+    """SFT samples of the teacher's responses, request by request; with k > 1 responses per
+    request the ids get the response's index (``<row>-think-0``, ``<row>-think-1``, ...)."""
+    out = []
+    for (row, thinking), answers in zip(requests, responses, strict=True):
+        out += [to_sample(row, a, thinking, None if len(answers) == 1 else j) for j, a in enumerate(answers)]
+    return out
+
+
+def teacher_samples(rows: Iterable[dict], thinking_share: float, both_modes_share: float, seed: int,
+                    teacher, k: int = 1, cache_path: str | None = None, batch_size: int = 64) -> list[dict]:
+    """Teacher samples for ``rows`` (requests by :func:`teacher_requests`, ``k`` responses each).
+
+    ``teacher``: a batched teacher (``respond``, see ``generation.teachers``) or a function
+    ``(row, thinking) -> str``; with ``cache_path`` generation resumes (``data.teacher``).
+    """
+    requests = teacher_requests(rows, thinking_share, both_modes_share, seed)
+    responses = teacher_data.generate_responses([r for r, _ in requests], [m for _, m in requests], teacher,
+                                                k, cache_path, batch_size)
+    return samples_from_responses(requests, responses)
 
 
 def multi_turn(samples: list[dict], share: float, seed: int) -> list[dict]:

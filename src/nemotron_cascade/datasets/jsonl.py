@@ -35,12 +35,15 @@ class JsonlDataset(AbstractVersionedDataset[list, list]):
     """
 
     def __init__(self, filepath: str, schema: str | None = None, version: Version | None = None,
-                 metadata: dict | None = None):
+                 metadata: dict | None = None, on_error: str = "raise"):
         super().__init__(filepath=PurePosixPath(filepath), version=version, exists_function=os.path.isfile)
-        self._schema, self.metadata = schema, metadata
+        if on_error not in ("raise", "quarantine"):
+            raise DatasetError(f"{filepath}: on_error must be 'raise' or 'quarantine', got {on_error!r}")
+        self._schema, self.metadata, self._on_error = schema, metadata, on_error
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "schema": self._schema, "version": self._version}
+        return {"filepath": str(self._filepath), "schema": self._schema, "version": self._version,
+                "on_error": self._on_error}
 
     def load(self) -> list[dict]:
         path = Path(self._get_load_path())
@@ -49,7 +52,15 @@ class JsonlDataset(AbstractVersionedDataset[list, list]):
         rows = []
         with open(path, "rb") as f:
             for lineno, raw in enumerate(f, start=1):
-                rows.append(self._parse(path, lineno, raw))
+                try:
+                    rows.append(self._parse(path, lineno, raw))
+                except DataValidationError as exc:
+                    if self._on_error == "raise":
+                        raise
+                    # quarantine mode: the bad line comes back as an error record for the curation
+                    # pipeline to quarantine (nemotron_cascade.data.curation.quarantine)
+                    rows.append({"_error": str(exc).split(": ", 2)[-1], "_file": str(path), "_row": lineno,
+                                 "_text": raw.decode("utf-8", "replace")[:2000]})
         return [r for r in rows if r is not None]
 
     def _parse(self, path: Path, lineno: int, raw: bytes) -> dict | None:

@@ -1,0 +1,146 @@
+"""Load-only Kedro datasets over the paper's public HF sources (``nemotron_cascade.data.sources``).
+
+``HFSourceDataset`` loads each named source, maps its rows onto our task schema and returns the
+concatenated tasks; rejected rows are never dropped silently: they are counted in the log, kept on
+``last_rejects``, written to ``quarantine_filepath`` (JSON lines) when one is given, and a source
+whose reject share exceeds ``max_reject_share`` fails the load (a renamed upstream column rejects
+every row: better to stop than to train on nothing). ``HFBenchmarkTextsDataset`` returns the
+decontamination texts of the named benchmarks.
+
+Example (``conf/gpu/catalog.yml``)::
+
+    raw.code:
+      type: nemotron_cascade.datasets.hf_source.HFSourceDataset
+      sources:
+        - taco
+        - {name: apps, limit: 2000}
+        - {name: livecodebench}          # a benchmark: its rows are the ``bench`` split
+      rl_share: 0.2
+      quarantine_filepath: data/01_raw/quarantine/code.jsonl
+
+A source entry is a name from ``SOURCES`` / ``BENCHMARKS`` or a mapping with ``name`` and any of
+``split`` (the HF split), ``limit`` (raw rows read), ``task_split``, ``rl_share``, ``builder`` and
+``data_files`` (e.g. ``json`` and a local file) and ``load_args`` (passed to ``load_dataset``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kedro.io.core import AbstractDataset, DatasetError
+
+from nemotron_cascade.data import sources as hf_sources
+
+logger = logging.getLogger(__name__)
+
+_ENTRY_KEYS = {"name", "split", "limit", "task_split", "rl_share", "builder", "data_files", "load_args"}
+
+
+def _entry(source: str | dict) -> dict:
+    entry = {"name": source} if isinstance(source, str) else dict(source)
+    unknown = set(entry) - _ENTRY_KEYS
+    if "name" not in entry or unknown:
+        raise DatasetError(f"source entry {source!r}: needs 'name'; allowed keys {sorted(_ENTRY_KEYS)}")
+    hf_sources.get_spec(entry["name"])  # fail at construction on an unknown name
+    return entry
+
+
+class HFSourceDataset(AbstractDataset[None, list]):
+    """Tasks of one or more HF sources, mapped and concatenated (load-only)."""
+
+    def __init__(self, sources: list[str | dict], limit: int | None = None, rl_share: float = 0.0,
+                 quarantine_filepath: str | None = None, max_reject_share: float | None = None,
+                 load_args: dict | None = None, metadata: dict | None = None):
+        if not sources:
+            raise DatasetError("HFSourceDataset needs at least one source")
+        self._sources = [_entry(s) for s in sources]
+        self._limit, self._rl_share = limit, rl_share
+        self._quarantine = quarantine_filepath
+        self._max_reject_share = max_reject_share
+        self._load_args = dict(load_args or {})
+        self.metadata = metadata
+        self.last_rejects: list[dict] = []
+
+    def _describe(self) -> dict[str, Any]:
+        return {"sources": [e["name"] for e in self._sources], "limit": self._limit,
+                "rl_share": self._rl_share, "quarantine_filepath": self._quarantine}
+
+    def _load_one(self, entry: dict) -> tuple[list[dict], list[dict]]:
+        load_args = {**self._load_args, **entry.get("load_args", {})}
+        for key in ("builder", "data_files"):
+            if key in entry:
+                load_args[key] = entry[key]
+        return hf_sources.load_source(
+            entry["name"], entry.get("split"), entry.get("limit", self._limit),
+            task_split=entry.get("task_split"), rl_share=entry.get("rl_share", self._rl_share), **load_args)
+
+    def load(self) -> list[dict]:
+        tasks, rejects = [], []
+        for entry in self._sources:
+            got, lost = self._load_one(entry)
+            share = len(lost) / max(1, len(got) + len(lost))
+            logger.info("HF source %s: %d tasks, %d rejects (%.1f%%)", entry["name"], len(got), len(lost), 100 * share)
+            if self._max_reject_share is not None and share > self._max_reject_share:
+                first = lost[0]["reason"] if lost else ""
+                raise DatasetError(f"HF source {entry['name']}: {len(lost)} of {len(got) + len(lost)} rows rejected "
+                                   f"(> {self._max_reject_share:.0%}); first: {first}")
+            tasks += got
+            rejects += lost
+        self.last_rejects = rejects
+        if self._quarantine:
+            self._write_quarantine(rejects)
+        return tasks
+
+    def _write_quarantine(self, rejects: list[dict]) -> None:
+        path = Path(self._quarantine)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for reject in rejects:
+                f.write(json.dumps(reject, ensure_ascii=False, default=str) + "\n")
+        os.replace(tmp, path)
+
+    def save(self, data: list) -> None:
+        raise DatasetError("HFSourceDataset is load-only: in the gpu profile raw tasks come from the HF "
+                           "sources, so run the pipeline without the node that generates the embedded world")
+
+    def _exists(self) -> bool:
+        return True
+
+
+class HFBenchmarkTextsDataset(AbstractDataset[None, list]):
+    """Decontamination texts (the ``text_fields``) of the named benchmarks, concatenated (load-only)."""
+
+    def __init__(self, benchmarks: list[str | dict], load_args: dict | None = None, metadata: dict | None = None):
+        self._benchmarks = [_entry(b) for b in benchmarks]
+        unknown = [e["name"] for e in self._benchmarks if e["name"] not in hf_sources.BENCHMARKS]
+        if unknown:
+            raise DatasetError(f"not benchmarks: {unknown}; known: {sorted(hf_sources.BENCHMARKS)}")
+        self._load_args = dict(load_args or {})
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"benchmarks": [e["name"] for e in self._benchmarks]}
+
+    def load(self) -> list[str]:
+        texts = []
+        for entry in self._benchmarks:
+            load_args = {**self._load_args, **entry.get("load_args", {})}
+            for key in ("builder", "data_files"):
+                if key in entry:
+                    load_args[key] = entry[key]
+            got = hf_sources.load_benchmark_texts(entry["name"], entry.get("split"), entry.get("limit"), **load_args)
+            logger.info("benchmark %s: %d texts", entry["name"], len(got))
+            texts += got
+        return texts
+
+    def save(self, data: list) -> None:
+        raise DatasetError("HFBenchmarkTextsDataset is load-only")
+
+    def _exists(self) -> bool:
+        return True
