@@ -53,6 +53,11 @@ def test_missing_upstream_names_the_dataset_and_its_pipeline(project):
 def test_curation_then_sft_stage_by_stage(project):
     kedro(project, "--pipelines", "data_curation")
     assert (project / "data/05_model_input/sft_blend_stage2.jsonl").exists()
+    # the data card: every planted leak, duplicate and flawed response removed, nothing else
+    card = (project / "data/08_reporting/data_card.md").read_text()
+    assert "| benchmark_leak | 14 | 14 |" in card and "| near_duplicate | 14 | 14 |" in card
+    assert "| wrong_answer | 1 | 1 |" in card and "Removed without being planted: none." in card
+    assert (project / "data/08_reporting/data_card.png").stat().st_size > 1000
     kedro(project, "--pipelines", "sft")
 
     matrix = pd.read_csv(project / "data/08_reporting/cascade_matrix.csv")
@@ -144,17 +149,30 @@ def test_kedro_viz_builds_offline_with_every_stage_as_a_namespace(project):
 
 
 @pytest.mark.slow
-def test_a_malformed_raw_row_stops_the_run_naming_file_row_and_field(project):
+def test_a_malformed_raw_row_is_quarantined_and_a_malformed_curated_row_stops_the_run(project):
     raw = project / "data/01_raw/tasks/math.jsonl"
     lines = raw.read_text().splitlines()
     row = json.loads(lines[2])
     del row["answer"]
     lines[2] = json.dumps(row)
+    lines[4] = "{broken"
     raw.write_text("\n".join(lines) + "\n")
+    kedro(project, "--pipelines", "data_curation", "--from-nodes", "curate_tasks")
+    quarantined = [json.loads(x) for x in (project / "data/02_intermediate/quarantine.jsonl").read_text().splitlines()]
+    assert [(q["file"].endswith("tasks/math.jsonl"), q["row"], q["reason"].split(" (")[0]) for q in quarantined] == [
+        (True, 3, "missing field 'answer'"), (True, 5, "invalid JSON")]
+    assert "## Quarantine: 2 malformed rows" in (project / "data/08_reporting/data_card.md").read_text()
+
+    curated = project / "data/02_intermediate/tasks/curated.jsonl"
+    lines = curated.read_text().splitlines()
+    row = json.loads(lines[2])
+    del row["prompt"]
+    lines[2] = json.dumps(row)
+    curated.write_text("\n".join(lines) + "\n")
     proc = kedro(project, "--pipelines", "data_curation", "--from-nodes", "split_tasks", check=False)
     out = " ".join((proc.stdout + proc.stderr).split())  # rich wraps long lines
     assert proc.returncode != 0
-    assert "math.jsonl: row 3: missing field 'answer'" in out.replace("│ ", "").replace(" │", "")
+    assert "curated.jsonl: row 3: missing field 'prompt'" in out.replace("│ ", "").replace(" │", "")
 
 
 def _kill_when(proc: subprocess.Popen, ready: Path, timeout: float = 300) -> None:
