@@ -96,3 +96,9 @@ def test_swe_prompt_keeps_the_localised_files_that_fit_the_budget():
     assert world.render_prompt(math_row, True, 1, count) == world.render_prompt(math_row, True)
     with pytest.raises(ValueError, match="needs count_tokens"):
         world.render_prompt(row, True, 100)
+
+
+def test_zero_tasks_returns_at_once():
+    from nemotron_cascade.data import world
+
+    assert world.generate_tasks("math", "sft", 0, 0) == []

@@ -643,6 +643,8 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000) -> Ite
 
 def generate_tasks(domain: str, split: str, n: int, seed: int) -> list[dict]:
     """``n`` distinct tasks (fewer when the domain has fewer distinct problems in that split)."""
+    if n <= 0:
+        return []
     out = []
     for task in iter_tasks(domain, seed, split):
         out.append(task)

@@ -1,9 +1,9 @@
 """The generation interface shared by rollouts, teachers, judges and evaluation.
 
-A backend turns rendered prompts into completions. Backends: ``transformers`` (HF ``generate``
-with the KV cache, the embedded default), ``oracle`` (the embedded world's teacher, for data
-curation); ``vllm`` and ``openai`` come with the scale-out and curation issues and implement the same
-:class:`Generator` protocol.
+A backend turns rendered prompts into completions: ``transformers`` (:mod:`.hf`, HF ``generate``
+with the KV cache, the embedded default). Teachers for data curation (:mod:`.teachers`: ``oracle``,
+``transformers``, ``openai`` over HTTP, ``vllm`` offline) answer task rows through the same
+sampling parameters; ``vllm`` rollouts for RL come with the scale-out issue.
 """
 
 from __future__ import annotations

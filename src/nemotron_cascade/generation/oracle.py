@@ -7,7 +7,9 @@ The other backends (``transformers``, ``openai``, ``vllm``) and the factory live
 from __future__ import annotations
 
 from nemotron_cascade.data import world
-from nemotron_cascade.generation.teachers import BatchTeacher, _check_request, make_teacher  # noqa: F401
+from nemotron_cascade.generation.teachers import BatchTeacher, _check_request, make_teacher
+
+__all__ = ["OracleTeacher", "make_teacher", "oracle_teacher"]
 
 
 class OracleTeacher(BatchTeacher):

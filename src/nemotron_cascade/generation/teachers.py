@@ -201,7 +201,12 @@ class OpenAITeacher(BatchTeacher):
             request = urllib.request.Request(self.url, data=data, headers=self.headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    return json.loads(response.read())
+                    body = response.read()
+                try:
+                    return json.loads(body)
+                except ValueError:
+                    raise TeacherServerError(f"openai teacher: POST {self.url} answered with no JSON: "
+                                             f"{body[:300]!r}") from None
             except urllib.error.HTTPError as e:
                 message = _server_message(e)
                 if e.code != 429 and e.code < 500:
