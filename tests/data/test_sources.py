@@ -365,7 +365,7 @@ def test_hf_benchmark_texts_dataset_reads_the_text_fields(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# conf/gpu: the catalog declares raw.<domain> from the sources the parameters name
+# conf/gpu: the catalog declares source.<domain> from the sources the parameters name
 def _gpu_conf() -> tuple[dict, dict]:
     catalog = yaml.safe_load((ROOT / "conf/gpu/catalog.yml").read_text())
     params = yaml.safe_load((ROOT / "conf/gpu/parameters_data_curation.yml").read_text())["hf_data"]
@@ -375,9 +375,9 @@ def _gpu_conf() -> tuple[dict, dict]:
 def test_gpu_catalog_and_parameters_name_the_same_sources():
     catalog, params = _gpu_conf()
     domains = set(params["sources"]) | set(params["benchmarks"])
-    assert {k for k in catalog if k.startswith("raw.")} == {f"raw.{d}" for d in domains}
+    assert {k for k in catalog if k.startswith("source.")} == {f"source.{d}" for d in domains}
     for domain in domains:
-        names = [s if isinstance(s, str) else s["name"] for s in catalog[f"raw.{domain}"]["sources"]]
+        names = [s if isinstance(s, str) else s["name"] for s in catalog[f"source.{domain}"]["sources"]]
         assert names == params["sources"].get(domain, []) + params["benchmarks"].get(domain, []), domain
         assert all(S.get_spec(n).domain == domain for n in names)
     assert catalog["external_benchmarks"]["benchmarks"] == params["decontamination"]["benchmarks"]

@@ -17,10 +17,11 @@ from nemotron_cascade.generation.teachers import make_teacher
 log = logging.getLogger(__name__)
 
 
-def generate_world(seed: int, sizes: dict, plant: dict | None = None) -> dict[str, list[dict]]:
-    """The embedded world's raw tasks per domain: ``sizes[domain][split]`` tasks of each split, plus
-    ``plant`` (per domain: ``leaks`` benchmark items copied into training splits and
-    ``near_duplicates`` copies of training tasks, under format noise) for curation to remove."""
+def generate_world(seed: int, sizes: dict, plant: dict | None = None, **sources: list[dict]) -> dict[str, list[dict]]:
+    """The raw tasks per domain: the embedded world's (``sizes[domain][split]`` tasks of each split,
+    plus ``plant``: per domain ``leaks`` benchmark items copied into training splits and
+    ``near_duplicates`` copies of training tasks, under format noise, for curation to remove), then
+    the rows of ``source.<domain>`` (the gpu profile's HF datasets; empty in ``base``)."""
     unknown = sorted(set(sizes) - set(world.DOMAINS))
     if unknown:
         raise KeyError(f"params world.sizes names unknown domains {unknown}; known: {list(world.DOMAINS)}")
@@ -32,8 +33,9 @@ def generate_world(seed: int, sizes: dict, plant: dict | None = None) -> dict[st
             rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed)
         rows = curation.plant_contamination(rows, int(plant.get("leaks", 0)), int(plant.get("near_duplicates", 0)),
                                             seed=int(plant.get("seed", 0)) + world.DOMAINS.index(domain))
+        rows += list(sources.get(domain) or [])
         out[domain] = rows
-        log.info("world %-22s %s", domain, dict(Counter(r["split"] for r in rows)))
+        log.info("raw %-22s %s", domain, dict(Counter(r.get("split") for r in rows)))
     return out
 
 

@@ -14,7 +14,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     tag = ["stage.data_curation"]
     return pipeline([
         node(nodes.generate_world,
-             inputs={"seed": "params:world.seed", "sizes": "params:world.sizes", "plant": "params:world.plant"},
+             inputs={"seed": "params:world.seed", "sizes": "params:world.sizes", "plant": "params:world.plant",
+                     **{d: f"source.{d}" for d in DOMAINS}},
              outputs={d: f"raw.{d}" for d in DOMAINS}, name="generate_world", tags=tag),
         node(nodes.curate_tasks,
              inputs={"item_fields": "params:curation.item_fields", "decontamination": "params:curation.decontamination",
