@@ -8,7 +8,9 @@ under a parent that ties one cascade together. This hook does exactly that in ~1
 * every node belongs to a *stage*: its namespace without the ``evaluation.`` prefix (so a stage's
   training and its evaluation share a run), or its ``stage.<name>`` tag, or ``data_curation``;
 * around each node the stage's child run is made active, so ``tracking.log_metrics`` inside the
-  library loops lands there; the node's ``params:`` inputs are logged as flat parameters;
+  library loops lands there; the node's ``params:`` inputs are logged as flat parameters, secrets
+  redacted (``redact``: a key such as ``api_key``, ``hf_token``, ``password``, or anything under
+  ``credentials``, and the password of a ``scheme://user:password@host`` URL);
 * every checkpoint read or written is tagged on the stage run (``read.<dataset>`` /
   ``wrote.<dataset>`` = version), and the checkpoint's own ``lineage.json`` names the run.
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from contextlib import contextmanager
 from pathlib import Path
 
 from kedro.framework.hooks import hook_impl
@@ -26,6 +30,66 @@ from nemotron_cascade import journal as run_journal
 log = logging.getLogger(__name__)
 
 MAX_PARAM_CHARS = 500
+REDACTED = "[redacted]"
+
+# Words of a parameter key (snake/kebab/camel case split, lower-cased) that mark its value secret;
+# "key" only after api/access/private/secret/signing (``dedup.key`` is not a secret). Plural
+# "tokens" (``max_tokens``) and "tokenizer" are not.
+_SECRET_WORDS = {"token", "secret", "secrets", "password", "passwd", "pwd", "passphrase", "credential",
+                 "credentials", "apikey", "auth", "authorization", "bearer", "cookie"}
+_KEY_QUALIFIERS = {"api", "access", "private", "secret", "signing", "client"}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+):[^/\s@]+@")
+
+
+def _words(key: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z0-9]+", re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()) if w]
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a (dotted) parameter key names a secret, in any of its parts."""
+    for part in key.split("."):
+        words = _words(part)
+        if any(w in _SECRET_WORDS for w in words) or any(
+                w == "key" and i and words[i - 1] in _KEY_QUALIFIERS for i, w in enumerate(words)):
+            return True
+    return False
+
+
+def redact(key: str, value: str) -> str:
+    """``value`` as it may be logged: ``[redacted]`` under a secret key, except the *name* of an
+    environment variable under a key ending in ``_env`` (``api_key_env: OPENAI_API_KEY``, the
+    design for secrets: the value stays in the environment); URL passwords masked everywhere."""
+    if is_secret_key(key):
+        words = _words(key.rsplit(".", 1)[-1])
+        if not (words and words[-1] == "env" and (value == "None" or _ENV_NAME.fullmatch(value))):
+            return REDACTED
+    return _URL_PASSWORD.sub(rf"\1:{REDACTED}@", value)
+
+
+@contextmanager
+def store_init_lock(uri: str):
+    """Hold an exclusive ``flock`` on ``<db>.init.lock`` beside a sqlite store (no-op for others).
+
+    MLflow creates and migrates the tables of a new sqlite database on first use, with no lock:
+    two ``kedro run`` processes starting at once on a fresh ``mlflow.db`` fail with ``duplicate
+    column name`` or an alembic ``CommandError``, and two finding no experiment would both create
+    it. Once the tables and the experiment exist, sqlite's own locking (MLflow sets
+    ``busy_timeout`` to 20 s) serialises the writes of concurrent runs.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".init.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def stage_of(node) -> str:
@@ -45,7 +109,7 @@ def flatten(prefix: str, value, out: dict) -> dict:
         for k, v in value.items():
             flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
     else:
-        out[prefix] = str(value)[:MAX_PARAM_CHARS]
+        out[prefix] = redact(prefix, str(value))[:MAX_PARAM_CHARS]
     return out
 
 
@@ -75,10 +139,11 @@ class StageTrackingHook:
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
             uri = "sqlite:///" + str(Path(context.project_path) / uri[len("sqlite:///"):])
         mlflow.set_tracking_uri(uri)
-        self._client = mlflow.MlflowClient(uri)
         name = settings.get("experiment_name", "nemotron-cascade")
-        exp = self._client.get_experiment_by_name(name)
-        self._experiment_id = exp.experiment_id if exp else self._client.create_experiment(name)
+        with store_init_lock(uri):  # two runs starting on a fresh mlflow.db would both create its tables
+            self._client = mlflow.MlflowClient(uri)  # opens the store: creates the tables if new
+            exp = self._client.get_experiment_by_name(name)
+            self._experiment_id = exp.experiment_id if exp else self._client.create_experiment(name)
         self._env = context.env or "base"
 
     @hook_impl

@@ -393,3 +393,18 @@ def test_unsafe_opt_out_runs_with_rlimits_and_warns(
         assert run_program("while True: pass\n", "", FAST).reason == "cpu time limit exceeded"
     warnings = [r for r in caplog.records if "WITHOUT isolation" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_scratch_dirs_of_killed_runs_are_swept(tmp_path) -> None:
+    """A run SIGKILLed mid-way cannot remove its scratch dir; the next process's first run does,
+    and only the dirs whose pid is gone."""
+    from nemotron_cascade.rewards.sandbox import sweep_stale_workdirs
+
+    dead = tmp_path / "nc-sandbox-999999999-abc"
+    alive = tmp_path / f"nc-sandbox-{os.getpid()}-def"
+    other = tmp_path / "nc-sandbox-notapid"
+    for d in (dead, alive, other):
+        d.mkdir()
+        (d / "main.py").write_text("print(1)")
+    assert sweep_stale_workdirs.__wrapped__(str(tmp_path)) == 1
+    assert not dead.exists() and alive.exists() and other.exists()

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 import urllib.error
 import urllib.request
@@ -140,9 +141,10 @@ class OpenAITeacher(BatchTeacher):
 
     ``api_key_env`` names the environment variable holding the key (never the key itself);
     ``None`` sends no ``Authorization`` header (a local vLLM needs none). Up to ``concurrency``
-    requests are in flight at once (a thread pool per batch). Connection errors, timeouts, 429 and
-    5xx are retried ``max_retries`` times after ``backoff_s * 2**i`` seconds (times a jitter in
-    [0.5, 1.5), capped at 60 s); another 4xx fails at once with the server's message.
+    requests are in flight at once (a thread pool per batch). Connection errors, timeouts, 429,
+    5xx and malformed replies (cut short, not JSON, no ``choices``) are retried ``max_retries``
+    times after ``backoff_s * 2**i`` seconds (times a jitter in [0.5, 1.5), capped at 60 s; at
+    least a 429/503's ``Retry-After``); another 4xx fails at once with the server's message.
     """
 
     def __init__(self, base_url: str, model: str, api_key_env: str | None = None, max_tokens: int = 1024,
@@ -154,6 +156,9 @@ class OpenAITeacher(BatchTeacher):
         self.url = base_url.rstrip("/") + "/completions"
         self.headers = {"Content-Type": "application/json"}
         if api_key_env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(api_key_env)):  # a key pasted in: never echo it
+                raise ValueError("openai teacher: api_key_env must be the *name* of an environment variable "
+                                 "(e.g. OPENAI_API_KEY), not the key; put the key in that variable")
             key = os.environ.get(api_key_env)
             if not key:
                 raise ValueError(f"openai teacher: api_key_env names ${api_key_env}, which is not set")
@@ -183,47 +188,77 @@ class OpenAITeacher(BatchTeacher):
         return [[c["text"] for c in cs] for cs in choices]
 
     def _complete(self, prompt: str, k: int) -> list[dict]:
-        reply = self._post({**self.body, "prompt": prompt, "n": k})
-        try:
-            choices = sorted(reply["choices"], key=lambda c: c.get("index", 0))
-            if len(choices) != k or not all(isinstance(c["text"], str) for c in choices):
-                raise ValueError(f"{len(choices)} choices for n={k}")
-        except (KeyError, TypeError, ValueError) as e:
-            raise TeacherServerError(f"openai teacher: unexpected reply from {self.url}: {e}: "
-                                     f"{json.dumps(reply)[:300]}") from None
-        return choices
+        return self._post({**self.body, "prompt": prompt, "n": k}, lambda reply: _choices(reply, k))
 
-    def _post(self, payload: dict) -> dict:
-        data, attempts, last = json.dumps(payload).encode(), self.max_retries + 1, ""
+    def _post(self, payload: dict, parse: Callable[[dict], list[dict]]):
+        """``parse(reply)`` of the server's JSON reply, retrying what may pass: refused or reset
+        connections, timeouts, 429, 5xx, and replies that are cut short, not JSON or lack their
+        ``choices`` (a proxy's error page, a server restarting). 429/503 wait at least their
+        ``Retry-After`` (capped at 60 s)."""
+        data, attempts, last, wait = json.dumps(payload).encode(), self.max_retries + 1, "", 0.0
         for attempt in range(attempts):
             if attempt:
-                time.sleep(min(60.0, self.backoff_s * 2 ** (attempt - 1)) * self._jitter.uniform(0.5, 1.5))
+                backoff = min(60.0, self.backoff_s * 2 ** (attempt - 1)) * self._jitter.uniform(0.5, 1.5)
+                time.sleep(max(backoff, wait))
+            wait = 0.0
             request = urllib.request.Request(self.url, data=data, headers=self.headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                     body = response.read()
                 try:
-                    return json.loads(body)
+                    reply = json.loads(body)
                 except ValueError:
-                    raise TeacherServerError(f"openai teacher: POST {self.url} answered with no JSON: "
-                                             f"{body[:300]!r}") from None
+                    last = f"reply is not JSON ({len(body)} bytes): {body[:200]!r}"
+                else:
+                    try:
+                        return parse(reply)
+                    except (KeyError, TypeError, ValueError, AttributeError) as e:
+                        last = f"unexpected reply: {type(e).__name__}: {e}: {json.dumps(reply)[:200]}"
             except urllib.error.HTTPError as e:
                 message = _server_message(e)
                 if e.code != 429 and e.code < 500:
                     raise TeacherServerError(f"openai teacher: POST {self.url} -> HTTP {e.code}: {message}") from None
-                last = f"HTTP {e.code}: {message}"
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:  # refused, reset, timeout
+                wait = _retry_after(e.headers.get("Retry-After") if e.headers else None)
+                last = f"HTTP {e.code}: {message}" + (f" (Retry-After {wait:g} s)" if wait else "")
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as e:  # refused, reset, timeout, cut
                 last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
             log.warning("openai teacher: POST %s attempt %d/%d failed: %s", self.url, attempt + 1, attempts, last)
         raise TeacherServerError(f"openai teacher: POST {self.url} failed after {attempts} attempts "
                                  f"(max_retries={self.max_retries}); last error: {last}. Is the server up?")
 
 
+def _choices(reply: dict, k: int) -> list[dict]:
+    """The ``k`` choices of a completions reply in index order; ValueError/KeyError/TypeError if malformed."""
+    choices = reply["choices"]
+    if not isinstance(choices, list) or not all(isinstance(c, dict) and isinstance(c.get("text"), str)
+                                                for c in choices):
+        raise ValueError("'choices' is not a list of {'text': str, ...}")
+    if len(choices) != k:
+        raise ValueError(f"{len(choices)} choices for n={k}")
+    return sorted(choices, key=lambda c: c.get("index", 0))
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds asked by a ``Retry-After`` header (delta-seconds or an HTTP date), capped at 60; 0 if none."""
+    if not value:
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            import email.utils
+
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return 0.0
+    return min(60.0, max(0.0, seconds))
+
+
 def _server_message(e: urllib.error.HTTPError) -> str:
     """The ``error.message`` of an OpenAI-style error body, else the body's start, else the reason."""
     try:
         body = e.read().decode("utf-8", "replace")
-    except OSError:
+    except (OSError, http.client.HTTPException):  # a body cut short or reset
         body = ""
     try:
         return str(json.loads(body)["error"]["message"])

@@ -139,12 +139,32 @@ class RunResult:
         return self.reason is None
 
 
+_WORKDIR_PREFIX = "nc-sandbox-"
+
+
+@functools.lru_cache(maxsize=1)
+def sweep_stale_workdirs(tmp: str | None = None) -> int:
+    """Remove the scratch dirs of runs whose process died without cleaning up (SIGKILL); once per
+    process. A dir is named ``nc-sandbox-<pid>-…``: it is stale when that pid no longer exists."""
+    removed = 0
+    for path in Path(tmp or tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*-*"):
+        pid = path.name[len(_WORKDIR_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    if removed:
+        logger.info("sandbox: removed %d scratch dirs left by killed runs", removed)
+    return removed
+
+
 def run_program(source: str, stdin: str, limits: SandboxLimits = SandboxLimits()) -> RunResult:
     """Run the Python ``source`` with ``stdin`` in the sandbox and return what it did."""
     bwrap = _sandbox_backend()
     may_drop_uid = bwrap is not None or _world_executable(_interpreter())
+    sweep_stale_workdirs()
     with (
-        tempfile.TemporaryDirectory(prefix="nc-sandbox-") as workdir,
+        tempfile.TemporaryDirectory(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-") as workdir,
         _sandbox_uid(may_drop_uid) as uid,
     ):
         program = Path(workdir) / "main.py"

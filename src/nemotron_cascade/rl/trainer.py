@@ -38,6 +38,7 @@ from typing import Callable, Mapping, Sequence
 
 from nemotron_cascade.rl.grpo import group_advantages, policy_loss
 from nemotron_cascade.training import resume as resume_lib
+from nemotron_cascade.training.faults import FaultGuard, is_finite
 from nemotron_cascade.training.sft import dataclass_from_params
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class GRPOConfig:
     micro_batch_size: int = 32  # sequences per forward/backward (gradients accumulate over the batch)
     rollout_batch_size: int = 64  # sequences per generate call
     checkpoint_every: int = 10
+    max_bad_steps: int = 3  # steps with a NaN/inf reward, loss or grad skipped in a row before the run stops
     seed: int = 0
 
     def __post_init__(self):
@@ -253,9 +255,16 @@ def score(batch: RolloutBatch, reward_fn: RewardFn, cfg: GRPOConfig, step: int):
     return rewards, trained, group_advantages(trained, cfg.group_size)
 
 
-def grpo_step(model, opt, batch: RolloutBatch, advantages, cfg: GRPOConfig, pad_id: int) -> dict:
-    """One optimiser step on one rollout batch; token-level loss over the whole batch."""
+def grpo_step(model, opt, batch: RolloutBatch, advantages, cfg: GRPOConfig, pad_id: int,
+              guard: FaultGuard | None = None, step: int = 0) -> dict:
+    """One optimiser step on one rollout batch; token-level loss over the whole batch.
+
+    A non-finite micro-batch loss or gradient norm skips the optimiser step (``guard`` counts it
+    as step ``step``; see :mod:`nemotron_cascade.training.faults`).
+    """
     import torch
+
+    guard = guard or FaultGuard("GRPO", cfg.max_bad_steps)
 
     keep = torch.tensor([f or not cfg.overlong_filter for f in batch.finished], dtype=torch.float32)
     total_tokens = sum(len(c) * k for c, k in zip(batch.completion_ids, keep.tolist()))
@@ -264,6 +273,7 @@ def grpo_step(model, opt, batch: RolloutBatch, advantages, cfg: GRPOConfig, pad_
                     "no gradient this step (raise the length_schedule or turn overlong_filter off)")
     opt.zero_grad(set_to_none=True)
     loss_sum, ent_sum, ent_n = 0.0, 0.0, 0.0
+    bad_loss, grad_norm = None, None
     n = len(batch.texts)
     for s in range(0, n, cfg.micro_batch_size):
         sl = slice(s, s + cfg.micro_batch_size)
@@ -273,16 +283,21 @@ def grpo_step(model, opt, batch: RolloutBatch, advantages, cfg: GRPOConfig, pad_
         # is the token mean over the whole batch
         share = float(mask.sum()) / max(1.0, total_tokens)
         loss = policy_loss(logprobs, advantages[sl], mask) * share
+        if not is_finite(loss):  # never backpropagated; the step is skipped below
+            bad_loss, loss_sum = loss.detach(), float("nan")
+            break
         loss.backward()
         loss_sum += float(loss.detach())
         ent_sum += float((entropy * mask).sum())
         ent_n += float(mask.sum())
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    if not torch.isfinite(grad_norm):
-        raise FloatingPointError(f"GRPO step: grad norm {float(grad_norm)}; lower the learning rate")
-    opt.step()
-    return {"loss": loss_sum, "grad_norm": float(grad_norm), "entropy": ent_sum / max(1.0, ent_n),
-            "trained_tokens": total_tokens}
+    if bad_loss is None:
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    if guard.healthy(step, loss=bad_loss, grad_norm=grad_norm):
+        opt.step()
+    else:
+        opt.zero_grad(set_to_none=True)
+    return {"loss": loss_sum, "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
+            "entropy": ent_sum / max(1.0, ent_n), "trained_tokens": total_tokens}
 
 
 def train_grpo(
@@ -298,6 +313,7 @@ def train_grpo(
     fingerprint: str = "",
     diagnostics: Callable[[Sequence[str], Sequence[Mapping], Sequence[float]], dict] | None = None,
     keep_final_state: bool = False,
+    reward_name: str | None = None,
 ) -> list[dict]:
     """Train ``model`` in place with GRPO on ``rows``; return the per-step metrics history.
 
@@ -305,6 +321,10 @@ def train_grpo(
     the same module, or an engine that syncs them); ``render_prompt(row, thinking)`` gives the prompt
     text (``render_prompt(row, thinking, max_prompt_tokens, count_tokens)`` under a context schedule). ``reward_fn(responses, rows)`` scores the whole batch. ``diagnostics(responses, rows,
     rewards)`` adds metrics to each step's record (see :mod:`nemotron_cascade.rl.diagnostics`).
+
+    A step whose rewards (``reward_name`` names the reward in the warning), loss or gradient norm
+    contain NaN/inf makes no update; more than ``cfg.max_bad_steps`` in a row stop the run
+    (:mod:`nemotron_cascade.training.faults`).
     """
     import torch
     from tqdm.auto import tqdm
@@ -319,6 +339,8 @@ def train_grpo(
         start, history = state["step"], state["history"]
         pool.load_state_dict(state["extra"]["pool"])
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    guard = FaultGuard("GRPO", cfg.max_bad_steps)
+    reward_name = reward_name or getattr(reward_fn, "__name__", None) or repr(reward_fn)
     bar = tqdm(range(start, cfg.max_steps), desc="grpo", initial=start, total=cfg.max_steps, leave=False)
     for step in bar:
         t0 = time.perf_counter()
@@ -330,8 +352,11 @@ def train_grpo(
         zero_var = (groups.max(1).values == groups.min(1).values).tolist()
         for i, z in zip(idx, zero_var):
             pool.report(i, z)
-        model.train()
-        m = grpo_step(model, opt, batch, adv, cfg, pad_id)
+        if guard.healthy(step + 1, f"from reward {reward_name!r}", reward=rewards):
+            model.train()
+            m = grpo_step(model, opt, batch, adv, cfg, pad_id, guard, step + 1)
+        else:  # a NaN/inf reward poisons its group's advantages: no update this step
+            m = {"loss": float("nan"), "grad_norm": float("nan"), "entropy": float("nan"), "trained_tokens": 0}
         sched.step()
         model.eval()
         dt = time.perf_counter() - t0

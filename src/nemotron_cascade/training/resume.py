@@ -26,10 +26,13 @@ def fingerprint(*parts) -> str:
 
 
 def save(resume_dir: str, fingerprint: str, model, opt, sched, step: int, history: list[dict], extra=None) -> None:
-    """Write the training state of ``step`` atomically."""
+    """Write the training state of ``step`` atomically; a state with NaN/inf tensors is refused."""
     import numpy as np
     import torch
 
+    from nemotron_cascade.training.faults import check_finite_state
+
+    check_finite_state(f"the resume state of step {step} to {resume_dir}", model, opt)
     path = Path(resume_dir)
     path.mkdir(parents=True, exist_ok=True)
     state = {

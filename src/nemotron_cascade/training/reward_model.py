@@ -8,7 +8,9 @@ output at its last token. Training minimises the Bradley–Terry loss on prefere
 
 where the second term (reward centering, Eisenstein et al. 2023; TRL's
 ``center_rewards_coefficient``) keeps scores near zero mean so that they are comparable across
-prompts. Validation reports pairwise accuracy on held-out pairs, overall and per flaw.
+prompts. Validation reports pairwise accuracy on held-out pairs, overall and per flaw. A step whose
+loss or gradient norm is NaN/inf is skipped, too many in a row stop training
+(:mod:`nemotron_cascade.training.faults`).
 
 The RM's size is a parameter: ``init: policy`` starts from the body of the input checkpoint (the
 paper initialises its RM from a large instruct model); ``init: scratch`` builds a fresh tiny Qwen3
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from nemotron_cascade import chat
+from nemotron_cascade.training.faults import FaultGuard, is_finite
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class RMConfig:
     center_coef: float = 0.01     # reward centering; 0 turns it off
     max_length: int = 256         # tokens per scored conversation (longer ones keep their end)
     eval_every: int = 0           # steps between validation passes; 0 = once per epoch
+    max_bad_steps: int = 3        # non-finite loss/grad steps skipped in a row before the run stops
     seed: int = 0
 
     def __post_init__(self):
@@ -160,6 +164,7 @@ def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pai
     history, step = [], 0
     texts = [(render_scored(p["prompt"], p["chosen"]), render_scored(p["prompt"], p["rejected"])) for p in train_pairs]
     bar = tqdm(total=total, desc="reward model", leave=False)
+    guard = FaultGuard("reward model", cfg.max_bad_steps)
     for epoch in range(cfg.epochs):
         order = list(range(len(texts)))
         random.Random(cfg.seed * 1009 + epoch).shuffle(order)
@@ -172,15 +177,18 @@ def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pai
             rc, rr = scores[:len(idx)], scores[len(idx):]
             loss = bradley_terry_loss(rc, rr, cfg.center_coef)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if not torch.isfinite(grad_norm):
-                raise FloatingPointError(f"reward model step {step}: grad norm {float(grad_norm)}; lower the lr")
-            opt.step()
+            grad_norm = None
+            if is_finite(loss):  # a non-finite loss is not even backpropagated
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if guard.healthy(step + 1, loss=loss, grad_norm=grad_norm):
+                opt.step()
+            else:  # skipped: no update, but the schedule and the data order move on
+                opt.zero_grad(set_to_none=True)
             sched.step()
             step += 1
             m = {"loss": float(loss.detach()), "train_accuracy": float((rc > rr).float().mean()),
-                 "grad_norm": float(grad_norm), "lr": sched.get_last_lr()[0],
+                 "grad_norm": float("nan") if grad_norm is None else float(grad_norm), "lr": sched.get_last_lr()[0],
                  "pairs_per_s": len(idx) / (time.perf_counter() - t0), "epoch": epoch}
             if step % eval_every == 0 or step == total:
                 m.update({f"val_{k}": v for k, v in pairwise_accuracy(model, tokenizer, val_pairs, cfg).items()})

@@ -5,7 +5,9 @@ Variant: token-level mean cross-entropy over the assistant tokens of a batch of 
 ``min_lr_ratio`` of the peak (a constant LR makes accuracy jump around on the tiny model),
 gradient clipping. Mid-stage checkpoints (model, optimiser, scheduler, RNG, step) are written every
 ``checkpoint_every`` steps to ``resume_dir`` with write-then-rename, and a rerun with the same
-fingerprint resumes from the last one; a finished stage removes its resume state.
+fingerprint resumes from the last one; a finished stage removes its resume state. A step whose
+loss or gradient norm is NaN/inf is skipped, and too many in a row stop the run
+(:mod:`nemotron_cascade.training.faults`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from nemotron_cascade.training import resume as resume_lib
+from nemotron_cascade.training.faults import FaultGuard, is_finite
 from nemotron_cascade.training.packing import Block
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ class SFTConfig:
     grad_clip: float = 1.0
     log_every: int = 10
     checkpoint_every: int = 100
+    max_bad_steps: int = 3  # non-finite loss/grad steps skipped in a row before the run stops
     seed: int = 0
 
 
@@ -120,20 +124,24 @@ def train_sft(
     model.train()
     bar = tqdm(range(start, cfg.max_steps), desc="sft", initial=start, total=cfg.max_steps, leave=False)
     t0, tokens = time.perf_counter(), 0
+    guard = FaultGuard("sft", cfg.max_bad_steps)
     for step in bar:
         ids, labels, pos = collate(batches(blocks, cfg.batch_size, step, cfg.seed))
         loss = token_loss(model, ids, labels, pos)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        if not torch.isfinite(loss) or not torch.isfinite(grad_norm):
-            raise FloatingPointError(f"sft step {step}: loss={loss.item()} grad_norm={grad_norm.item()}; "
-                                     "lower the learning rate")
-        opt.step()
+        grad_norm = None
+        if is_finite(loss):  # a non-finite loss is not even backpropagated
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if guard.healthy(step + 1, loss=loss, grad_norm=grad_norm):
+            opt.step()
+            tokens += int((labels != -100).sum())
+        else:  # skipped: no update, but the schedule and the data order move on
+            opt.zero_grad(set_to_none=True)
         sched.step()
-        tokens += int((labels != -100).sum())
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
-            m = {"loss": loss.item(), "lr": sched.get_last_lr()[0], "grad_norm": float(grad_norm),
+            m = {"loss": loss.item(), "lr": sched.get_last_lr()[0],
+                 "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
                  "assistant_tokens_per_s": tokens / (time.perf_counter() - t0)}
             history.append({"step": step + 1, **m})
             bar.set_postfix(loss=f"{m['loss']:.3f}")

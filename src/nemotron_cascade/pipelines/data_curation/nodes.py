@@ -43,14 +43,25 @@ def curate_tasks(item_fields: dict, decontamination: dict, dedup: dict, external
                  **raw: list[dict]) -> tuple[list[dict], list[dict], list[dict], dict]:
     """Quarantine malformed rows, remove training tasks that overlap a benchmark item (this world's
     held-out split and ``external_benchmarks``), then near duplicates. Returns the curated tasks,
-    the removal log, the quarantine and the counts for the data card."""
-    good, quarantined = [], []
+    the removal log, the quarantine and the counts for the data card.
+
+    A domain is never silently empty: an empty raw file (zero rows is legitimate, e.g. the gpu
+    profile has no ``general`` source) is logged and listed under ``empty_domains`` (a note of the
+    data card); a non-empty one whose every row is quarantined stops the run, naming the file and
+    the first reason (a schema drift or a broken export, not data to train on)."""
+    good, quarantined, empty = [], [], []
     for domain in sorted(raw):
         rows, bad = curation.quarantine(raw[domain], f"raw.{domain}")
         good += rows
         quarantined += bad
         for q in bad:
             log.warning("quarantined %s row %s: %s", q["file"], q["row"], q["reason"])
+        if bad and not rows:
+            raise ValueError(f"raw.{domain}: all {len(bad)} rows of {bad[0]['file']} were quarantined "
+                             f"(row {bad[0]['row']}: {bad[0]['reason']}); see the quarantine dataset")
+        if not raw[domain]:
+            empty.append(domain)
+            log.warning("raw.%s has no rows: the %s domain contributes no tasks", domain, domain)
     bench = [r for r in good if r["split"] == "bench"]
     train = [r for r in good if r["split"] != "bench"]
     bench_texts = [curation.item_text(r, curation.fields_of(item_fields, r["domain"])) for r in bench]
@@ -71,6 +82,8 @@ def curate_tasks(item_fields: dict, decontamination: dict, dedup: dict, external
                           "curation/near_duplicates": len(dups), "curation/kept": len(kept)})
     counts = {k: _counts(v) if isinstance(v, list) else v for k, v in stats.items()}
     counts["planted"] = dict(Counter(r["planted"] for r in good if r.get("planted")))
+    if empty:
+        counts["empty_domains"] = empty
     return kept + bench, removed, quarantined, counts
 
 
@@ -188,6 +201,9 @@ def build_data_card(raw_stats: dict, curated: list[dict], removed_tasks: list[di
             f"Share of kept training prompts that share a {d['n']}-word sequence with a benchmark prompt: "
             + ", ".join(f"{k} {v}/{d['of'].get(k, 0)}" for k, v in sorted(d["overlap"].items()))
             + ". These are the world's templates, not leaks: the curation compares whole items (see data/curation.py).")
+    if raw_stats.get("empty_domains"):
+        extra["notes"]["Empty domains"] = (", ".join(raw_stats["empty_domains"])
+                                           + ": the raw file had no rows, so these domains contribute no tasks.")
     checked = filter_stats.get("correctness_checked", {})
     if checked:
         extra["notes"]["Correctness checks"] = ", ".join(f"{d}: {n} samples checked" for d, n in sorted(checked.items()))

@@ -65,7 +65,7 @@ def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward:
     history = train_grpo(
         policy.model, policy.tokenizer, prompts, reward_fn, cfg, generator, world.render_prompt,
         on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
-        resume_dir=resume_dir, keep_final_state=True, diagnostics=combine(diagnostics),
+        resume_dir=resume_dir, keep_final_state=True, diagnostics=combine(diagnostics), reward_name=reward,
         fingerprint=resume.fingerprint(policy.lineage.get("version"), [p["id"] for p in prompts], train, reward,
                                        rm_version))
     tracking.log_figure(report.plot_curves(history, f"{stage}: GRPO with reward {reward!r}"), f"{stage}_curves.png")
