@@ -83,3 +83,15 @@ def test_config_errors_name_the_field():
         filters.FilterConfig(correctness={"poetry": 1.0})
     with pytest.raises(KeyError, match="needs a backend"):
         filters.FilterConfig(cross_check={})
+
+
+def test_card_counts_tokens_with_a_real_tokenizer(tokenizer, tmp_path, good):
+    """The gpu profile counts tokens with its base model's tokenizer (here the tiny one, saved)."""
+    tokenizer.save_pretrained(tmp_path)
+    count = card.token_counter(str(tmp_path))
+    samples, _ = good
+    text = card.text_of(samples[0])
+    assert count(text) == len(tokenizer(text, add_special_tokens=False)["input_ids"]) > len(text.split()) / 4
+    md, metrics, _, table = card.build_card({"teacher": samples}, [], [], {"notes": {}}, count, "tiny tokens")
+    assert "tokens counted as tiny tokens" in md
+    assert sum(r["tokens"] for r in table) == sum(count(card.text_of(s)) for s in samples)

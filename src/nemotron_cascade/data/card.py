@@ -25,6 +25,14 @@ def text_of(row: dict) -> str:
     return str(row.get("prompt", ""))
 
 
+def token_counter(name_or_path: str) -> Callable[[str], int]:
+    """Token count of a text under a real tokenizer (batched calls are not needed at card scale)."""
+    from nemotron_cascade.models import load_tokenizer
+
+    tok = load_tokenizer(name_or_path)
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
 def step_table(stages: dict[str, list[dict] | dict[str, int]], count_tokens: Callable[[str], int] = lambda t: len(t.split())) -> list[dict]:
     """Rows, tokens and characters per (step, domain, source)."""
     table = []

@@ -185,8 +185,11 @@ def filter_teacher_samples(samples: list[dict], sft_prompts: list[dict], config:
 
 def build_data_card(raw_stats: dict, curated: list[dict], removed_tasks: list[dict], quarantined: list[dict],
                     teacher_samples: list[dict], filtered: list[dict], removed_samples: list[dict],
-                    filter_stats: dict, blend_stage1: list[dict], blend_stage2: list[dict]):
-    """The data card (Markdown, figure, per-step table) and its metrics in MLflow."""
+                    filter_stats: dict, blend_stage1: list[dict], blend_stage2: list[dict],
+                    tokenizer: str | None = None):
+    """The data card (Markdown, figure, per-step table) and its metrics in MLflow. Tokens are
+    counted with ``tokenizer`` (a tokenizer path or hub name: the gpu profile's base model) or, when
+    it is None, as whitespace words (the embedded world's tokenizer is trained later, on these blends)."""
     # task counts through quarantine, decontamination and dedup (training splits), then samples
     stages = {"raw": raw_stats["raw_train"], "decontaminated": raw_stats["decontaminated"],
               "deduplicated": [r for r in curated if r["split"] != "bench"],
@@ -207,6 +210,7 @@ def build_data_card(raw_stats: dict, curated: list[dict], removed_tasks: list[di
     checked = filter_stats.get("correctness_checked", {})
     if checked:
         extra["notes"]["Correctness checks"] = ", ".join(f"{d}: {n} samples checked" for d, n in sorted(checked.items()))
-    markdown, metrics, figure, table = card.build_card(stages, removed, quarantined, extra)
+    count, unit = (None, "words") if not tokenizer else (card.token_counter(tokenizer), f"{tokenizer} tokens")
+    markdown, metrics, figure, table = card.build_card(stages, removed, quarantined, extra, count, unit)
     tracking.log_metrics(metrics)
     return markdown, figure, table
