@@ -8,7 +8,7 @@ removed with the name of the first filter it fails and why, in this order:
 4. ``correctness``: the domain's verifier against the task's ground truth scores below
    ``correctness[domain]`` (math, code in the sandbox, science, instruction following, tool calls;
    SWE: the patch's similarity to the gold patch, paper: ≥ 0.5). ``correctness_sample[domain]``
-   checks a seeded sample of that domain only (the embedded default checks 200 code programs, not
+   checks a seeded sample of that domain only (the embedded default checks 60 code programs, not
    every one: a sandbox run per test costs ~0.1 s); the card reports how many were checked.
 5. ``swe``: localisation recall 1.0 (every file of the gold patch is in the prompt's context) and
    every ``python`` block of the response (e.g. generated tests) parses.
