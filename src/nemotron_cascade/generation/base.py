@@ -3,7 +3,7 @@
 A backend turns rendered prompts into completions: ``transformers`` (:mod:`.hf`, HF ``generate``
 with the KV cache, the embedded default). Teachers for data curation (:mod:`.teachers`: ``oracle``,
 ``transformers``, ``openai`` over HTTP, ``vllm`` offline) answer task rows through the same
-sampling parameters; ``vllm`` rollouts for RL come with the scale-out issue.
+sampling parameters; RL rollouts on vLLM: :mod:`.vllm_engine` (not run yet: docs/scale_out.md).
 """
 
 from __future__ import annotations

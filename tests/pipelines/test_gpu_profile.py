@@ -1,0 +1,100 @@
+"""The gpu profile's parameters: loaded as Kedro loads them, every override a key of base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+# top-level keys only the gpu profile has, on purpose: `scale_out` (settings not read yet) and
+# `hf_data` (the public sources; tests/data/test_sources.py checks it against conf/gpu/catalog.yml)
+GPU_ONLY = {"scale_out", "hf_data"}
+
+
+def _loader(env: str):
+    from kedro.config import OmegaConfigLoader
+
+    from nemotron_cascade import settings
+
+    return OmegaConfigLoader(conf_source=str(CONF), env=env, **settings.CONFIG_LOADER_ARGS)
+
+
+def _paths(d: dict, prefix: tuple = ()) -> set[tuple]:
+    out = set()
+    for k, v in d.items():
+        out.add(prefix + (k,))
+        if isinstance(v, dict):
+            out |= _paths(v, prefix + (k,))
+    return out
+
+
+def _gpu_overrides() -> dict:
+    merged: dict = {}
+    for f in sorted((CONF / "gpu").glob("parameters*.yml")):
+        data = yaml.safe_load(f.read_text()) or {}
+        assert not set(data) & set(merged), f"{f.name} repeats a top-level key"
+        merged.update(data)
+    return merged
+
+
+def _config_fields(path: tuple) -> set[str]:
+    """Fields of the dataclass a `train` block becomes (GRPOConfig for RL stages, SFTConfig for SFT)."""
+    from dataclasses import fields
+
+    from nemotron_cascade.rl.trainer import GRPOConfig
+    from nemotron_cascade.training.sft import SFTConfig
+
+    cls = SFTConfig if path[0] == "sft" else GRPOConfig
+    return {f.name for f in fields(cls)} | ({"block_size"} if cls is SFTConfig else set())
+
+
+def test_gpu_parameters_load_and_override_base():
+    base = _loader("base")["parameters"]
+    gpu = _loader("gpu")["parameters"]
+    assert gpu["base_model"]["source"] == "pretrained"
+    assert gpu["base_model"]["name_or_path"] == "Qwen/Qwen3-0.6B-Base"
+    assert gpu["base_model"]["tiny"] == base["base_model"]["tiny"]          # soft merge keeps the rest
+    assert gpu["sft"]["stage1"]["train"]["block_size"] == 16384
+    assert gpu["sft"]["stage2"]["train"]["block_size"] == 32768
+    assert gpu["sft"]["stage2"]["train"]["max_steps"] == base["sft"]["stage2"]["train"]["max_steps"]
+    math = gpu["math_rl"]["train"]
+    assert [t for _, t in math["length_schedule"]] == [24576, 32768, 40960]
+    assert (math["prompts_per_step"], math["group_size"], math["lr"]) == (128, 8, 2e-6)
+    assert gpu["math_rl_control"]["train"]["shuffle_rewards"] is True
+    assert gpu["math_rl_control"]["train"]["length_schedule"] == math["length_schedule"]
+    assert gpu["code_rl"]["train"]["temperature"] == 1.0
+    assert gpu["swe_rl"]["train"]["context_schedule"][-1][1] == 24576
+    assert gpu["evaluation"]["thinking"] == base["evaluation"]["thinking"]
+    assert gpu["scale_out"]["rollout_engine"] == "vllm"
+
+
+def test_every_gpu_override_is_a_base_key():
+    base = _paths(_loader("base")["parameters"])
+    unknown = []
+    for path in _paths(_gpu_overrides()):
+        if path[0] in GPU_ONLY or path in base:
+            continue
+        # a field base leaves at the config dataclass's default (e.g. betas of GRPOConfig)
+        if len(path) >= 3 and path[-2] == "train" and path[:-1] in base and path[-1] in _config_fields(path):
+            continue
+        unknown.append(".".join(map(str, path)))
+    assert not unknown, f"gpu overrides keys that base does not have (typos?): {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("stage", ["rlhf", "if_rl", "math_rl", "math_rl_control", "code_rl", "swe_rl"])
+def test_gpu_rl_stages_build_their_config(stage):
+    from nemotron_cascade.rl.trainer import config_from_params
+
+    cfg = config_from_params(dict(_loader("gpu")["parameters"][stage]["train"]))
+    assert cfg.prompts_per_step == 128 and cfg.lr == 2e-6 and cfg.betas == (0.9, 0.95)
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_gpu_sft_stages_build_their_config(stage):
+    from nemotron_cascade.training.sft import config_from_params
+
+    train = dict(_loader("gpu")["parameters"]["sft"][stage]["train"])
+    train.pop("block_size")
+    assert config_from_params(train).lr == 2e-5
