@@ -15,7 +15,7 @@ from nemotron_cascade.generation.base import Completion, SamplingParams
 
 
 class HFGenerator:
-    """Generate with a ``transformers`` causal LM on the local device."""
+    """Generate with a ``transformers`` causal LM on the device it lives on (inputs follow it)."""
 
     def __init__(self, model, tokenizer, batch_size: int = 64):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
@@ -48,7 +48,7 @@ class HFGenerator:
         import torch
 
         tok = self.tokenizer
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
         sample = params.temperature > 0
         kwargs = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=None) \
             if sample else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -62,10 +62,10 @@ class HFGenerator:
                 eos_token_id=tok.eos_token_id, **kwargs,
             )
         if params.logprobs is None:
-            new = gen[:, enc.input_ids.shape[1]:]
+            new = gen[:, enc.input_ids.shape[1]:].cpu()
             return [self._completion(row.tolist()) for row in new]
-        new = gen.sequences[:, enc.input_ids.shape[1]:]
-        steps = _step_logprobs(gen.logits, new, params.logprobs)
+        new = gen.sequences[:, enc.input_ids.shape[1]:].cpu()
+        steps = _step_logprobs(tuple(x.cpu() for x in gen.logits), new, params.logprobs)
         return [self._completion(row.tolist(), lps) for row, lps in zip(new, steps)]
 
     def _completion(self, ids: list[int], logprobs: list[dict[int, float]] | None = None) -> Completion:

@@ -191,7 +191,8 @@ def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[l
     attn = torch.zeros((len(seqs), L), dtype=torch.long)
     for b, s in enumerate(seqs):
         ids[b, :len(s)], attn[b, :len(s)] = torch.tensor(s), 1
-    logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits.float()
+    dev = next(model.parameters()).device  # tensors follow the model (CPU here, a GPU at scale)
+    logits = model(input_ids=ids.to(dev), attention_mask=attn.to(dev), use_cache=False).logits.float()
     # the token at position j is predicted by logits at j-1: completion token k of sample b sits at
     # len(prompt_b) + k, predicted from len(prompt_b) + k - 1
     index = torch.zeros((len(seqs), T), dtype=torch.long)
@@ -201,6 +202,7 @@ def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[l
         n = len(c)
         index[b, :n] = torch.arange(len(p) - 1, len(p) - 1 + n)
         targets[b, :n], mask[b, :n] = torch.tensor(c, dtype=torch.long), 1.0
+    index, mask, targets = index.to(dev), mask.to(dev), targets.to(dev)
     picked = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.size(-1)))  # [B,T,V]
     logp_all = torch.log_softmax(picked, dim=-1)
     logprobs = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -278,11 +280,11 @@ def grpo_step(model, opt, batch: RolloutBatch, advantages, cfg: GRPOConfig, pad_
     for s in range(0, n, cfg.micro_batch_size):
         sl = slice(s, s + cfg.micro_batch_size)
         logprobs, mask, entropy = sequence_logprobs(model, batch.prompt_ids[sl], batch.completion_ids[sl], pad_id)
-        mask = mask * keep[sl].unsqueeze(1)
+        mask = mask * keep[sl].unsqueeze(1).to(mask.device)
         # policy_loss normalises by this micro-batch's tokens; rescale so the sum over micro-batches
         # is the token mean over the whole batch
         share = float(mask.sum()) / max(1.0, total_tokens)
-        loss = policy_loss(logprobs, advantages[sl], mask) * share
+        loss = policy_loss(logprobs, advantages[sl].to(logprobs.device), mask) * share
         if not is_finite(loss):  # never backpropagated; the step is skipped below
             bad_loss, loss_sum = loss.detach(), float("nan")
             break

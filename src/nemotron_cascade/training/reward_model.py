@@ -111,7 +111,8 @@ def score_texts(model, tokenizer, texts: Sequence[str], max_length: int = 256, b
         for b, seq in enumerate(ids):
             batch[b, :len(seq)], attn[b, :len(seq)] = torch.tensor(seq), 1
         with torch.set_grad_enabled(grad):
-            out.append(model(input_ids=batch, attention_mask=attn).logits[:, 0].float())
+            dev = next(model.parameters()).device
+            out.append(model(input_ids=batch.to(dev), attention_mask=attn.to(dev)).logits[:, 0].float())
     return torch.cat(out) if out else torch.zeros(0)
 
 

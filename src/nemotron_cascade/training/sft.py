@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -43,6 +44,10 @@ class SFTConfig:
     checkpoint_every: int = 100
     max_bad_steps: int = 3  # non-finite loss/grad steps skipped in a row before the run stops
     seed: int = 0
+    # training engine (training/engines.py): "torch" (one process) or "deepspeed" (ZeRO; launch
+    # with torchrun, every rank takes batch_size / world_size blocks of each global batch)
+    engine: str = "torch"
+    deepspeed: dict | str | None = None  # config dict, JSON path, or "zero2"/"zero3" in conf/gpu/deepspeed/
 
 
 def dataclass_from_params(cls, params: dict):
@@ -73,16 +78,25 @@ def collate(blocks: list[Block]):
             torch.tensor([b.position_ids for b in blocks]))
 
 
-def token_loss(model, input_ids, labels, position_ids):
-    """Mean next-token cross-entropy over the positions whose label is not -100."""
+def token_loss(model, input_ids, labels, position_ids, reduction: str = "mean"):
+    """Next-token cross-entropy over the positions whose label is not -100 (``mean`` or ``sum``).
+
+    The tensors follow the model to its device (CPU here, a GPU at scale).
+    """
     import torch.nn.functional as F
 
-    logits = model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits
-    shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
+    dev = next(model.parameters()).device
+    logits = model(input_ids=input_ids.to(dev), position_ids=position_ids.to(dev), use_cache=False).logits
+    shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:].to(dev)
     # restart boundaries need no special case: the first token of a sample is a prompt token
     # (masked) and the label that crosses into the next sample is its <|im_start|> (masked too).
     return F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
-                           ignore_index=-100)
+                           ignore_index=-100, reduction=reduction)
+
+
+def token_loss_sum(model, input_ids, labels, position_ids):
+    """Summed next-token cross-entropy (each rank's share of a global token mean)."""
+    return token_loss(model, input_ids, labels, position_ids, reduction="sum")
 
 
 def batches(blocks: list[Block], batch_size: int, step: int, seed: int) -> list[Block]:
@@ -116,6 +130,10 @@ def train_sft(
 
     if not blocks:
         raise ValueError("train_sft got no training blocks: the SFT blend is empty")
+    if cfg.engine != "torch":
+        if resume_dir:
+            log.warning("SFT engine %r: mid-stage resume is not wired; %s is not used", cfg.engine, resume_dir)
+        return _train_sft_engine(model, blocks, cfg, on_metrics)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
@@ -155,4 +173,63 @@ def train_sft(
             resume_lib.save(resume_dir, fingerprint, model, opt, sched, cfg.max_steps, history)
     elif resume_dir:
         resume_lib.clear(resume_dir)
+    return history
+
+
+def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: MetricsCallback | None) -> list[dict]:
+    """:func:`train_sft` through a :mod:`~nemotron_cascade.training.engines` engine (DeepSpeed).
+
+    Data parallel: rank ``r`` of ``w`` takes blocks ``[r*b/w, (r+1)*b/w)`` of each global batch of
+    ``b = batch_size`` blocks and its loss is ``sum_r * w / n_global`` (summed token losses over
+    the global count of assistant tokens), so DeepSpeed's mean over ranks is exactly the
+    single-process token mean. Logged losses are that global mean (all-reduced), on every rank;
+    ``on_metrics`` runs on rank 0 only. Mid-stage resume is not wired for this path. At the end the
+    model is a plain full module again (ZeRO-3 shards gathered) on every rank.
+    """
+    import torch
+
+    from nemotron_cascade.training import engines
+
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
+    ds_cfg = engines.load_deepspeed_config(cfg.deepspeed)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.batch_size % world:
+        raise ValueError(f"SFT batch_size {cfg.batch_size} is not divisible by the world size {world}")
+    ds_cfg = engines.fill_auto(ds_cfg, {"train_batch_size": cfg.batch_size, "gradient_accumulation_steps": 1,
+                                        "train_micro_batch_size_per_gpu": cfg.batch_size // world})
+    eng = engines.make_engine(cfg.engine, model, opt, ds_cfg, grad_clip=cfg.grad_clip)
+    w, r, per = eng.world_size, eng.rank, cfg.batch_size // eng.world_size
+    model.train()
+    history: list[dict] = []
+    t0, tokens = time.perf_counter(), 0
+    guard = FaultGuard("sft", cfg.max_bad_steps)
+    for step in range(cfg.max_steps):
+        batch = batches(blocks, cfg.batch_size, step, cfg.seed)
+        n_global = sum(sum(t != -100 for t in b.labels[1:]) for b in batch)
+        ids, labels, pos = collate(batch[r * per:(r + 1) * per])
+        local = token_loss_sum(eng.module, ids, labels, pos) * (w / max(1, n_global))
+        loss = eng.all_reduce_mean(local)  # the global token mean, the same on every rank
+        eng.zero_grad()
+        grad_norm = None
+        if is_finite(loss):  # same decision on every rank: the collectives stay in step
+            eng.backward(local)
+            grad_norm = eng.clip_grad_norm()
+        if guard.healthy(step + 1, loss=loss, grad_norm=grad_norm):
+            grad_norm = eng.step()  # ZeRO-1/2 skip a step whose gradient norm is not finite
+            guard.healthy(step + 1, grad_norm=grad_norm)
+            tokens += n_global
+        else:
+            eng.zero_grad()
+        sched.step()
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
+            m = {"loss": loss.item(), "lr": sched.get_last_lr()[0],
+                 "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
+                 "assistant_tokens_per_s": tokens / (time.perf_counter() - t0)}
+            history.append({"step": step + 1, **m})
+            if on_metrics and eng.is_rank0:
+                on_metrics(m, step + 1)
+    eng.finish()
+    model.eval()
     return history

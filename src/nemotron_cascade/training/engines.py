@@ -1,0 +1,209 @@
+"""Training engines: one small interface over plain torch and DeepSpeed ZeRO.
+
+A loop asks :func:`make_engine` for an engine and then only talks to it:
+
+- ``backward(loss)``; ``clip_grad_norm()`` (the norm before the step, or ``None`` when the engine
+  clips inside ``step``, as DeepSpeed does); ``step()`` (clip if not done yet, optimiser step;
+  returns the gradient norm); ``zero_grad()``;
+- ``module`` (the model), ``is_rank0``, ``rank``, ``world_size``, ``all_reduce_mean(x)``;
+- ``state_dict_for_save()`` (a full state dict; under ZeRO-3 the shards are gathered, a
+  collective every rank must call) and ``finish()`` (leave the model as a plain, full module).
+
+``kind="torch"`` is the loops' original code path, operation for operation. ``kind="deepspeed"``
+wraps the model with ``deepspeed.initialize`` and the caller's torch optimiser
+(``zero_allow_untested_optimizer``: a DeepSpeed ``"optimizer"`` block would JIT-build a CPU Adam
+op). Gradient clipping then happens inside DeepSpeed's step (``gradient_clipping``), ZeRO-1/2
+skip the step themselves when the gradient norm is not finite, and gradients are averaged over
+the data-parallel ranks: a loop whose ranks each see a shard of the global batch must scale its
+per-rank loss so that the mean over ranks is the global loss.
+
+The DeepSpeed config is a dict, a path to a JSON file, or a name (``zero2``, ``zero3``) looked up
+in ``conf/<profile>/deepspeed/<name>.json``. Keys starting with ``_`` are comments and are dropped;
+``"auto"`` values are filled by the caller (:func:`fill_auto`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+KINDS = ("torch", "deepspeed")
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+
+
+def load_deepspeed_config(config, profile: str = "gpu") -> dict:
+    """A DeepSpeed config dict from a dict, a JSON path or a name in ``conf/<profile>/deepspeed/``."""
+    if config is None:
+        config = "zero2"
+    if isinstance(config, dict):
+        raw = dict(config)
+    else:
+        path = Path(config)
+        if not path.suffix:
+            path = CONF_DIR / profile / "deepspeed" / f"{config}.json"
+        raw = json.loads(path.read_text())
+
+    def clean(d):
+        return {k: clean(v) if isinstance(v, dict) else v for k, v in d.items() if not k.startswith("_")}
+    return clean(raw)
+
+
+def fill_auto(config: dict, values: dict) -> dict:
+    """``config`` with each top-level ``"auto"`` value (or missing key) of ``values`` filled in."""
+    out = dict(config)
+    for k, v in values.items():
+        if out.get(k, "auto") == "auto":
+            out[k] = v
+    return out
+
+
+def _ensure_process_group() -> None:
+    """Single-process default env for ``torch.distributed`` when not launched by torchrun."""
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+
+
+class TorchEngine:
+    """Plain single-process torch: ``loss.backward()``, ``clip_grad_norm_``, ``opt.step()``."""
+
+    rank, world_size, is_rank0 = 0, 1, True
+
+    def __init__(self, model, optimizer, grad_clip: float):
+        self.module, self.optimizer, self.grad_clip = model, optimizer, grad_clip
+        self._norm = None
+
+    def backward(self, loss) -> None:
+        loss.backward()
+        self._norm = None
+
+    def clip_grad_norm(self):
+        import torch
+
+        self._norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
+        return self._norm
+
+    def step(self):
+        norm = self._norm if self._norm is not None else self.clip_grad_norm()
+        self.optimizer.step()
+        self._norm = None
+        return norm
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def all_reduce_mean(self, x):
+        return x
+
+    def state_dict_for_save(self) -> dict:
+        return self.module.state_dict()
+
+    def finish(self) -> None:
+        pass
+
+
+class DeepSpeedEngine:
+    """DeepSpeed ZeRO (0-3) around the caller's model and torch optimiser."""
+
+    def __init__(self, model, optimizer, config: dict):
+        import deepspeed
+        import torch.distributed as dist
+
+        _ensure_process_group()
+        config = dict(config)
+        config.setdefault("zero_allow_untested_optimizer", True)
+        if not dist.is_initialized():
+            deepspeed.init_distributed(dist_backend=_default_backend(), verbose=False)
+        self.config = config
+        self.stage = int(config.get("zero_optimization", {}).get("stage", 0))
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
+                                                                 config=config)
+        self.module = self.engine.module
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.is_rank0 = self.rank == 0
+
+    def backward(self, loss) -> None:
+        self.engine.backward(loss)
+
+    def clip_grad_norm(self):
+        return None  # DeepSpeed clips inside step()
+
+    def step(self):
+        self.engine.step()
+        norm = self.engine.get_global_grad_norm()
+        return None if norm is None else float(norm)
+
+    def zero_grad(self) -> None:
+        self.engine.zero_grad()
+
+    def all_reduce_mean(self, x):
+        import torch.distributed as dist
+
+        x = x.detach().clone()
+        dist.all_reduce(x)
+        return x / self.world_size
+
+    def state_dict_for_save(self) -> dict:
+        """The full state dict (fp32 master weights are the module's under ZeRO-0/1/2).
+
+        Under ZeRO-3 every rank must call this: the shards are all-gathered.
+        """
+        if self.stage < 3:
+            return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        import deepspeed
+
+        params = dict(self.module.named_parameters())
+        with deepspeed.zero.GatheredParameters(list(params.values())):
+            full = {k: p.data.detach().clone() for k, p in params.items()}
+        for k, b in self.module.named_buffers():
+            full[k] = b.detach().clone()
+        sd = self.module.state_dict(keep_vars=True)
+        return {k: full[k] if k in full else v.detach().clone() for k, v in sd.items()}
+
+    def finish(self) -> None:
+        """Leave ``module`` a plain, full torch module (ZeRO-3: gathered, hooks removed)."""
+        import torch
+
+        full = self.state_dict_for_save() if self.stage >= 3 else None
+        self.engine.destroy()
+        if full is None:
+            return
+        for name, module in self.module.named_modules():
+            for pname, p in list(module._parameters.items()):
+                if p is not None:
+                    key = f"{name}.{pname}" if name else pname
+                    module._parameters[pname] = torch.nn.Parameter(full[key], requires_grad=p.requires_grad)
+        # ties (e.g. tied embeddings) share one Parameter again
+        if hasattr(self.module, "tie_weights"):
+            self.module.tie_weights()
+
+
+def _default_backend() -> str:
+    import torch
+
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def make_engine(kind: str, model, optimizer, config: dict | str | None = None, grad_clip: float = 1.0,
+                profile: str = "gpu"):
+    """A training engine of ``kind`` (``torch`` or ``deepspeed``) around ``model`` and ``optimizer``.
+
+    ``config`` is the DeepSpeed config (dict, JSON path, or ``zero2``/``zero3`` in
+    ``conf/<profile>/deepspeed/``); ignored by ``torch``. ``grad_clip`` fills an ``"auto"``
+    ``gradient_clipping``.
+    """
+    if kind == "torch":
+        return TorchEngine(model, optimizer, grad_clip)
+    if kind == "deepspeed":
+        cfg = fill_auto(load_deepspeed_config(config, profile), {"gradient_clipping": grad_clip})
+        return DeepSpeedEngine(model, optimizer, cfg)
+    raise ValueError(f"unknown training engine {kind!r}; expected one of {KINDS}")
