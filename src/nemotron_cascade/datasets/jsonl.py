@@ -38,7 +38,18 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() gives a new file (read once, at im
 
 
 class DataValidationError(DatasetError):
-    """A row of a dataset file is malformed; the message names the file, row and field."""
+    """A row of a dataset file is malformed; the message names the file, row and field.
+
+    ``reason`` is the message without the file and row (what a quarantine record keeps).
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
+
+
+def _row_error(path: Path, lineno: int, reason: str) -> DataValidationError:
+    return DataValidationError(f"{path}: row {lineno}: {reason}", reason)
 
 
 class JsonlDataset(AbstractVersionedDataset[list, list]):
@@ -77,16 +88,15 @@ class JsonlDataset(AbstractVersionedDataset[list, list]):
                 try:
                     if len(raw) > limit and not raw.endswith(b"\n"):  # longer than the limit: skip the rest
                         size = len(raw) + self._skip_line(f)
-                        raise DataValidationError(
-                            f"{path}: row {lineno}: longer than max_row_bytes={limit} ({size} bytes); "
-                            f"raise max_row_bytes in its catalog entry if rows this long are expected")
+                        raise _row_error(path, lineno, f"longer than max_row_bytes={limit} ({size} bytes); raise "
+                                                       "max_row_bytes in its catalog entry if rows this long are expected")
                     rows.append(self._parse(path, lineno, raw))
                 except DataValidationError as exc:
                     if self._on_error == "raise":
                         raise
                     # quarantine mode: the bad line comes back as an error record for the curation
                     # pipeline to quarantine (nemotron_cascade.data.curation.quarantine)
-                    rows.append({"_error": str(exc).split(": ", 2)[-1], "_file": str(path), "_row": lineno,
+                    rows.append({"_error": exc.reason, "_file": str(path), "_row": lineno,
                                  "_text": raw[:8000].decode("utf-8", "replace").rstrip("\r\n")[:2000]})
         return [r for r in rows if r is not None]
 
@@ -104,23 +114,23 @@ class JsonlDataset(AbstractVersionedDataset[list, list]):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DataValidationError(f"{path}: row {lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            raise _row_error(path, lineno, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
         if not text.strip():
             return None
         try:
             row = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise DataValidationError(f"{path}: row {lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            raise _row_error(path, lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
         except ValueError as exc:  # e.g. an integer of more than sys.get_int_max_str_digits() digits
-            raise DataValidationError(f"{path}: row {lineno}: invalid JSON ({str(exc)[:200]})") from None
+            raise _row_error(path, lineno, f"invalid JSON ({str(exc)[:200]})") from None
         except RecursionError:
-            raise DataValidationError(f"{path}: row {lineno}: invalid JSON (nested too deeply to parse)") from None
+            raise _row_error(path, lineno, "invalid JSON (nested too deeply to parse)") from None
         if not isinstance(row, dict):
-            raise DataValidationError(f"{path}: row {lineno}: expected a JSON object, got {type(row).__name__}")
+            raise _row_error(path, lineno, f"expected a JSON object, got {type(row).__name__}")
         if self._schema:
             problem = validate_row(self._schema, row)
             if problem:
-                raise DataValidationError(f"{path}: row {lineno}: {problem}")
+                raise _row_error(path, lineno, problem)
         return row
 
     def save(self, data: list[dict]) -> None:
