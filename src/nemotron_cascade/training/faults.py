@@ -101,3 +101,25 @@ def check_finite_state(what: str, model, opt=None) -> None:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise NonFiniteError(f"refusing to save {what}: non-finite values in {len(bad)} tensors ({shown}); "
                              "the previous saved state is left as it was")
+
+
+def guarded_update(engine, guard: FaultGuard, step: int, loss, backward_loss=None):
+    """One optimiser update through a training ``engine`` (``training.engines``), guarded.
+
+    A non-finite ``loss`` is not backpropagated (``backward_loss``, default ``loss``, is what is
+    backpropagated: a data-parallel rank's share of it); a non-finite loss or gradient norm skips
+    the optimiser step and counts in ``guard``. Returns ``(stepped, grad_norm)``.
+    """
+    engine.zero_grad()
+    grad_norm = None
+    if is_finite(loss):
+        engine.backward(loss if backward_loss is None else backward_loss)
+        grad_norm = engine.clip_grad_norm()
+    if not guard.healthy(step, loss=loss, grad_norm=grad_norm):
+        engine.zero_grad()  # skipped: no update, but the caller's schedule and data order move on
+        return False, grad_norm
+    stepped_norm = engine.step()  # DeepSpeed clips inside step (ZeRO-1/2 skip a non-finite norm)
+    if stepped_norm is not None:
+        grad_norm = stepped_norm
+    guard.healthy(step, grad_norm=grad_norm)
+    return True, grad_norm

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from nemotron_cascade import chat
-from nemotron_cascade.training.faults import FaultGuard, is_finite
+from nemotron_cascade.training.engines import TorchEngine
+from nemotron_cascade.training.faults import FaultGuard, guarded_update
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pai
     texts = [(render_scored(p["prompt"], p["chosen"]), render_scored(p["prompt"], p["rejected"])) for p in train_pairs]
     bar = tqdm(total=total, desc="reward model", leave=False)
     guard = FaultGuard("reward model", cfg.max_bad_steps)
+    eng = TorchEngine(model, opt, cfg.grad_clip)
     for epoch in range(cfg.epochs):
         order = list(range(len(texts)))
         random.Random(cfg.seed * 1009 + epoch).shuffle(order)
@@ -177,15 +179,7 @@ def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pai
                                  cfg.max_length, batch_size=2 * len(idx), grad=True)
             rc, rr = scores[:len(idx)], scores[len(idx):]
             loss = bradley_terry_loss(rc, rr, cfg.center_coef)
-            opt.zero_grad(set_to_none=True)
-            grad_norm = None
-            if is_finite(loss):  # a non-finite loss is not even backpropagated
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if guard.healthy(step + 1, loss=loss, grad_norm=grad_norm):
-                opt.step()
-            else:  # skipped: no update, but the schedule and the data order move on
-                opt.zero_grad(set_to_none=True)
+            _, grad_norm = guarded_update(eng, guard, step + 1, loss)
             sched.step()
             step += 1
             m = {"loss": float(loss.detach()), "train_accuracy": float((rc > rr).float().mean()),

@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from nemotron_cascade.training import engines
 from nemotron_cascade.training import resume as resume_lib
-from nemotron_cascade.training.faults import FaultGuard, is_finite
+from nemotron_cascade.training.faults import FaultGuard, guarded_update
 from nemotron_cascade.training.packing import Block
 
 log = logging.getLogger(__name__)
@@ -143,24 +144,16 @@ def train_sft(
     bar = tqdm(range(start, cfg.max_steps), desc="sft", initial=start, total=cfg.max_steps, leave=False)
     t0, tokens = time.perf_counter(), 0
     guard = FaultGuard("sft", cfg.max_bad_steps)
+    eng = engines.TorchEngine(model, opt, cfg.grad_clip)
     for step in bar:
         ids, labels, pos = collate(batches(blocks, cfg.batch_size, step, cfg.seed))
         loss = token_loss(model, ids, labels, pos)
-        opt.zero_grad(set_to_none=True)
-        grad_norm = None
-        if is_finite(loss):  # a non-finite loss is not even backpropagated
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        if guard.healthy(step + 1, loss=loss, grad_norm=grad_norm):
-            opt.step()
+        stepped, grad_norm = guarded_update(eng, guard, step + 1, loss)
+        if stepped:
             tokens += int((labels != -100).sum())
-        else:  # skipped: no update, but the schedule and the data order move on
-            opt.zero_grad(set_to_none=True)
         sched.step()
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
-            m = {"loss": loss.item(), "lr": sched.get_last_lr()[0],
-                 "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
-                 "assistant_tokens_per_s": tokens / (time.perf_counter() - t0)}
+            m = _step_record(loss, sched, grad_norm, tokens, t0)
             history.append({"step": step + 1, **m})
             bar.set_postfix(loss=f"{m['loss']:.3f}")
             if on_metrics:
@@ -176,6 +169,13 @@ def train_sft(
     return history
 
 
+def _step_record(loss, sched, grad_norm, tokens: int, t0: float) -> dict:
+    """The metrics of a logged SFT step."""
+    return {"loss": loss.item(), "lr": sched.get_last_lr()[0],
+            "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
+            "assistant_tokens_per_s": tokens / (time.perf_counter() - t0)}
+
+
 def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: MetricsCallback | None) -> list[dict]:
     """:func:`train_sft` through a :mod:`~nemotron_cascade.training.engines` engine (DeepSpeed).
 
@@ -187,8 +187,6 @@ def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: Me
     model is a plain full module again (ZeRO-3 shards gathered) on every rank.
     """
     import torch
-
-    from nemotron_cascade.training import engines
 
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
@@ -211,22 +209,13 @@ def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: Me
         ids, labels, pos = collate(batch[r * per:(r + 1) * per])
         local = token_loss_sum(eng.module, ids, labels, pos) * (w / max(1, n_global))
         loss = eng.all_reduce_mean(local)  # the global token mean, the same on every rank
-        eng.zero_grad()
-        grad_norm = None
-        if is_finite(loss):  # same decision on every rank: the collectives stay in step
-            eng.backward(local)
-            grad_norm = eng.clip_grad_norm()
-        if guard.healthy(step + 1, loss=loss, grad_norm=grad_norm):
-            grad_norm = eng.step()  # ZeRO-1/2 skip a step whose gradient norm is not finite
-            guard.healthy(step + 1, grad_norm=grad_norm)
+        # the finiteness decision is on the global loss, the same on every rank: collectives stay in step
+        stepped, grad_norm = guarded_update(eng, guard, step + 1, loss, backward_loss=local)
+        if stepped:
             tokens += n_global
-        else:
-            eng.zero_grad()
         sched.step()
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
-            m = {"loss": loss.item(), "lr": sched.get_last_lr()[0],
-                 "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
-                 "assistant_tokens_per_s": tokens / (time.perf_counter() - t0)}
+            m = _step_record(loss, sched, grad_norm, tokens, t0)
             history.append({"step": step + 1, **m})
             if on_metrics and eng.is_rank0:
                 on_metrics(m, step + 1)
