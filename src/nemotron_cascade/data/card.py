@@ -10,12 +10,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Callable
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from nemotron_cascade.data.curation import item_text  # noqa: E402
 
 
 def text_of(row: dict) -> str:
@@ -58,6 +52,24 @@ def planted_check(removed: list[dict], planted: dict[str, int]) -> dict:
     caught = Counter(r["planted"] for r in removed if r.get("planted"))
     return {"planted": dict(planted), "caught": {k: caught.get(k, 0) for k in planted},
             "natural": dict(Counter(f"{r['step']}:{r.get('filter', r['step'])}" for r in removed if not r.get("planted")))}
+
+
+def curation_notes(raw_stats: dict, filter_stats: dict) -> dict[str, str]:
+    """The card's notes on curation (``curation.curate``'s counts) and on the filters' checks."""
+    notes = {}
+    if "diagnostic" in raw_stats:
+        d = raw_stats["diagnostic"]
+        notes[f"Template overlap at n = {d['n']} (diagnostic, nothing removed)"] = (
+            f"Share of kept training prompts that share a {d['n']}-word sequence with a benchmark prompt: "
+            + ", ".join(f"{k} {v}/{d['of'].get(k, 0)}" for k, v in sorted(d["overlap"].items()))
+            + ". These are the world's templates, not leaks: the curation compares whole items (see data/curation.py).")
+    if raw_stats.get("empty_domains"):
+        notes["Empty domains"] = (", ".join(raw_stats["empty_domains"])
+                                  + ": the raw file had no rows, so these domains contribute no tasks.")
+    checked = filter_stats.get("correctness_checked", {})
+    if checked:
+        notes["Correctness checks"] = ", ".join(f"{d}: {n} samples checked" for d, n in sorted(checked.items()))
+    return notes
 
 
 def build_card(stages: dict[str, list[dict]], removed: list[dict], quarantined: list[dict], extra: dict,
@@ -125,6 +137,11 @@ def _sum_sources(table: list[dict]) -> list[dict]:
 
 
 def _figure(by: dict, steps: list[str], domains: list[str]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     width = 0.8 / max(1, len(steps))
     for k, step in enumerate(steps):
@@ -140,4 +157,3 @@ def _figure(by: dict, steps: list[str], domains: list[str]):
     return fig
 
 
-__all__ = ["build_card", "item_text", "planted_check", "step_table", "text_of"]

@@ -20,6 +20,8 @@ import random
 import re
 from typing import Iterable
 
+from collections import Counter
+
 from nemotron_cascade.data import decontamination
 from nemotron_cascade.data.dedup import DedupConfig, find_near_duplicates
 
@@ -85,6 +87,52 @@ def deduplicate(rows: list[dict], item_fields: dict, config: DedupConfig) -> tup
 def fields_of(item_fields: dict, domain: str) -> list[str]:
     """The item fields of a domain (``default`` for domains not named)."""
     return list(item_fields.get(domain, item_fields.get("default", ["prompt"])))
+
+
+def curate(raw: dict[str, list[dict]], item_fields: dict, n: int, dedup: DedupConfig,
+           external_texts: Iterable[str] = (), diagnostic_n: int | None = None) -> tuple[list[dict], list[dict], list[dict], dict]:
+    """Quarantine, decontaminate and deduplicate the raw tasks of every domain.
+
+    Training rows (splits other than ``bench``) are checked against the benchmark items (this
+    world's held-out split) and ``external_texts``. Returns the curated tasks (training rows kept,
+    then the benchmark rows), the removal log, the quarantine records and the per-domain counts
+    of each step for the data card (plus ``planted``, ``empty_domains`` and, with ``diagnostic_n``,
+    how many kept prompts share a ``diagnostic_n``-word sequence with a benchmark prompt).
+
+    A domain is never silently empty: an empty raw file (zero rows is legitimate, e.g. the gpu
+    profile has no ``general`` source) is logged and listed under ``empty_domains``; a non-empty
+    one whose every row is quarantined raises, naming the file and the first reason (a schema drift
+    or a broken export, not data to train on).
+    """
+    good, quarantined, empty = [], [], []
+    for domain in sorted(raw):
+        rows, bad = quarantine(raw[domain], f"raw.{domain}")
+        for q in bad:
+            log.warning("quarantined %s row %s: %s", q["file"], q["row"], q["reason"])
+        if bad and not rows:
+            raise ValueError(f"raw.{domain}: all {len(bad)} rows of {bad[0]['file']} were quarantined "
+                             f"(row {bad[0]['row']}: {bad[0]['reason']}); see the quarantine dataset")
+        if not raw[domain]:
+            empty.append(domain)
+            log.warning("raw.%s has no rows: the %s domain contributes no tasks", domain, domain)
+        good += rows
+        quarantined += bad
+    bench = [r for r in good if r["split"] == "bench"]
+    train = [r for r in good if r["split"] != "bench"]
+    bench_texts = [item_text(r, fields_of(item_fields, r["domain"])) for r in bench] + list(external_texts)
+    clean, removed = decontaminate(train, bench_texts, item_fields, n)
+    kept, dups = deduplicate(clean, item_fields, dedup)
+    by_domain = lambda rows: dict(Counter(r["domain"] for r in rows))  # noqa: E731
+    counts = {"raw_train": by_domain(train), "decontaminated": by_domain(clean), "deduplicated": by_domain(kept),
+              "planted": dict(Counter(r["planted"] for r in good if r.get("planted")))}
+    if empty:
+        counts["empty_domains"] = empty
+    if diagnostic_n:
+        flags = decontamination.find_contaminated([r["prompt"] for r in kept], [r["prompt"] for r in bench],
+                                                  n=int(diagnostic_n))
+        counts["diagnostic"] = {"n": int(diagnostic_n), "overlap": by_domain(r for r, f in zip(kept, flags) if f),
+                                "of": by_domain(kept)}
+    return kept + bench, removed + dups, quarantined, counts
 
 
 # -- planted contamination (the embedded world's test of the steps above) --------------------------

@@ -40,6 +40,20 @@ def teacher_requests(rows: Iterable[dict], thinking_share: float, both_modes_sha
     return out
 
 
+def teacher_requests_by_domain(rows: Iterable[dict], thinking_share: dict, both_modes_share: dict,
+                               seed: int) -> list[tuple[dict, bool]]:
+    """:func:`teacher_requests` domain by domain (sorted), with each domain's shares (thinking
+    defaults to 1.0, both modes to 0.0)."""
+    by_domain: dict[str, list[dict]] = {}
+    for row in rows:
+        by_domain.setdefault(row["domain"], []).append(row)
+    out = []
+    for domain, part in sorted(by_domain.items()):
+        out += teacher_requests(part, float(thinking_share.get(domain, 1.0)), float(both_modes_share.get(domain, 0.0)),
+                                seed)
+    return out
+
+
 def samples_from_responses(requests: list[tuple[dict, bool]], responses: list[list[str]]) -> list[dict]:
     """SFT samples of the teacher's responses, request by request; with k > 1 responses per
     request the ids get the response's index (``<row>-think-0``, ``<row>-think-1``, ...)."""

@@ -7,7 +7,6 @@ from collections import Counter
 
 from nemotron_cascade import tracking
 from nemotron_cascade.data import card, curation, filters, localisation, preferences
-from nemotron_cascade.data.decontamination import find_contaminated
 from nemotron_cascade.data.dedup import DedupConfig
 from nemotron_cascade.data import sft as sft_data
 from nemotron_cascade.data import teacher as teacher_data
@@ -39,56 +38,21 @@ def generate_world(seed: int, sizes: dict, plant: dict | None = None, **sources:
     return out
 
 
-def curate_tasks(item_fields: dict, decontamination: dict, dedup: dict, external_benchmarks: list[dict],
+def curate_tasks(item_fields: dict, decontamination: dict, dedup: dict, external_benchmarks: list,
                  **raw: list[dict]) -> tuple[list[dict], list[dict], list[dict], dict]:
     """Quarantine malformed rows, remove training tasks that overlap a benchmark item (this world's
-    held-out split and ``external_benchmarks``), then near duplicates. Returns the curated tasks,
-    the removal log, the quarantine and the counts for the data card.
-
-    A domain is never silently empty: an empty raw file (zero rows is legitimate, e.g. the gpu
-    profile has no ``general`` source) is logged and listed under ``empty_domains`` (a note of the
-    data card); a non-empty one whose every row is quarantined stops the run, naming the file and
-    the first reason (a schema drift or a broken export, not data to train on)."""
-    good, quarantined, empty = [], [], []
-    for domain in sorted(raw):
-        rows, bad = curation.quarantine(raw[domain], f"raw.{domain}")
-        good += rows
-        quarantined += bad
-        for q in bad:
-            log.warning("quarantined %s row %s: %s", q["file"], q["row"], q["reason"])
-        if bad and not rows:
-            raise ValueError(f"raw.{domain}: all {len(bad)} rows of {bad[0]['file']} were quarantined "
-                             f"(row {bad[0]['row']}: {bad[0]['reason']}); see the quarantine dataset")
-        if not raw[domain]:
-            empty.append(domain)
-            log.warning("raw.%s has no rows: the %s domain contributes no tasks", domain, domain)
-    bench = [r for r in good if r["split"] == "bench"]
-    train = [r for r in good if r["split"] != "bench"]
-    bench_texts = [curation.item_text(r, curation.fields_of(item_fields, r["domain"])) for r in bench]
-    bench_texts += [str(b["text"]) if isinstance(b, dict) else str(b) for b in external_benchmarks]
-    n = int(decontamination["n"])
-    clean, removed = curation.decontaminate(train, bench_texts, item_fields, n)
-    kept, dups = curation.deduplicate(clean, item_fields, DedupConfig(**dedup))
-    removed += dups
-    stats = {"raw_train": train, "decontaminated": clean, "deduplicated": kept}
-    diag_n = decontamination.get("diagnostic_n")
-    if diag_n:
-        flags = find_contaminated([r["prompt"] for r in kept], [r["prompt"] for r in bench], n=int(diag_n))
-        overlap = Counter(r["domain"] for r, f in zip(kept, flags) if f)
-        stats["diagnostic"] = {"n": int(diag_n), "overlap": dict(overlap), "of": dict(Counter(r["domain"] for r in kept))}
-    log.info("curation: %d raw, %d quarantined, %d leaks removed, %d near duplicates removed, %d kept",
-             len(good), len(quarantined), len(removed) - len(dups), len(dups), len(kept))
-    tracking.log_metrics({"curation/quarantined": len(quarantined), "curation/decontaminated": len(removed) - len(dups),
-                          "curation/near_duplicates": len(dups), "curation/kept": len(kept)})
-    counts = {k: _counts(v) if isinstance(v, list) else v for k, v in stats.items()}
-    counts["planted"] = dict(Counter(r["planted"] for r in good if r.get("planted")))
-    if empty:
-        counts["empty_domains"] = empty
-    return kept + bench, removed, quarantined, counts
-
-
-def _counts(rows: list[dict]) -> dict:
-    return dict(Counter(r["domain"] for r in rows))
+    held-out split and ``external_benchmarks``), then near duplicates (``data.curation.curate``).
+    Returns the curated tasks, the removal log, the quarantine and the counts for the data card."""
+    external = [str(b["text"]) if isinstance(b, dict) else str(b) for b in external_benchmarks]
+    curated, removed, quarantined, counts = curation.curate(
+        raw, item_fields, int(decontamination["n"]), DedupConfig(**dedup), external, decontamination.get("diagnostic_n"))
+    steps = Counter(r["step"] for r in removed)
+    log.info("curation: %d quarantined, %d leaks removed, %d near duplicates removed, %d training tasks kept",
+             len(quarantined), steps["decontamination"], steps["near_duplicate"], sum(counts["deduplicated"].values()))
+    tracking.log_metrics({"curation/quarantined": len(quarantined), "curation/decontaminated": steps["decontamination"],
+                          "curation/near_duplicates": steps["near_duplicate"],
+                          "curation/kept": sum(counts["deduplicated"].values())})
+    return curated, removed, quarantined, counts
 
 
 def localise_swe_tasks(rows: list[dict], top_k: int) -> list[dict]:
@@ -123,15 +87,8 @@ def generate_teacher_responses(prompts: list[dict], backend: str, thinking_share
     ``cache_dir`` a model teacher's answers are cached as they finish (a file per teacher, see
     ``data.teacher``), so a killed run resumes; the oracle is never cached.
     """
-    options = dict((backends or {}).get(backend) or {})
-    teacher = make_teacher(backend, **options)
-    by_domain: dict[str, list[dict]] = {}
-    for row in prompts:
-        by_domain.setdefault(row["domain"], []).append(row)
-    requests = []
-    for domain, rows in sorted(by_domain.items()):
-        requests += sft_data.teacher_requests(rows, float(thinking_share.get(domain, 1.0)),
-                                              float(both_modes_share.get(domain, 0.0)), seed)
+    teacher = _teacher(backend, backends)
+    requests = sft_data.teacher_requests_by_domain(prompts, thinking_share, both_modes_share, seed)
     cache = teacher_data.cache_path(cache_dir, backend, teacher.identity, int(k)) \
         if cache_dir and teacher.cacheable else None
     responses = teacher_data.generate_responses([r for r, _ in requests], [m for _, m in requests], teacher,
@@ -139,6 +96,11 @@ def generate_teacher_responses(prompts: list[dict], backend: str, thinking_share
     samples = sft_data.samples_from_responses(requests, responses)
     log.info("teacher samples (%s, k=%d): %s", backend, int(k), dict(Counter(s["domain"] for s in samples)))
     return samples
+
+
+def _teacher(backend: str, backends: dict | None):
+    """The teacher ``backend`` built with its options from ``params:teacher.backends``."""
+    return make_teacher(backend, **dict((backends or {}).get(backend) or {}))
 
 
 def build_sft_blend(samples: list[dict], weights: dict, max_response_chars: int | None,
@@ -171,8 +133,7 @@ def filter_teacher_samples(samples: list[dict], sft_prompts: list[dict], config:
     cfg = filters.FilterConfig(**config)
     second = None
     if cfg.cross_check["backend"] != "none":
-        name = cfg.cross_check["backend"]
-        teacher = make_teacher(name, **dict((backends or {}).get(name) or {}))
+        teacher = _teacher(cfg.cross_check["backend"], backends)
         second = lambda rows, modes: [r[0] for r in teacher.respond(rows, modes, 1)]  # noqa: E731
     tasks = {r["id"]: r for r in sft_prompts}
     kept, removed, checked = filters.filter_samples(samples, tasks, cfg, second)
@@ -195,21 +156,9 @@ def build_data_card(raw_stats: dict, curated: list[dict], removed_tasks: list[di
               "deduplicated": [r for r in curated if r["split"] != "bench"],
               "teacher": teacher_samples, "filtered": filtered, "blend_stage1": blend_stage1, "blend_stage2": blend_stage2}
     removed = removed_tasks + removed_samples
-    planted = Counter(r["planted"] for r in teacher_samples if r.get("planted"))
-    planted |= Counter({k: v for k, v in raw_stats.get("planted", {}).items()})
-    extra = {"planted": card.planted_check(removed, dict(planted)) if planted else None, "notes": {}}
-    if "diagnostic" in raw_stats:
-        d = raw_stats["diagnostic"]
-        extra["notes"][f"Template overlap at n = {d['n']} (diagnostic, nothing removed)"] = (
-            f"Share of kept training prompts that share a {d['n']}-word sequence with a benchmark prompt: "
-            + ", ".join(f"{k} {v}/{d['of'].get(k, 0)}" for k, v in sorted(d["overlap"].items()))
-            + ". These are the world's templates, not leaks: the curation compares whole items (see data/curation.py).")
-    if raw_stats.get("empty_domains"):
-        extra["notes"]["Empty domains"] = (", ".join(raw_stats["empty_domains"])
-                                           + ": the raw file had no rows, so these domains contribute no tasks.")
-    checked = filter_stats.get("correctness_checked", {})
-    if checked:
-        extra["notes"]["Correctness checks"] = ", ".join(f"{d}: {n} samples checked" for d, n in sorted(checked.items()))
+    planted = Counter(r["planted"] for r in teacher_samples if r.get("planted")) + Counter(raw_stats.get("planted", {}))
+    extra = {"planted": card.planted_check(removed, dict(planted)) if planted else None,
+             "notes": card.curation_notes(raw_stats, filter_stats)}
     count, unit = (None, "words") if not tokenizer else (card.token_counter(tokenizer), f"{tokenizer} tokens")
     markdown, metrics, figure, table = card.build_card(stages, removed, quarantined, extra, count, unit)
     tracking.log_metrics(metrics)
