@@ -173,6 +173,7 @@ def plant_contamination(rows: list[dict], leaks: int, near_duplicates: int, seed
     # planted rows go at random places, but after their source for duplicates (the first copy stays)
     out = list(rows)
     for p in planted:
-        lo = out.index(next(r for r in out if r["id"] == p["planted_from"])) + 1 if p["planted"] == "near_duplicate" else 0
+        lo = 0 if p["planted"] != "near_duplicate" else \
+            next(i for i, r in enumerate(out) if r["id"] == p["planted_from"]) + 1
         out.insert(rng.randint(lo, len(out)), p)
     return out

@@ -206,8 +206,10 @@ def find_contaminated_reference(texts: Iterable[str], benchmark_texts: Iterable[
     grams: set[tuple[str, ...]] = set()
     for text in benchmark_texts:
         words = normalise(text)
-        grams.update(tuple(words[i:i + n]) for i in range(len(words) - n + 1)) if len(words) >= n else (
-            grams.add(tuple(words)) if words else None)
+        if len(words) >= n:
+            grams.update(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+        elif words:  # shorter than n: the whole sequence
+            grams.add(tuple(words))
     lengths = sorted({len(g) for g in grams})
     out = []
     for text in texts:

@@ -134,7 +134,9 @@ def filter_samples(samples: list[dict], tasks: dict[str, dict], config: FilterCo
     for i, s in enumerate(samples):
         if s["domain"] == "swe" and i not in failed and (why := swe_problem(s, task_of[i])) is not None:
             fail(i, "swe", why)
-    _cross_check(samples, task_of, config, second_teacher, failed, fail)
+    alive = [i for i in range(len(samples)) if i not in failed]
+    for i in _disagreements(samples, task_of, alive, config, second_teacher):
+        fail(i, "cross_check", "the second teacher's final answer disagrees")
     kept = [s for i, s in enumerate(samples) if i not in failed]
     removed = [{"id": s["id"], "domain": s["domain"], "step": "filter", "filter": failed[i][0],
                 "reason": failed[i][1], "planted": s.get("planted")}
@@ -142,17 +144,17 @@ def filter_samples(samples: list[dict], tasks: dict[str, dict], config: FilterCo
     return kept, removed, dict(checked)
 
 
-def _cross_check(samples, task_of, config, second_teacher, failed, fail) -> None:
+def _disagreements(samples, task_of, candidates: list[int], config, second_teacher) -> list[int]:
+    """Which of the ``candidates`` (math and science samples) the second teacher answers otherwise."""
     domains = [d for d in config.cross_check.get("domains", ["math", "science"]) if d in ("math", "science")]
     if config.cross_check["backend"] == "none" or not domains:
-        return
+        return []
     if second_teacher is None:
         raise ValueError(f"filters.cross_check.backend is {config.cross_check['backend']!r} but no second teacher was given")
-    idx = [i for i, s in enumerate(samples) if s["domain"] in domains and i not in failed]
+    idx = [i for i in candidates if samples[i]["domain"] in domains]
     others = second_teacher([task_of[i] for i in idx], [bool(samples[i]["thinking"]) for i in idx])
-    for i, other in zip(idx, others):
-        if not _agrees(samples[i]["domain"], samples[i]["messages"][-1]["content"], other):
-            fail(i, "cross_check", f"the second teacher's final answer disagrees")
+    return [i for i, other in zip(idx, others)
+            if not _agrees(samples[i]["domain"], samples[i]["messages"][-1]["content"], other)]
 
 
 def task_id(sample: dict) -> str:
