@@ -99,28 +99,32 @@ def _dir_stamp(path: str) -> list:
         if p.is_dir() else []
 
 
-class TransformersTeacher(BatchTeacher):
-    """A local model directory (``save_pretrained``) generating with HF ``generate`` on this machine.
+class GeneratorTeacher(BatchTeacher):
+    """A teacher over any :class:`~nemotron_cascade.generation.base.Generator`: the rendered prompts
+    of the requests, ``params`` with ``n = k``. Greedy when ``temperature`` is 0 (then k > 1
+    answers are identical copies)."""
 
-    Greedy when ``temperature`` is 0 (then k > 1 answers are identical copies).
-    """
-
-    def __init__(self, model_path: str, max_new_tokens: int = 512, temperature: float = 0.0,
-                 top_p: float = 1.0, batch_size: int = 16, seed: int = 0, dtype: str = "float32"):
-        from nemotron_cascade import models
-        from nemotron_cascade.generation.hf import HFGenerator
-
-        self.generator = HFGenerator(models.load_model(model_path, dtype), models.load_tokenizer(model_path),
-                                     batch_size)
-        self.params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
-        self.identity = {"model_path": str(model_path), "model_files": _dir_stamp(model_path), "dtype": dtype,
-                         "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}
+    def __init__(self, backend: str, generator, params: SamplingParams, identity: dict):
+        self.backend, self.generator, self.params, self.identity = backend, generator, params, identity
 
     def respond(self, rows: list[dict], thinking: list[bool], k: int = 1) -> list[list[str]]:
         out = self.generator.generate(_prompts(rows, thinking, k), replace(self.params, n=k))
-        _warn_truncated("transformers", sum(not c.finished for o in out for c in o), len(rows) * k,
+        _warn_truncated(self.backend, sum(not c.finished for o in out for c in o), len(rows) * k,
                         "max_new_tokens", self.params.max_new_tokens)
         return [[c.text for c in o] for o in out]
+
+
+def transformers_teacher(model_path: str, max_new_tokens: int = 512, temperature: float = 0.0,
+                        top_p: float = 1.0, batch_size: int = 16, seed: int = 0, dtype: str = "float32"):
+    """A local model directory (``save_pretrained``) generating with HF ``generate`` on this machine."""
+    from nemotron_cascade import models
+    from nemotron_cascade.generation.hf import HFGenerator
+
+    generator = HFGenerator(models.load_model(model_path, dtype), models.load_tokenizer(model_path), batch_size)
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    return GeneratorTeacher("transformers", generator, params, {
+        "model_path": str(model_path), "model_files": _dir_stamp(model_path), "dtype": dtype,
+        "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed})
 
 
 class TeacherServerError(RuntimeError):
@@ -266,43 +270,28 @@ def _server_message(e: urllib.error.HTTPError) -> str:
         return body[:500] or str(e.reason)
 
 
-class VLLMTeacher(BatchTeacher):
-    """An offline ``vllm.LLM`` engine on this machine's GPUs (``pip install .[gpu]``).
+def vllm_teacher(model_path: str, max_tokens: int = 1024, temperature: float = 0.6, top_p: float = 0.95,
+                seed: int = 0, dtype: str = "bfloat16", tensor_parallel_size: int = 1,
+                gpu_memory_utilization: float = 0.9, max_model_len: int | None = None):
+    """An offline ``vllm.LLM`` engine on this machine's GPUs (``pip install .[gpu]``): the rollout
+    engine :class:`~nemotron_cascade.generation.vllm_engine.VLLMGenerator` (token-id prompts of our
+    rendered text, ``n = k`` samples per request) as a teacher."""
+    from nemotron_cascade.generation.vllm_engine import VLLMGenerator
 
-    Prompts go in as token ids of our rendered text (no special tokens added, as in HFGenerator),
-    ``SamplingParams(n=k, ...)`` per batch; ``llm.generate`` keeps the prompt order.
-    """
-
-    def __init__(self, model_path: str, max_tokens: int = 1024, temperature: float = 0.6, top_p: float = 0.95,
-                 seed: int = 0, dtype: str = "bfloat16", tensor_parallel_size: int = 1,
-                 gpu_memory_utilization: float = 0.9, max_model_len: int | None = None):
-        try:
-            import vllm
-        except ImportError as e:
-            raise ImportError("the vllm teacher needs vLLM, which is not installed: pip install '.[gpu]' "
-                              "(or use the openai backend against a running `vllm serve`)") from e
-        self._vllm = vllm
-        self.llm = vllm.LLM(model=model_path, dtype=dtype, seed=seed, tensor_parallel_size=tensor_parallel_size,
-                            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
-        self.tokenizer = self.llm.get_tokenizer()
-        self.sampling = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
-        self.identity = {"model_path": str(model_path), "model_files": _dir_stamp(model_path), "dtype": dtype,
-                         "seed": seed, **self.sampling}
-
-    def respond(self, rows: list[dict], thinking: list[bool], k: int = 1) -> list[list[str]]:
-        prompts = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False).input_ids}
-                   for p in _prompts(rows, thinking, k)]
-        outs = self.llm.generate(prompts, self._vllm.SamplingParams(n=k, **self.sampling), use_tqdm=False)
-        _warn_truncated("vllm", sum(o.finish_reason == "length" for out in outs for o in out.outputs),
-                        len(prompts) * k, "max_tokens", self.sampling["max_tokens"])
-        return [[o.text for o in out.outputs] for out in outs]
+    generator = VLLMGenerator.from_pretrained(model_path, dtype=dtype, seed=seed,
+                                              tensor_parallel_size=tensor_parallel_size,
+                                              gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
+    params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    return GeneratorTeacher("vllm", generator, params, {
+        "model_path": str(model_path), "model_files": _dir_stamp(model_path), "dtype": dtype, "seed": seed,
+        "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p})
 
 
 def _builders() -> dict[str, Callable[..., BatchTeacher]]:
     from nemotron_cascade.generation.oracle import oracle_teacher  # oracle.py imports this module
 
-    return {"oracle": oracle_teacher, "transformers": TransformersTeacher, "openai": OpenAITeacher,
-            "vllm": VLLMTeacher}
+    return {"oracle": oracle_teacher, "transformers": transformers_teacher, "openai": OpenAITeacher,
+            "vllm": vllm_teacher}
 
 
 def make_teacher(backend: str, **options) -> BatchTeacher:
