@@ -30,3 +30,23 @@ def tiny_model(tokenizer):
 
     return models.build_tiny_model(tokenizer, models.TinyModelConfig(
         hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=0))
+
+
+@pytest.fixture(scope="session")
+def make_project():
+    """A factory of bare Kedro project copies for end-to-end runs: ``pyproject.toml``, ``conf/``
+    (no credentials), an empty ``data/`` and an empty ``src/`` (kedro wants the source dir; the
+    package itself is installed). ``make_project(dst)`` creates ``dst`` and returns it."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def make(dst: Path) -> Path:
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / "pyproject.toml", dst)
+        shutil.copytree(root / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials*"))
+        (dst / "data").mkdir()
+        (dst / "src").mkdir()
+        return dst
+    return make

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -18,13 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    dst = tmp_path_factory.mktemp("project")
-    shutil.copy(ROOT / "pyproject.toml", dst)
-    shutil.copytree(ROOT / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials*"))
-    (dst / "data").mkdir()
-    (dst / "src").mkdir()  # kedro wants the source dir; the package itself is installed
-    return dst
+def project(tmp_path_factory, make_project):
+    return make_project(tmp_path_factory.mktemp("project"))
 
 
 def kedro(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -190,18 +184,14 @@ def _kill_when(proc: subprocess.Popen, ready: Path, timeout: float = 300) -> Non
 
 
 @pytest.mark.slow
-def test_the_whole_cascade_runs_in_one_kedro_run_and_resumes_after_a_kill(tmp_path_factory):
+def test_the_whole_cascade_runs_in_one_kedro_run_and_resumes_after_a_kill(tmp_path_factory, make_project):
     """`kedro run --env test` with the default pipeline: every stage, every evaluation, one matrix.
 
     The run is killed (SIGKILL) in the middle of code_rl; the same command then skips every finished
     node, resumes code_rl from its mid-stage state and ends with as many optimiser steps as an
     uninterrupted run, in the same MLflow runs.
     """
-    fresh = tmp_path_factory.mktemp("cascade")
-    shutil.copy(ROOT / "pyproject.toml", fresh)
-    shutil.copytree(ROOT / "conf", fresh / "conf", ignore=shutil.ignore_patterns("credentials*"))
-    (fresh / "data").mkdir()
-    (fresh / "src").mkdir()
+    fresh = make_project(tmp_path_factory.mktemp("cascade"))
     steps = 12
     args = ("--params", f"code_rl.train.max_steps={steps},code_rl.train.checkpoint_every=1")
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "2", "COLUMNS": "2000"}

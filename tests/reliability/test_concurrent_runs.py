@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,7 +26,6 @@ from nemotron_cascade.datasets import Checkpoint, CheckpointDataset
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 SAME_MS = "2026-01-01T00.00.00.000Z"
 
 
@@ -154,13 +152,8 @@ def test_runs_starting_together_on_a_fresh_mlflow_db_all_get_it_and_keep_their_m
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    dst = tmp_path_factory.mktemp("concurrent_project")
-    shutil.copy(ROOT / "pyproject.toml", dst)
-    shutil.copytree(ROOT / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials*"))
-    (dst / "data").mkdir()
-    (dst / "src").mkdir()
-    return dst
+def project(tmp_path_factory, make_project):
+    return make_project(tmp_path_factory.mktemp("concurrent_project"))
 
 
 def _kedro(project: Path, *args: str) -> subprocess.Popen:

@@ -16,25 +16,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 VERSION = re.compile(r"\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.\d{3}Z")  # Kedro's version folder names
 PROVENANCE = {"version", "path", "mlflow_run_id", "checkpoint_version"}
-
-
-def project_copy(dst: Path) -> Path:
-    dst.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", dst)
-    shutil.copytree(ROOT / "conf", dst / "conf", ignore=shutil.ignore_patterns("credentials*"))
-    (dst / "data").mkdir()
-    (dst / "src").mkdir()  # kedro wants the source dir; the package itself is installed
-    return dst
 
 
 def without(value, drop):
@@ -61,8 +50,8 @@ def outputs(project: Path) -> dict[str, Path]:
 
 
 @pytest.mark.slow
-def test_two_runs_with_the_same_seed_write_identical_results(tmp_path):
-    projects = [project_copy(tmp_path / name) for name in ("first", "second")]
+def test_two_runs_with_the_same_seed_write_identical_results(tmp_path, make_project):
+    projects = [make_project(tmp_path / name) for name in ("first", "second")]
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "OMP_NUM_THREADS": "1", "COLUMNS": "2000"}
     kedro_bin = Path(sys.executable).parent / "kedro"
     procs = [subprocess.Popen([str(kedro_bin), "run", "--env", "test", "--pipelines", "data_curation,sft",
