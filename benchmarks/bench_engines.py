@@ -1,12 +1,17 @@
-"""SFT throughput of the training engines: plain torch (1 process) vs DeepSpeed ZeRO-2 (2 processes).
+"""Training throughput of the engines: plain torch (1 process) vs DeepSpeed ZeRO-2 (2 processes), SFT and GRPO.
 
 Same tiny model, data, seed and global batch in every arm; the DeepSpeed arm runs under
 ``torchrun --nproc_per_node 2`` with one thread per rank and each rank taking half of every global
 batch (``nemotron_cascade.training.ds_parity``). Torch runs once with 1 thread and once with 2
-threads (the same 2 cores as the DeepSpeed arm). Reported: assistant tokens/s of the training
-loop (engine set-up excluded) and the last-step loss. fp32 throughout (CPU).
+threads (the same 2 cores as the DeepSpeed arm). Reported, fp32 throughout (CPU):
+
+* SFT: assistant tokens/s of the training loop (engine set-up excluded) and the last-step loss;
+* GRPO: trained completion tokens/s of the optimiser phase (scoring, log-probs, backward, step;
+  each step's time minus its rollout time) on fixed rollouts (``ds_parity.FixedRollouts``: the
+  same completions in every arm, so sampling is not measured), and the last-step loss.
 
     .venv/bin/python benchmarks/bench_engines.py [--steps 30] [--batch-size 8] [--seq-len 512]
+        [--grpo-steps 10] [--grpo-prompts 8] [--grpo-group 8] [--grpo-max-tokens 64] [--grpo-micro 16]
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ def launch(nproc: int, threads: int, args, extra: list[str]) -> dict:
         s.close()
         out = os.path.join(tmp, "out.json")
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port,
-               "-m", "nemotron_cascade.training.ds_parity", "--out", out, "--steps", str(args.steps),
-               "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len), *extra]
+               "-m", "nemotron_cascade.training.ds_parity", "--out", out, "--tasks", "sft", "grpo",
+               "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len),
+               "--grpo-steps", str(args.grpo_steps), "--grpo-prompts", str(args.grpo_prompts),
+               "--grpo-group", str(args.grpo_group), "--grpo-max-tokens", str(args.grpo_max_tokens),
+               "--grpo-micro", str(args.grpo_micro), "--grpo-poison-step", "-1", *extra]
         proc = subprocess.run(cmd, cwd=tmp, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
                               capture_output=True, text=True)
         if proc.returncode:
@@ -42,18 +50,26 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=512)
+    ap.add_argument("--grpo-steps", type=int, default=10)
+    ap.add_argument("--grpo-prompts", type=int, default=8)
+    ap.add_argument("--grpo-group", type=int, default=8)
+    ap.add_argument("--grpo-max-tokens", type=int, default=64)
+    ap.add_argument("--grpo-micro", type=int, default=16)
     args = ap.parse_args()
     rows = []
     for threads in (1, 2):
-        r = launch(1, threads, args, ["--stages"])["torch"]  # no DeepSpeed stage: the torch run only
-        rows.append((f"torch, 1 process × {threads} thread(s)", r))
-    r = launch(2, 1, args, ["--no-torch", "--stages", "2"])["zero2"]
-    rows.append(("DeepSpeed ZeRO-2, 2 processes × 1 thread (gloo)", r))
-    print(f"\nSFT, tiny model, global batch {args.batch_size} × {args.seq_len} tokens, {args.steps} steps, fp32, CPU\n")
-    print("| engine | assistant tokens/s | last loss |")
-    print("|---|---:|---:|")
-    for name, r in rows:
-        print(f"| {name} | {r['tokens_per_s']:,.0f} | {r['loss'][-1]:.4f} |")
+        r = launch(1, threads, args, ["--stages"])  # no DeepSpeed stage: the torch runs only
+        rows.append((f"torch, 1 process × {threads} thread(s)", r["sft"]["torch"], r["grpo"]["torch"]))
+    r = launch(2, 1, args, ["--no-torch", "--stages", "2"])
+    rows.append(("DeepSpeed ZeRO-2, 2 processes × 1 thread (gloo)", r["sft"]["zero2"], r["grpo"]["zero2"]))
+    print(f"\nTiny model, fp32, CPU. SFT: global batch {args.batch_size} × {args.seq_len} tokens, {args.steps} steps. "
+          f"GRPO: {args.grpo_prompts} prompts × {args.grpo_group} samples, ≤ {args.grpo_max_tokens} new tokens, "
+          f"micro-batch {args.grpo_micro}, {args.grpo_steps} steps on fixed rollouts\n")
+    print("| engine | SFT assistant tokens/s | SFT last loss | GRPO trained tokens/s | GRPO last loss |")
+    print("|---|---:|---:|---:|---:|")
+    for name, s, g in rows:
+        print(f"| {name} | {s['tokens_per_s']:,.0f} | {s['loss'][-1]:.4f} | {g['tokens_per_s']:,.0f} | "
+              f"{g['loss'][-1]:.4f} |")
 
 
 if __name__ == "__main__":

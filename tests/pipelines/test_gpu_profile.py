@@ -67,7 +67,8 @@ def test_gpu_parameters_load_and_override_base():
     assert gpu["code_rl"]["train"]["temperature"] == 1.0
     assert gpu["swe_rl"]["train"]["context_schedule"][-1][1] == 24576
     assert gpu["evaluation"]["thinking"] == base["evaluation"]["thinking"]
-    assert gpu["scale_out"]["rollout_engine"] == "vllm"
+    assert gpu["math_rl"]["train"]["rollout_engine"] == "vllm"
+    assert gpu["math_rl_control"]["train"]["vllm"] == gpu["math_rl"]["train"]["vllm"]
 
 
 def test_every_gpu_override_is_a_base_key():
@@ -77,7 +78,9 @@ def test_every_gpu_override_is_a_base_key():
         if path[0] in GPU_ONLY or path in base:
             continue
         # a field base leaves at the config dataclass's default (e.g. betas of GRPOConfig)
-        if len(path) >= 3 and path[-2] == "train" and path[:-1] in base and path[-1] in _config_fields(path):
+        # (and what such a field holds, e.g. the keyword arguments under GRPOConfig.vllm)
+        field = next((path[:i + 1] for i in range(2, len(path)) if path[i - 1] == "train"), None)
+        if field and field[:-1] in base and field[-1] in _config_fields(field):
             continue
         unknown.append(".".join(map(str, path)))
     assert not unknown, f"gpu overrides keys that base does not have (typos?): {sorted(unknown)}"
@@ -89,6 +92,7 @@ def test_gpu_rl_stages_build_their_config(stage):
 
     cfg = config_from_params(dict(_loader("gpu")["parameters"][stage]["train"]))
     assert cfg.prompts_per_step == 128 and cfg.lr == 2e-6 and cfg.betas == (0.9, 0.95)
+    assert cfg.rollout_engine == "vllm" and cfg.vllm["gpu_memory_utilization"] == 0.5
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])

@@ -1,9 +1,13 @@
-"""The on-policy GRPO loop: schedules, the prompt pool, log-probs, the step, learning, resume."""
+"""The on-policy GRPO loop: schedules, the prompt pool, log-probs, the step, learning, resume, rollout
+shards and the vLLM rollout engine's weight sync (on a fake ``vllm.LLM``)."""
+
+from pathlib import Path
 
 import pytest
 import torch
 
 from nemotron_cascade import models
+from nemotron_cascade.generation.base import Completion
 from nemotron_cascade.generation.hf import HFGenerator
 from nemotron_cascade.rl import trainer
 from nemotron_cascade.rl.trainer import GRPOConfig, PromptPool, RolloutBatch
@@ -249,3 +253,116 @@ def test_thinking_modes_split_each_batch_exactly(n, ratio, expected, reason):
 
     modes = trainer.thinking_modes(n, ratio, random.Random(0))
     assert len(modes) == n and sum(modes) == expected, reason
+
+
+# ---------------------------------------------------------------------------------------------
+def test_a_rollout_shard_samples_its_share_as_one_process_would(tokenizer):
+    """Rank r of w renders rows [r·n/w, (r+1)·n/w) with the thinking modes the whole batch drew and
+    a seed offset by its first row (vLLM seeds prompt i with seed + i)."""
+    seen = []
+
+    class Recorder:
+        def generate(self, prompts, params):
+            seen.append((prompts, params.seed))
+            return [[Completion("", [1], True)] * params.n for _ in prompts]
+
+    def render(row, thinking):
+        return f"{row['prompt']}|{thinking}"
+
+    cfg = GRPOConfig(group_size=2, thinking_ratio=0.5, seed=3)
+    rows = ROWS[:4]
+    whole = trainer.rollout(Recorder(), tokenizer, rows, cfg, 5, render)
+    shard = trainer.rollout(Recorder(), tokenizer, rows, cfg, 5, render, shard=(1, 2))
+    (all_prompts, seed), (share_prompts, share_seed) = seen
+    assert share_prompts == all_prompts[2:] and share_seed == seed + 2
+    assert shard.prompt_ids == whole.prompt_ids[4:] and len(shard.texts) == 4
+
+
+class _FakeLLM:
+    """Shaped like ``vllm.LLM`` (as in tests/generation): records calls; sample j is "12" or "ab"."""
+
+    def __init__(self, tokenizer):
+        self.tok, self.calls, self.loaded = tokenizer, [], []
+
+    def generate(self, requests, sampling, use_tqdm=True):
+        from types import SimpleNamespace as NS
+
+        self.calls.append(("generate", len(requests)))
+        outs = []
+        for sp in sampling:
+            comps = []
+            for j in range(sp.kwargs["n"]):
+                text = "12" if j % 2 else "ab"
+                ids = self.tok(text, add_special_tokens=False).input_ids + [self.tok.eos_token_id]
+                comps.append(NS(index=j, text=text, token_ids=ids, logprobs=None, finish_reason="stop"))
+            outs.append(NS(outputs=comps))
+        return outs
+
+    def sleep(self, level=1):
+        self.calls.append(("sleep", level))
+
+    def wake_up(self, tags=None):
+        self.calls.append(("wake_up", tuple(tags) if tags else None))
+
+    def reset_prefix_cache(self):
+        self.calls.append(("reset_prefix_cache",))
+
+    def apply_model(self, fn):
+        self.calls.append(("apply_model",))
+        model = type("M", (), {"load_weights": lambda _, w: self.loaded.append({k: v.clone() for k, v in w})})()
+        return [fn(model)]
+
+
+class _FakeSamplingParams:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+def _vllm_generator(tokenizer, sleep_level=1):
+    from nemotron_cascade.generation.vllm_engine import VLLMGenerator
+
+    return VLLMGenerator(_FakeLLM(tokenizer), tokenizer, sleep_level=sleep_level, sampling_cls=_FakeSamplingParams)
+
+
+def test_vllm_rollouts_get_the_weights_after_every_optimiser_step(tokenizer):
+    model = _model(tokenizer)
+    gen = _vllm_generator(tokenizer)
+    after_step = []
+    cfg = GRPOConfig(max_steps=2, prompts_per_step=2, group_size=4, lr=1e-2, length_schedule=((0, 8),),
+                     rollout_engine="vllm")
+    trainer.train_grpo(model, tokenizer, ROWS, _digit_share, cfg, gen, _render,
+                       on_metrics=lambda m, s: after_step.append({k: v.clone() for k, v in model.state_dict().items()}))
+    sync = [("wake_up", ("weights",)), ("apply_model",), ("wake_up", ("kv_cache",)), ("reset_prefix_cache",)]
+    step = [("generate", 2), ("sleep", 1)] + sync  # sample (then sleep), optimiser step, sync
+    assert gen.llm.calls == [("apply_model",), ("reset_prefix_cache",)] + step + step  # a first sync, awake
+    assert len(gen.llm.loaded) == 3 and gen.version == 3
+    for loaded, weights in zip(gen.llm.loaded[1:], after_step):  # each sync sends that step's weights
+        assert loaded.keys() <= weights.keys() and all(torch.equal(v, weights[k]) for k, v in loaded.items())
+    assert not torch.equal(gen.llm.loaded[0]["lm_head.weight"], gen.llm.loaded[2]["lm_head.weight"])  # it trained
+    assert not any("rotary_emb" in k for k in gen.llm.loaded[0])
+
+
+def test_vllm_rollouts_need_an_engine_that_syncs(tokenizer):
+    model = _model(tokenizer)
+    with pytest.raises(TypeError, match="sync_weights"):
+        trainer.train_grpo(model, tokenizer, ROWS, _digit_share, GRPOConfig(max_steps=1, rollout_engine="vllm"),
+                           HFGenerator(model, tokenizer), _render)
+
+
+def test_build_generator_loads_vllm_from_the_trained_model(tokenizer, monkeypatch):
+    from nemotron_cascade.generation import vllm_engine
+
+    built = {}
+
+    def from_pretrained(path, **kwargs):
+        built.update(files=sorted(p.name for p in Path(path).iterdir()), kwargs=kwargs)
+        return _vllm_generator(tokenizer)
+
+    monkeypatch.setattr(vllm_engine.VLLMGenerator, "from_pretrained", staticmethod(from_pretrained))
+    model = _model(tokenizer)
+    cfg = GRPOConfig(rollout_engine="vllm", seed=7, vllm={"sleep_level": 1, "gpu_memory_utilization": 0.4})
+    gen = trainer.build_generator(cfg, model, tokenizer)
+    assert isinstance(gen, vllm_engine.VLLMGenerator)
+    assert "config.json" in built["files"] and "tokenizer.json" in built["files"]
+    assert built["kwargs"] == {"seed": 7, "sleep_level": 1, "gpu_memory_utilization": 0.4}
+    assert isinstance(trainer.build_generator(GRPOConfig(), model, tokenizer), HFGenerator)

@@ -26,25 +26,34 @@ Around that core, the knobs of the paper's stages:
 Everything a crash would lose (model, optimiser, scheduler, RNG, pool position and filter state,
 history) is saved every ``checkpoint_every`` steps through write-then-rename, and a rerun with the
 same fingerprint resumes exactly (rollout seeds are derived from the step, not from a global stream).
+
+Engines: the update goes through a training engine (``engine``: plain ``torch``, or ``deepspeed``
+ZeRO data parallel under torchrun, :mod:`nemotron_cascade.training.engines`), the rollouts through a
+rollout engine (``rollout_engine``: ``hf`` generate on the trained module, or ``vllm`` with a weight
+sync after every optimiser step). See :func:`train_grpo` and docs/scale_out.md.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from nemotron_cascade.rl.grpo import group_advantages, policy_loss
+from nemotron_cascade.training import engines
 from nemotron_cascade.training import resume as resume_lib
-from nemotron_cascade.training.faults import FaultGuard, is_finite
+from nemotron_cascade.training.faults import FaultGuard, guarded_step, is_finite
 from nemotron_cascade.training.sft import dataclass_from_params
 
 log = logging.getLogger(__name__)
 
 RewardFn = Callable[[Sequence[str], Sequence[Mapping]], list[float]]
 MetricsCallback = Callable[[dict, int], None]
+ROLLOUT_ENGINES = ("hf", "vllm")
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,19 @@ class GRPOConfig:
     checkpoint_every: int = 10
     max_bad_steps: int = 3  # steps with a NaN/inf reward, loss or grad skipped in a row before the run stops
     seed: int = 0
+    # training engine (training/engines.py): "torch" (one process) or "deepspeed" (ZeRO; launch with
+    # torchrun, every rank samples and trains on prompts_per_step / world_size prompts of each step)
+    engine: str = "torch"
+    deepspeed: dict | str | None = None  # config dict, JSON path, or "zero2"/"zero3" in conf/gpu/deepspeed/
+    # rollout engine: "hf" (transformers generate on the trained module) or "vllm"
+    # (generation/vllm_engine.VLLMGenerator, its weights synced after every optimiser step)
+    rollout_engine: str = "hf"
+    vllm: dict | None = None  # keyword arguments of VLLMGenerator.from_pretrained (sleep_level, ...)
 
     def __post_init__(self):
+        if self.engine not in engines.KINDS or self.rollout_engine not in ROLLOUT_ENGINES:
+            raise ValueError(f"GRPO engine must be one of {engines.KINDS} and rollout_engine one of "
+                             f"{ROLLOUT_ENGINES}, got {self.engine!r}, {self.rollout_engine!r}")
         if self.max_steps < 1 or self.prompts_per_step < 1 or self.group_size < 2:
             raise ValueError(f"GRPO needs max_steps ≥ 1, prompts_per_step ≥ 1 and group_size ≥ 2, got "
                              f"{self.max_steps}, {self.prompts_per_step}, {self.group_size}")
@@ -217,11 +237,24 @@ def thinking_modes(n: int, ratio: float, rng: random.Random) -> list[bool]:
     return [i in chosen for i in range(n)]
 
 
-def rollout(generator, tokenizer, rows: Sequence[Mapping], cfg: GRPOConfig, step: int, render_prompt) -> RolloutBatch:
-    """Sample ``group_size`` responses per row from the current policy."""
+def rollout(generator, tokenizer, rows: Sequence[Mapping], cfg: GRPOConfig, step: int, render_prompt,
+            shard: tuple[int, int] = (0, 1)) -> RolloutBatch:
+    """Sample ``group_size`` responses per row from the current policy.
+
+    ``shard=(r, w)`` (data parallel): sample only the ``r``-th of ``w`` contiguous equal shares of
+    ``rows``. Thinking modes are drawn for the whole of ``rows`` first, and the sampling seed is
+    offset by the share's first row index, so a backend with per-prompt seeds (vLLM: ``seed + i``)
+    samples each prompt as one process would.
+    """
     from nemotron_cascade.generation.base import SamplingParams
 
     thinking = thinking_modes(len(rows), cfg.thinking_ratio, random.Random(cfg.seed * 1_000_003 + step))
+    rank, world = shard
+    if len(rows) % world:
+        raise ValueError(f"{len(rows)} prompts do not split into {world} equal shares")
+    per = len(rows) // world
+    lo = rank * per
+    rows, thinking = rows[lo:lo + per], thinking[lo:lo + per]
     if cfg.context_schedule:
         budget = max_tokens_at(step, cfg.context_schedule)
         count = lambda text: len(tokenizer(text, add_special_tokens=False).input_ids)  # noqa: E731
@@ -229,7 +262,7 @@ def rollout(generator, tokenizer, rows: Sequence[Mapping], cfg: GRPOConfig, step
     else:
         prompts = [render_prompt(row, t) for row, t in zip(rows, thinking)]
     params = SamplingParams(max_new_tokens=max_tokens_at(step, cfg.length_schedule), temperature=cfg.temperature,
-                            top_p=cfg.top_p, n=cfg.group_size, seed=cfg.seed * 1_000_003 + step)
+                            top_p=cfg.top_p, n=cfg.group_size, seed=cfg.seed * 1_000_003 + step + lo)
     groups = generator.generate(prompts, params)
     batch = RolloutBatch([], [], [], [], [])
     for prompt, row, group in zip(prompts, rows, groups):
@@ -243,13 +276,32 @@ def rollout(generator, tokenizer, rows: Sequence[Mapping], cfg: GRPOConfig, step
     return batch
 
 
-def score(batch: RolloutBatch, reward_fn: RewardFn, cfg: GRPOConfig, step: int):
-    """Rewards of a batch (optionally shuffled, the control) and their group advantages."""
+def gather_shards(x, engine):
+    """Rank ``r``'s ``x`` ``[n, ...]`` placed at rows ``[r*n, (r+1)*n)`` of a ``[w*n, ...]`` tensor,
+    the same on every rank (a sum of zero-padded copies; a NaN stays a NaN). ``x`` as is for w = 1."""
+    if engine.world_size == 1:
+        return x
+    dev = next(engine.module.parameters()).device  # the collective's device (CPU for gloo)
+    full = x.new_zeros((engine.world_size * x.shape[0], *x.shape[1:]), device=dev)
+    full[engine.rank * x.shape[0]:(engine.rank + 1) * x.shape[0]] = x.to(dev)
+    return engine.all_reduce_sum(full).to(x.device)
+
+
+def score(batch: RolloutBatch, reward_fn: RewardFn, cfg: GRPOConfig, step: int, engine=None):
+    """Rewards of a batch (optionally shuffled, the control) and their group advantages.
+
+    With a data-parallel ``engine`` (world size > 1) ``batch`` is this rank's share and the rewards
+    of every rank are gathered first (:func:`gather_shards`): the returned ``rewards``, ``trained``
+    and advantages are those of the whole step's batch, the same on every rank, so that the shuffled
+    control permutes the whole batch as one process would.
+    """
     import torch
 
     rewards = torch.tensor(reward_fn(batch.texts, batch.rows), dtype=torch.float32)
     if rewards.numel() != len(batch.texts):
         raise ValueError(f"reward returned {rewards.numel()} scores for {len(batch.texts)} responses")
+    if engine is not None:
+        rewards = gather_shards(rewards, engine)
     trained = rewards
     if cfg.shuffle_rewards:
         g = torch.Generator().manual_seed(cfg.seed * 31 + step)
@@ -258,48 +310,120 @@ def score(batch: RolloutBatch, reward_fn: RewardFn, cfg: GRPOConfig, step: int):
 
 
 def grpo_step(model, opt, batch: RolloutBatch, advantages, cfg: GRPOConfig, pad_id: int,
-              guard: FaultGuard | None = None, step: int = 0) -> dict:
+              guard: FaultGuard | None = None, step: int = 0, engine=None) -> dict:
     """One optimiser step on one rollout batch; token-level loss over the whole batch.
 
+    The update goes through ``engine`` (:mod:`~nemotron_cascade.training.engines`; default a plain
+    torch engine on ``model`` and ``opt``), micro-batch by micro-batch with gradient accumulation.
+    Micro-batch ``i`` contributes ``policy_loss_i · w · N_i / N``: ``policy_loss`` normalises by
+    its own ``N_i`` unmasked tokens, ``N`` is the step's global count and ``w`` the world size. Data
+    parallel (``w`` > 1), ``batch`` and ``advantages`` are this rank's share of the step's batch and
+    ``N`` is all-reduced, so rank ``r``'s loss is
+
+        L_r = −w · Σ_{b∈r} Σ_t A_b · logp_{b,t} · mask_{b,t} / N
+
+    and the mean over ranks that DeepSpeed applies to the gradients is the single-process gradient
+    of ``−Σ_b Σ_t A_b · logp_{b,t} · mask_{b,t} / N``. The returned ``loss`` and ``entropy`` are
+    those of the whole batch (all-reduced) on every rank.
+
     A non-finite micro-batch loss or gradient norm skips the optimiser step (``guard`` counts it
-    as step ``step``; see :mod:`nemotron_cascade.training.faults`).
+    as step ``step``; see :mod:`nemotron_cascade.training.faults`). The torch engine stops at the
+    bad micro-batch and never backpropagates it. An engine that skips non-finite steps itself
+    (DeepSpeed) needs the same backward calls on every rank (ZeRO's collectives) and a way to drop
+    what earlier micro-batches accumulated: the bad loss is backpropagated times NaN, the global
+    gradient norm is then NaN, and DeepSpeed's step discards the update on every rank.
     """
     import torch
 
     guard = guard or FaultGuard("GRPO", cfg.max_bad_steps)
+    eng = engine or engines.TorchEngine(model, opt, cfg.grad_clip)
+    model, w = eng.forward_module, eng.world_size
+    dev = next(model.parameters()).device
 
     keep = torch.tensor([f or not cfg.overlong_filter for f in batch.finished], dtype=torch.float32)
     total_tokens = sum(len(c) * k for c, k in zip(batch.completion_ids, keep.tolist()))
+    if w > 1:  # N: the unmasked tokens of every rank's share
+        total_tokens = float(eng.all_reduce_sum(torch.tensor(float(total_tokens), dtype=torch.float64, device=dev)))
     if total_tokens == 0:
         log.warning("every response of this batch was truncated and overlong_filter masks them all: "
                     "no gradient this step (raise the length_schedule or turn overlong_filter off)")
-    opt.zero_grad(set_to_none=True)
+    eng.zero_grad()
     loss_sum, ent_sum, ent_n = 0.0, 0.0, 0.0
-    bad_loss, grad_norm = None, None
+    bad_loss = None
     n = len(batch.texts)
     for s in range(0, n, cfg.micro_batch_size):
         sl = slice(s, s + cfg.micro_batch_size)
         logprobs, mask, entropy = sequence_logprobs(model, batch.prompt_ids[sl], batch.completion_ids[sl], pad_id)
         mask = mask * keep[sl].unsqueeze(1).to(mask.device)
         # policy_loss normalises by this micro-batch's tokens; rescale so the sum over micro-batches
-        # is the token mean over the whole batch
-        share = float(mask.sum()) / max(1.0, total_tokens)
+        # (and the mean over ranks) is the token mean over the whole batch
+        share = float(mask.sum()) * w / max(1.0, total_tokens)
         loss = policy_loss(logprobs, advantages[sl].to(logprobs.device), mask) * share
-        if not is_finite(loss):  # never backpropagated; the step is skipped below
+        if not is_finite(loss):
             bad_loss, loss_sum = loss.detach(), float("nan")
-            break
-        loss.backward()
+            if not eng.skips_nonfinite_step:
+                break  # never backpropagated; the step is skipped below
+            loss = loss * float("nan")  # DeepSpeed: poison the gradient, its step discards the update
+        eng.backward(loss, boundary=s + cfg.micro_batch_size >= n)
         loss_sum += float(loss.detach())
         ent_sum += float((entropy * mask).sum())
         ent_n += float(mask.sum())
-    if bad_loss is None:
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    if guard.healthy(step, loss=bad_loss, grad_norm=grad_norm):
-        opt.step()
-    else:
-        opt.zero_grad(set_to_none=True)
+    # DeepSpeed decides on the global gradient norm, the same on every rank (a local loss is not)
+    _, grad_norm = guarded_step(eng, guard, step, None if eng.skips_nonfinite_step else bad_loss)
+    if w > 1:
+        loss_sum, ent_sum, ent_n = eng.all_reduce_sum(
+            torch.tensor([loss_sum, ent_sum, ent_n], dtype=torch.float64, device=dev)).tolist()
+        loss_sum /= w
     return {"loss": loss_sum, "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
             "entropy": ent_sum / max(1.0, ent_n), "trained_tokens": total_tokens}
+
+
+def build_generator(cfg: GRPOConfig, model, tokenizer):
+    """The rollout engine ``cfg.rollout_engine`` names, sampling from ``model``'s current weights.
+
+    ``hf``: an :class:`~nemotron_cascade.generation.hf.HFGenerator` on ``model`` itself (it sees
+    every update). ``vllm``: a :class:`~nemotron_cascade.generation.vllm_engine.VLLMGenerator`
+    loaded from ``model`` and ``tokenizer`` saved to a temporary directory (``seed=cfg.seed`` and
+    ``cfg.vllm`` as keyword arguments of ``from_pretrained``); it holds its own copy of the weights,
+    which :func:`train_grpo` syncs after every optimiser step.
+    """
+    if cfg.rollout_engine == "hf":
+        from nemotron_cascade.generation.hf import HFGenerator
+
+        return HFGenerator(model, tokenizer, batch_size=cfg.rollout_batch_size)
+    from nemotron_cascade.generation.vllm_engine import VLLMGenerator
+
+    with tempfile.TemporaryDirectory(prefix="grpo-vllm-") as path:
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        return VLLMGenerator.from_pretrained(path, **{"seed": cfg.seed, **dict(cfg.vllm or {})})
+
+
+def _make_engine(cfg: GRPOConfig, model, opt):
+    """The training engine of ``cfg``; DeepSpeed's ``auto`` batch sizes are the loop's micro-batches
+    (the loop accumulates them itself: ``gradient_accumulation_steps`` 1, see engines)."""
+    if cfg.engine == "torch":
+        return engines.make_engine("torch", model, opt, grad_clip=cfg.grad_clip)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.prompts_per_step % world:
+        raise ValueError(f"GRPO prompts_per_step {cfg.prompts_per_step} is not divisible by the world size {world}")
+    micro = min(cfg.micro_batch_size, cfg.prompts_per_step // world * cfg.group_size)
+    ds_cfg = engines.fill_auto(engines.load_deepspeed_config(cfg.deepspeed), {
+        "train_micro_batch_size_per_gpu": micro, "gradient_accumulation_steps": 1, "train_batch_size": micro * world})
+    return engines.make_engine(cfg.engine, model, opt, ds_cfg, grad_clip=cfg.grad_clip)
+
+
+def _batch_stats(batch: RolloutBatch, engine) -> tuple[list[int], list[bool], list[int]]:
+    """Completion lengths, finished flags and prompt lengths of the whole step's batch (every
+    rank's share, gathered, under data parallelism)."""
+    import torch
+
+    if engine.world_size == 1:
+        return [len(c) for c in batch.completion_ids], list(batch.finished), [len(p) for p in batch.prompt_ids]
+    local = torch.tensor([[len(c), float(f), len(p)] for c, f, p in
+                          zip(batch.completion_ids, batch.finished, batch.prompt_ids)], dtype=torch.float64)
+    full = gather_shards(local, engine).tolist()
+    return [int(a) for a, _, _ in full], [b > 0 for _, b, _ in full], [int(c) for _, _, c in full]
 
 
 def train_grpo(
@@ -320,13 +444,27 @@ def train_grpo(
     """Train ``model`` in place with GRPO on ``rows``; return the per-step metrics history.
 
     ``generator`` samples from ``model`` (it must see the updated weights every step: HF generate on
-    the same module, or an engine that syncs them); ``render_prompt(row, thinking)`` gives the prompt
-    text (``render_prompt(row, thinking, max_prompt_tokens, count_tokens)`` under a context schedule). ``reward_fn(responses, rows)`` scores the whole batch. ``diagnostics(responses, rows,
-    rewards)`` adds metrics to each step's record (see :mod:`nemotron_cascade.rl.diagnostics`).
+    the same module, or an engine that syncs them); ``None`` builds the one ``cfg.rollout_engine``
+    names (:func:`build_generator`). With ``rollout_engine: vllm`` the generator must have
+    ``sync_weights`` (a :class:`~nemotron_cascade.generation.vllm_engine.VLLMGenerator`): it gets
+    the trainer's weights before the first rollout and after every optimiser step (the full state
+    dict, gathered on every rank under ZeRO-3: ``state_dict_for_save``). ``render_prompt(row,
+    thinking)`` gives the prompt text (``render_prompt(row, thinking, max_prompt_tokens,
+    count_tokens)`` under a context schedule). ``reward_fn(responses, rows)`` scores the batch.
+    ``diagnostics(responses, rows, rewards)`` adds metrics to each step's record (see
+    :mod:`nemotron_cascade.rl.diagnostics`).
 
     A step whose rewards (``reward_name`` names the reward in the warning), loss or gradient norm
     contain NaN/inf makes no update; more than ``cfg.max_bad_steps`` in a row stop the run
     (:mod:`nemotron_cascade.training.faults`).
+
+    ``cfg.engine: deepspeed`` (under torchrun, world size ``w``): every rank takes the same prompts
+    from the pool and samples and scores its ``r``-th share of them (``prompts_per_step / w``); the
+    rewards are gathered, so advantages, the shuffled control, the prompt filter and the logged
+    metrics are those of the whole batch on every rank (``diagnostics`` see the rank's share), and
+    the update is :func:`grpo_step`'s data-parallel loss. ``on_metrics`` runs on rank 0 only;
+    mid-stage resume is not wired (``resume_dir`` is not used, as in SFT); at the end the model is a
+    plain, full module on every rank.
     """
     import torch
     from tqdm.auto import tqdm
@@ -334,56 +472,77 @@ def train_grpo(
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
+    if cfg.engine != "torch" and resume_dir:
+        log.warning("GRPO engine %r: mid-stage resume is not wired; %s is not used", cfg.engine, resume_dir)
+        resume_dir = None
     pool = PromptPool(len(rows), cfg.seed, cfg.dynamic_filter, cfg.readmit_prob)
     state = resume_lib.load(resume_dir, fingerprint, model, opt, sched) if resume_dir else None
     start, history = 0, []
     if state:
         start, history = state["step"], state["history"]
         pool.load_state_dict(state["extra"]["pool"])
+    if generator is None:
+        generator = build_generator(cfg, model, tokenizer)  # before ZeRO-3 partitions the weights
+    if cfg.rollout_engine == "vllm" and not hasattr(generator, "sync_weights"):
+        raise TypeError(f"rollout_engine 'vllm' needs a generator with sync_weights (a VLLMGenerator), "
+                        f"got {type(generator).__name__}")
+    eng = _make_engine(cfg, model, opt)
+    per = cfg.prompts_per_step // eng.world_size * cfg.group_size
+    lo, hi = eng.rank * per, (eng.rank + 1) * per  # this rank's sequences of a step's batch
+
+    def sync_weights():  # every rank: under ZeRO-3 the gather is a collective
+        if cfg.rollout_engine == "vllm":
+            generator.sync_weights(eng.state_dict_for_save().items())
+
+    sync_weights()  # the engine starts from the trainer's weights (a resume, an engine built elsewhere)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     guard = FaultGuard("GRPO", cfg.max_bad_steps)
     reward_name = reward_name or getattr(reward_fn, "__name__", None) or repr(reward_fn)
-    bar = tqdm(range(start, cfg.max_steps), desc="grpo", initial=start, total=cfg.max_steps, leave=False)
+    bar = tqdm(range(start, cfg.max_steps), desc="grpo", initial=start, total=cfg.max_steps, leave=False,
+               disable=not eng.is_rank0)
     for step in bar:
         t0 = time.perf_counter()
         idx = pool.take(cfg.prompts_per_step)
-        batch = rollout(generator, tokenizer, [rows[i] for i in idx], cfg, step, render_prompt)
+        batch = rollout(generator, tokenizer, [rows[i] for i in idx], cfg, step, render_prompt,
+                        (eng.rank, eng.world_size))
         t_gen = time.perf_counter() - t0
-        rewards, trained, adv = score(batch, reward_fn, cfg, step)
+        rewards, trained, adv = score(batch, reward_fn, cfg, step, eng)
         groups = trained.view(-1, cfg.group_size)
         zero_var = (groups.max(1).values == groups.min(1).values).tolist()
         for i, z in zip(idx, zero_var):
             pool.report(i, z)
         if guard.healthy(step + 1, f"from reward {reward_name!r}", reward=rewards):
             model.train()
-            m = grpo_step(model, opt, batch, adv, cfg, pad_id, guard, step + 1)
+            m = grpo_step(model, opt, batch, adv[lo:hi], cfg, pad_id, guard, step + 1, eng)
         else:  # a NaN/inf reward poisons its group's advantages: no update this step
             m = {"loss": float("nan"), "grad_norm": float("nan"), "entropy": float("nan"), "trained_tokens": 0}
         sched.step()
         model.eval()
+        sync_weights()
         dt = time.perf_counter() - t0
-        lengths = [len(c) for c in batch.completion_ids]
+        lengths, finished, prompt_lengths = _batch_stats(batch, eng)
         m.update({
             "reward": float(rewards.mean()), "accuracy": float((rewards >= 1.0).float().mean()),
             "response_length": sum(lengths) / len(lengths), "response_length_max": max(lengths),
-            "truncation_rate": 1 - sum(batch.finished) / len(batch.finished),
+            "truncation_rate": 1 - sum(finished) / len(finished),
             "zero_variance_groups": sum(zero_var) / len(zero_var), "lr": sched.get_last_lr()[0],
             "max_new_tokens": max_tokens_at(step, cfg.length_schedule), "epoch": pool.epoch,
-            "prompt_length": sum(map(len, batch.prompt_ids)) / len(batch.prompt_ids),
+            "prompt_length": sum(prompt_lengths) / len(prompt_lengths),
             "filtered_prompts": pool.filtered, "completion_tokens_per_s": sum(lengths) / dt,
             "steps_per_s": 1.0 / dt, "rollout_share": t_gen / dt,
         })
         if cfg.context_schedule:
             m["max_prompt_tokens"] = max_tokens_at(step, cfg.context_schedule)
         if diagnostics:
-            m.update(diagnostics(batch.texts, batch.rows, rewards.tolist()))
+            m.update(diagnostics(batch.texts, batch.rows, rewards[lo:hi].tolist()))
         history.append({"step": step + 1, **m})
         bar.set_postfix(reward=f"{m['reward']:.2f}", acc=f"{m['accuracy']:.2f}")
-        if on_metrics:
+        if on_metrics and eng.is_rank0:
             on_metrics(m, step + 1)
         if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
             resume_lib.save(resume_dir, fingerprint, model, opt, sched, step + 1, history,
                             extra={"pool": pool.state_dict()})
+    eng.finish()
     model.eval()
     if resume_dir and keep_final_state:  # the caller clears it once the checkpoint is safely saved
         if start < cfg.max_steps:

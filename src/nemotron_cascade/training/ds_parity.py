@@ -1,11 +1,27 @@
-"""DeepSpeed ZeRO vs plain torch on the tiny model: per-step SFT losses, for the parity test.
+"""DeepSpeed ZeRO vs plain torch on the tiny model: per-step SFT, GRPO and reward-model runs, for the parity test.
 
-Launch with ``torchrun --nproc_per_node 2 -m nemotron_cascade.training.ds_parity --out FILE``.
-Rank 0 first trains a fresh tiny model with the plain torch engine (one process, whole global
-batch), then every rank trains fresh copies with DeepSpeed ZeRO-2 and ZeRO-3 in fp32, each rank
-taking half of every global batch. Rank 0 alone writes ``FILE``: the per-step losses of each run,
-the largest absolute difference of the final weights from the torch run, and the assistant
-tokens/s of the loop (engine set-up excluded; used by ``benchmarks/bench_engines.py``).
+Launch with ``torchrun --nproc_per_node 2 -m nemotron_cascade.training.ds_parity --out FILE
+[--tasks sft grpo rm]``. For each task rank 0 first trains a fresh tiny model with the plain torch
+engine (one process, whole global batch), then every rank trains fresh copies with DeepSpeed
+ZeRO-2 and ZeRO-3 in fp32, each rank taking its share of every global batch. Rank 0 alone writes
+``FILE``: per task and run, the per-step losses and gradient norms, the largest absolute
+difference of the final weights from the torch run (``max_weight_diff``) and the relative size of
+that difference against the torch run's total update (``rel_update_diff`` = ‖w − w_torch‖₂ /
+‖w_torch − w_0‖₂), and the trained tokens/s of the loop (engine set-up excluded; used by
+``benchmarks/bench_engines.py``).
+
+* ``sft``: :func:`~nemotron_cascade.training.sft.train_sft` on packed blocks.
+* ``grpo``: :func:`~nemotron_cascade.rl.trainer.train_grpo` on fixed rollouts
+  (:class:`FixedRollouts`: completions that depend on the prompt, the sample index and the step,
+  never on the sampling seed or the rank), so sampling is not part of the comparison while the
+  loop's sharding, reward gathering, advantages and prompt filter are. One step is poisoned
+  (``--grpo-poison-step``): one completion of the last prompt, which sits on the last rank, gets a
+  ``-inf`` log-prob, so that step's loss is not finite on that rank only and every run must skip
+  it and go on identically (for DeepSpeed: drop the micro-batches the ranks already accumulated).
+  Tokens/s: trained (unmasked) completion tokens over the time of the optimiser phase (scoring,
+  log-probs, backward, step: each step's time minus its rollout time).
+* ``rm``: :func:`~nemotron_cascade.training.reward_model.train_reward_model` on preference pairs
+  (a fresh tiny reward model, validation at the end).
 """
 
 from __future__ import annotations
@@ -13,25 +29,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import time
 
+POISON_ID = 4  # a completion starting with this token id gets a -inf log-prob (the poisoned step)
 
-def tiny_setup(seq_len: int = 128):
-    """Tokenizer, a fresh-model factory and packed blocks, built like ``tests/conftest.py``."""
-    from nemotron_cascade import chat, models
+
+def _samples():
     from nemotron_cascade.data import sft as sft_data, world
-    from nemotron_cascade.training import packing
 
     rows = [r for d in world.DOMAINS for r in world.generate_tasks(d, "sft", 30, 0)]
-    samples = sft_data.teacher_samples(rows, 0.7, 0.2, 0, world.oracle_response)
-    tok = models.train_tokenizer((chat.render(s["messages"], s["tools"]) for s in samples), 400)
+    return sft_data.teacher_samples(rows, 0.7, 0.2, 0, world.oracle_response)
+
+
+def tiny_tokenizer_and_model():
+    """The tokenizer and a fresh-policy factory, built like ``tests/conftest.py``."""
+    from nemotron_cascade import chat, models
+
+    tok = models.train_tokenizer((chat.render(s["messages"], s["tools"]) for s in _samples()), 400)
 
     def fresh():
         return models.build_tiny_model(tok, models.TinyModelConfig(
             hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=0))
-
-    blocks, _ = packing.prepare_blocks(samples, tok, seq_len)
-    return fresh, blocks
+    return tok, fresh
 
 
 def fp32_zero(stage: int) -> dict:
@@ -39,45 +59,176 @@ def fp32_zero(stage: int) -> dict:
             "steps_per_print": 10**9, "zero_allow_untested_optimizer": True}
 
 
+# ----------------------------------------------------------------------------------------- GRPO
+class FixedRollouts:
+    """A stand-in rollout engine: completion ``j`` of prompt ``p`` at call ``c`` (= the step) is a
+    seeded random token sequence of ``random.Random(f"{c}|{p}|{j}")``, finished (ending in eos) 3
+    times in 4, whoever asks and whatever the sampling seed. ``poison=(call, prompt)`` starts that
+    prompt's first completion at that call with :data:`POISON_ID`."""
+
+    def __init__(self, tokenizer, poison: tuple[int, str] | None = None):
+        self.tok, self.poison, self.calls = tokenizer, poison, 0
+
+    def generate(self, prompts, params):
+        from nemotron_cascade.generation.base import Completion
+
+        eos, out = self.tok.eos_token_id, []
+        for p in prompts:
+            group = []
+            for j in range(params.n):
+                rng = random.Random(f"{self.calls}|{p}|{j}")
+                length = rng.randint(1, params.max_new_tokens)
+                ids = [rng.randrange(POISON_ID + 1, len(self.tok)) for _ in range(length)]
+                finished = rng.random() < 0.75
+                if finished:
+                    ids[-1] = eos
+                if j == 0 and self.poison == (self.calls, p):
+                    ids[0] = POISON_ID
+                group.append(Completion(self.tok.decode(ids, skip_special_tokens=True), ids, finished))
+            out.append(group)
+        self.calls += 1
+        return out
+
+
+def poisoned(sequence_logprobs):
+    """``sequence_logprobs`` with a ``-inf`` first log-prob for completions that start with
+    :data:`POISON_ID` (fault injection: a micro-batch holding one has a NaN or inf loss)."""
+    import torch
+
+    def logprobs_with_poison(model, prompt_ids, completion_ids, pad_id):
+        logprobs, mask, entropy = sequence_logprobs(model, prompt_ids, completion_ids, pad_id)
+        first = torch.zeros_like(mask, dtype=torch.bool)
+        first[:, 0] = torch.tensor([bool(c) and c[0] == POISON_ID for c in completion_ids], device=mask.device)
+        return logprobs.masked_fill(first, float("-inf")), mask, entropy
+    return logprobs_with_poison
+
+
+GRPO_ROWS = [{"id": f"p{i}", "prompt": f"Write something {i}."} for i in range(16)]
+
+
+def _render(row, thinking):
+    return f"<|im_start|>user\n{row['prompt']}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def _digit_share(responses, rows):
+    return [sum(c.isdigit() for c in r) / max(1, len(r)) for r in responses]
+
+
+def run_grpo(args, tok, fresh, engine: dict):
+    """One GRPO run on :class:`FixedRollouts`; ``(model, record)``."""
+    from unittest import mock
+
+    from nemotron_cascade.rl import trainer
+
+    cfg = trainer.GRPOConfig(max_steps=args.grpo_steps, prompts_per_step=args.grpo_prompts, group_size=args.grpo_group,
+                             lr=1e-2, length_schedule=((0, args.grpo_max_tokens),), micro_batch_size=args.grpo_micro,
+                             overlong_filter=True, dynamic_filter=True, seed=0, **engine)
+    poison = None
+    if args.grpo_poison_step >= 0:  # the last prompt of that step: it sits on the last rank
+        pool = trainer.PromptPool(len(GRPO_ROWS), cfg.seed, cfg.dynamic_filter, cfg.readmit_prob)
+        for _ in range(args.grpo_poison_step):
+            pool.take(cfg.prompts_per_step)
+        if (args.grpo_poison_step + 1) * cfg.prompts_per_step > len(GRPO_ROWS):
+            raise ValueError("the poisoned step must fall in the first epoch (the pool replay ignores filtering)")
+        poison = (args.grpo_poison_step, _render(GRPO_ROWS[pool.take(cfg.prompts_per_step)[-1]], True))
+    model = fresh()
+    with mock.patch.object(trainer, "sequence_logprobs", poisoned(trainer.sequence_logprobs)):
+        hist = trainer.train_grpo(model, tok, GRPO_ROWS, _digit_share, cfg, FixedRollouts(tok, poison), _render)
+    train_s = sum((1 - h["rollout_share"]) / h["steps_per_s"] for h in hist)  # each step minus its rollout
+    return model, {"loss": [h["loss"] for h in hist], "grad_norm": [h["grad_norm"] for h in hist],
+                   "reward": [h["reward"] for h in hist],
+                   "tokens_per_s": sum(h["trained_tokens"] for h in hist) / train_s,
+                   "poisoned_step": None if poison is None else poison[0] + 1}
+
+
+# ----------------------------------------------------------------------------------------- SFT, RM
+def run_sft(args, tok, fresh, engine: dict):
+    from nemotron_cascade.training import packing, sft
+
+    blocks, _ = packing.prepare_blocks(_samples(), tok, args.seq_len)
+    cfg = sft.SFTConfig(lr=1e-2, max_steps=args.steps, warmup_steps=2, batch_size=args.batch_size, log_every=1,
+                        **engine)
+    model = fresh()
+    hist = sft.train_sft(model, blocks, cfg)
+    return model, {"loss": [h["loss"] for h in hist], "grad_norm": [h["grad_norm"] for h in hist],
+                   "tokens_per_s": hist[-1]["assistant_tokens_per_s"]}
+
+
+def run_rm(args, tok, fresh, engine: dict):
+    from nemotron_cascade.data import preferences, world
+    from nemotron_cascade.training import reward_model as rm_lib
+
+    pairs = preferences.build_pairs(world.generate_tasks("general", "sft", 80, 0), ["general"], None, 0.25, 0)
+    train = [p for p in pairs if p["split"] == "train"][:args.rm_steps * 8]
+    val = [p for p in pairs if p["split"] == "validation"][:16]
+    model = fresh()
+    hist = rm_lib.train_reward_model(model, tok, train, val, rm_lib.RMConfig(
+        epochs=1, batch_size=8, lr=1e-3, warmup_steps=2, eval_every=args.rm_steps, **engine))
+    return model, {"loss": [h["loss"] for h in hist], "grad_norm": [h["grad_norm"] for h in hist],
+                   "val_accuracy": hist[-1]["val_accuracy"], "val_margin": hist[-1]["val_margin"],
+                   "tokens_per_s": None}
+
+
+def _fresh_rm(tok):
+    from nemotron_cascade.training import reward_model as rm_lib
+
+    return lambda: rm_lib.reward_model_from_scratch(tok, {"hidden_size": 32, "num_layers": 2, "num_heads": 2,
+                                                          "num_kv_heads": 1, "intermediate_size": 64})
+
+
+TASKS = {"sft": run_sft, "grpo": run_grpo, "rm": run_rm}
+
+
+def weight_diffs(model, ref: dict, init: dict) -> dict:
+    """``max_weight_diff`` (max |w − w_torch|) and ``rel_update_diff`` (‖w − w_torch‖₂ / ‖w_torch − w₀‖₂)
+    of ``model`` against the torch run's final weights ``ref`` and the initial weights ``init``."""
+    sd = model.state_dict()
+    diff = sum(float((sd[k] - v).double().pow(2).sum()) for k, v in ref.items()) ** 0.5
+    update = sum(float((v - init[k]).double().pow(2).sum()) for k, v in ref.items()) ** 0.5
+    return {"max_weight_diff": max(float((sd[k] - v).abs().max()) for k, v in ref.items()),
+            "rel_update_diff": diff / max(update, 1e-30)}
+
+
 def main(argv=None) -> None:
     import torch
     import torch.distributed as dist
 
-    from nemotron_cascade.training import sft
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--tasks", nargs="*", default=["sft"], choices=sorted(TASKS))
+    ap.add_argument("--steps", type=int, default=5, help="SFT steps")
+    ap.add_argument("--batch-size", type=int, default=4, help="SFT blocks per step")
     ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--grpo-steps", type=int, default=4)
+    ap.add_argument("--grpo-prompts", type=int, default=4)
+    ap.add_argument("--grpo-group", type=int, default=4)
+    ap.add_argument("--grpo-micro", type=int, default=4, help="sequences per micro-batch")
+    ap.add_argument("--grpo-max-tokens", type=int, default=16)
+    ap.add_argument("--grpo-poison-step", type=int, default=2, help="0-based step to poison; -1: none")
+    ap.add_argument("--rm-steps", type=int, default=4, help="reward-model steps of 8 pairs")
     ap.add_argument("--stages", type=int, nargs="*", default=[2, 3])
-    ap.add_argument("--no-torch", action="store_true", help="skip the plain torch reference run")
+    ap.add_argument("--no-torch", action="store_true", help="skip the plain torch reference runs")
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    fresh, blocks = tiny_setup(args.seq_len)
+    tok, fresh_policy = tiny_tokenizer_and_model()
     rank0 = int(os.environ.get("RANK", "0")) == 0
-    base = dict(lr=1e-2, max_steps=args.steps, warmup_steps=2, batch_size=args.batch_size, log_every=1)
-    out: dict = {"steps": args.steps, "batch_size": args.batch_size, "seq_len": args.seq_len}
-    ref = None
-    if rank0 and not args.no_torch:
-        ref_model = fresh()
-        t = time.perf_counter()
-        hist = sft.train_sft(ref_model, blocks, sft.SFTConfig(**base))
-        out["torch"] = {"loss": [h["loss"] for h in hist], "grad_norm": [h["grad_norm"] for h in hist],
-                        "tokens_per_s": hist[-1]["assistant_tokens_per_s"], "seconds": time.perf_counter() - t}
-        ref = ref_model.state_dict()
-    for stage in args.stages:
-        model = fresh()
-        t = time.perf_counter()
-        hist = sft.train_sft(model, blocks, sft.SFTConfig(**base, engine="deepspeed", deepspeed=fp32_zero(stage)))
-        secs = time.perf_counter() - t
-        if rank0:
-            run = {"loss": [h["loss"] for h in hist], "grad_norm": [h["grad_norm"] for h in hist],
-                   "seconds": secs, "tokens_per_s": hist[-1]["assistant_tokens_per_s"], "world_size": dist.get_world_size()}
-            if ref is not None:
-                sd = model.state_dict()
-                run["max_weight_diff"] = max(float((sd[k] - v).abs().max()) for k, v in ref.items())
-            out[f"zero{stage}"] = run
+    out: dict = {"args": vars(args)}
+    for task in args.tasks:
+        run, fresh = TASKS[task], _fresh_rm(tok) if task == "rm" else fresh_policy
+        res, ref, init = {}, None, fresh().state_dict()
+        if rank0 and not args.no_torch:
+            t = time.perf_counter()
+            model, res["torch"] = run(args, tok, fresh, {})
+            res["torch"]["seconds"] = time.perf_counter() - t
+            ref = model.state_dict()
+        for stage in args.stages:
+            t = time.perf_counter()
+            model, rec = run(args, tok, fresh, {"engine": "deepspeed", "deepspeed": fp32_zero(stage)})
+            rec.update(seconds=time.perf_counter() - t, world_size=dist.get_world_size())
+            if rank0 and ref is not None:
+                rec.update(weight_diffs(model, ref, init))
+            res[f"zero{stage}"] = rec
+        out[task] = res
     if rank0:
         with open(args.out, "w") as f:
             json.dump(out, f, indent=1)

@@ -2,20 +2,32 @@
 
 A loop asks :func:`make_engine` for an engine and then only talks to it:
 
-- ``backward(loss)``; ``clip_grad_norm()`` (the norm before the step, or ``None`` when the engine
-  clips inside ``step``, as DeepSpeed does); ``step()`` (clip if not done yet, optimiser step;
-  returns the gradient norm); ``zero_grad()``;
-- ``module`` (the model), ``is_rank0``, ``rank``, ``world_size``, ``all_reduce_mean(x)``;
+- ``backward(loss, boundary=True)`` (``boundary=False``: more backward calls accumulate into the
+  same update before ``step()``, the gradient accumulation of a loop's micro-batches);
+  ``clip_grad_norm()`` (the norm before the step, or ``None`` when the engine clips inside ``step``,
+  as DeepSpeed does); ``step()`` (clip if not done yet, optimiser step; returns the gradient norm);
+  ``zero_grad()``;
+- ``forward_module`` (what the loop calls for its forward passes: the DeepSpeed engine itself, whose
+  forward keeps ZeRO-3's micro-batch count; calling the bare module between ``backward(boundary=
+  False)`` calls would make ZeRO-3 overwrite, not accumulate, the earlier micro-batches' gradients);
+- ``module`` (the model), ``is_rank0``, ``rank``, ``world_size``, ``all_reduce_sum(x)``,
+  ``all_reduce_mean(x)``; ``skips_nonfinite_step`` (``True`` when ``step()`` itself discards an
+  update whose gradient norm is not finite, see below);
 - ``state_dict_for_save()`` (a full state dict; under ZeRO-3 the shards are gathered, a
   collective every rank must call) and ``finish()`` (leave the model as a plain, full module).
 
 ``kind="torch"`` is the loops' original code path, operation for operation. ``kind="deepspeed"``
 wraps the model with ``deepspeed.initialize`` and the caller's torch optimiser
 (``zero_allow_untested_optimizer``: a DeepSpeed ``"optimizer"`` block would JIT-build a CPU Adam
-op). Gradient clipping then happens inside DeepSpeed's step (``gradient_clipping``), ZeRO-1/2
-skip the step themselves when the gradient norm is not finite, and gradients are averaged over
-the data-parallel ranks: a loop whose ranks each see a shard of the global batch must scale its
-per-rank loss so that the mean over ranks is the global loss.
+op). Gradient clipping then happens inside DeepSpeed's step (``gradient_clipping``), ZeRO-1/2/3
+skip the step themselves when the global gradient norm is not finite (their overflow path, which
+also clears the partial accumulations ZeRO keeps outside ``.grad``: the one way to drop an update
+that several ``backward(boundary=False)`` calls have started), and gradients are averaged over the
+data-parallel ranks: a loop whose ranks each see a shard of the global batch must scale its
+per-rank loss so that the mean over ranks is the global loss. Gradient accumulation is the loop's:
+the config has ``gradient_accumulation_steps`` 1 and ``backward(boundary=...)`` sets DeepSpeed's
+accumulation boundary (``set_gradient_accumulation_boundary``), so one ``step()`` follows any
+number of micro-batches.
 
 The DeepSpeed config is a dict, a path to a JSON file, or a name (``zero2``, ``zero3``) looked up
 in ``conf/<profile>/deepspeed/<name>.json``. Keys starting with ``_`` are comments and are dropped;
@@ -77,13 +89,15 @@ class TorchEngine:
     """Plain single-process torch: ``loss.backward()``, ``clip_grad_norm_``, ``opt.step()``."""
 
     rank, world_size, is_rank0 = 0, 1, True
+    skips_nonfinite_step = False  # the caller's guard skips; step() would apply a NaN update
 
     def __init__(self, model, optimizer, grad_clip: float):
         self.module, self.optimizer, self.grad_clip = model, optimizer, grad_clip
+        self.forward_module = model
         self._norm = None
 
-    def backward(self, loss) -> None:
-        loss.backward()
+    def backward(self, loss, boundary: bool = True) -> None:
+        loss.backward()  # autograd accumulates into .grad: every call is a boundary
         self._norm = None
 
     def clip_grad_norm(self):
@@ -101,6 +115,9 @@ class TorchEngine:
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
 
+    def all_reduce_sum(self, x):
+        return x
+
     def all_reduce_mean(self, x):
         return x
 
@@ -113,6 +130,8 @@ class TorchEngine:
 
 class DeepSpeedEngine:
     """DeepSpeed ZeRO (0-3) around the caller's model and torch optimiser."""
+
+    skips_nonfinite_step = True
 
     def __init__(self, model, optimizer, config: dict):
         import deepspeed
@@ -127,11 +146,13 @@ class DeepSpeedEngine:
         self.stage = int(config.get("zero_optimization", {}).get("stage", 0))
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                                                  config=config)
-        self.module = self.engine.module
+        self.module, self.forward_module = self.engine.module, self.engine
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.is_rank0 = self.rank == 0
 
-    def backward(self, loss) -> None:
+    def backward(self, loss, boundary: bool = True) -> None:
+        """``engine.backward``; ``boundary=False`` defers ZeRO's gradient reduction to a later call."""
+        self.engine.set_gradient_accumulation_boundary(boundary)
         self.engine.backward(loss)
 
     def clip_grad_norm(self):
@@ -145,12 +166,16 @@ class DeepSpeedEngine:
     def zero_grad(self) -> None:
         self.engine.zero_grad()
 
-    def all_reduce_mean(self, x):
+    def all_reduce_sum(self, x):
+        """The sum of ``x`` (a tensor, detached) over the ranks, the same on every rank."""
         import torch.distributed as dist
 
         x = x.detach().clone()
         dist.all_reduce(x)
-        return x / self.world_size
+        return x
+
+    def all_reduce_mean(self, x):
+        return self.all_reduce_sum(x) / self.world_size
 
     def state_dict_for_save(self) -> dict:
         """The full state dict (fp32 master weights are the module's under ZeRO-0/1/2).

@@ -111,14 +111,24 @@ def guarded_update(engine, guard: FaultGuard, step: int, loss, backward_loss=Non
     the optimiser step and counts in ``guard``. Returns ``(stepped, grad_norm)``.
     """
     engine.zero_grad()
-    grad_norm = None
     if is_finite(loss):
         engine.backward(loss if backward_loss is None else backward_loss)
-        grad_norm = engine.clip_grad_norm()
+    return guarded_step(engine, guard, step, loss)
+
+
+def guarded_step(engine, guard: FaultGuard, step: int, loss=None):
+    """The guarded end of an update whose gradients are in (one or several ``engine.backward`` calls).
+
+    ``loss`` is the step's loss, or ``None`` when there is none to check (a loop that accumulated
+    micro-batches passes its first non-finite one, or ``None``). With a finite or no ``loss`` the
+    gradient is clipped (its norm measured); a non-finite loss or norm skips the optimiser step
+    (gradients zeroed) and counts in ``guard``. Returns ``(stepped, grad_norm)``.
+    """
+    grad_norm = engine.clip_grad_norm() if loss is None or is_finite(loss) else None
     if not guard.healthy(step, loss=loss, grad_norm=grad_norm):
         engine.zero_grad()  # skipped: no update, but the caller's schedule and data order move on
         return False, grad_norm
-    stepped_norm = engine.step()  # DeepSpeed clips inside step (ZeRO-1/2 skip a non-finite norm)
+    stepped_norm = engine.step()  # DeepSpeed clips inside step (and skips a non-finite norm itself)
     if stepped_norm is not None:
         grad_norm = stepped_norm
     guard.healthy(step, grad_norm=grad_norm)

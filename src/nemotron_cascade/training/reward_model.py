@@ -20,6 +20,7 @@ of ``size`` — the paper found small RMs easier to hack, and this makes that ea
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections import defaultdict
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from nemotron_cascade import chat
-from nemotron_cascade.training.engines import TorchEngine
+from nemotron_cascade.training import engines
 from nemotron_cascade.training.faults import FaultGuard, guarded_update
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,16 @@ class RMConfig:
     eval_every: int = 0           # steps between validation passes; 0 = once per epoch
     max_bad_steps: int = 3        # non-finite loss/grad steps skipped in a row before the run stops
     seed: int = 0
+    # training engine (training/engines.py): "torch" (one process) or "deepspeed" (ZeRO; launch
+    # with torchrun, every rank scores its share of each batch's pairs)
+    engine: str = "torch"
+    deepspeed: dict | str | None = None  # config dict, JSON path, or "zero2"/"zero3" in conf/gpu/deepspeed/
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"RM training needs epochs ≥ 1 and batch_size ≥ 1, got {self.epochs}, {self.batch_size}")
+        if self.engine not in engines.KINDS:
+            raise ValueError(f"unknown training engine {self.engine!r}; expected one of {engines.KINDS}")
 
 
 def render_scored(prompt: str, answer: str) -> str:
@@ -151,7 +158,16 @@ def pairwise_accuracy(model, tokenizer, pairs: Sequence[Mapping], cfg: RMConfig)
 
 def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
                        cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None) -> list[dict]:
-    """Train ``model`` in place on ``train_pairs``; the history of train and validation metrics."""
+    """Train ``model`` in place on ``train_pairs``; the history of train and validation metrics.
+
+    ``cfg.engine: deepspeed`` (under torchrun, world size ``w``): rank ``r`` scores pairs
+    ``[⌊rB/w⌋, ⌊(r+1)B/w⌋)`` of each batch of ``B`` pairs and its loss is its pairs' Bradley–Terry
+    loss times ``w · n_r / B``, so that DeepSpeed's mean over ranks is the whole batch's loss (both
+    terms of the loss are means over pairs). Every batch must give each rank a pair. The logged
+    loss and train accuracy are the whole batch's; validation runs on every rank (ZeRO-3 gathers
+    parameters in each forward); ``on_metrics`` runs on rank 0; at the end the model is a plain,
+    full module on every rank.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -165,35 +181,60 @@ def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pai
     eval_every = cfg.eval_every or steps_per_epoch
     history, step = [], 0
     texts = [(render_scored(p["prompt"], p["chosen"]), render_scored(p["prompt"], p["rejected"])) for p in train_pairs]
-    bar = tqdm(total=total, desc="reward model", leave=False)
+    eng = _make_engine(cfg, model, opt, len(train_pairs))
+    w, r = eng.world_size, eng.rank
+    bar = tqdm(total=total, desc="reward model", leave=False, disable=not eng.is_rank0)
     guard = FaultGuard("reward model", cfg.max_bad_steps)
-    eng = TorchEngine(model, opt, cfg.grad_clip)
     for epoch in range(cfg.epochs):
         order = list(range(len(texts)))
         random.Random(cfg.seed * 1009 + epoch).shuffle(order)
         for s in range(0, len(order), cfg.batch_size):
             t0 = time.perf_counter()
-            idx = order[s:s + cfg.batch_size]
+            batch = order[s:s + cfg.batch_size]
+            idx = batch[len(batch) * r // w:len(batch) * (r + 1) // w]  # this rank's share (all of it for w = 1)
             model.train()
-            scores = score_texts(model, tokenizer, [texts[i][0] for i in idx] + [texts[i][1] for i in idx],
+            scores = score_texts(eng.forward_module, tokenizer, [texts[i][0] for i in idx] + [texts[i][1] for i in idx],
                                  cfg.max_length, batch_size=2 * len(idx), grad=True)
             rc, rr = scores[:len(idx)], scores[len(idx):]
-            loss = bradley_terry_loss(rc, rr, cfg.center_coef)
-            _, grad_norm = guarded_update(eng, guard, step + 1, loss)
+            local = bradley_terry_loss(rc, rr, cfg.center_coef)
+            if w > 1:  # rank r's share of the batch mean; the all-reduced mean is the batch's loss
+                local = local * (len(idx) * w / len(batch))
+            loss = eng.all_reduce_mean(local)
+            _, grad_norm = guarded_update(eng, guard, step + 1, loss, backward_loss=local)
             sched.step()
             step += 1
-            m = {"loss": float(loss.detach()), "train_accuracy": float((rc > rr).float().mean()),
+            right = (rc > rr).float()
+            train_accuracy = float(right.mean()) if w == 1 else float(eng.all_reduce_sum(right.sum())) / len(batch)
+            m = {"loss": float(loss.detach()), "train_accuracy": train_accuracy,
                  "grad_norm": float("nan") if grad_norm is None else float(grad_norm), "lr": sched.get_last_lr()[0],
-                 "pairs_per_s": len(idx) / (time.perf_counter() - t0), "epoch": epoch}
+                 "pairs_per_s": len(batch) / (time.perf_counter() - t0), "epoch": epoch}
             if step % eval_every == 0 or step == total:
-                m.update({f"val_{k}": v for k, v in pairwise_accuracy(model, tokenizer, val_pairs, cfg).items()})
-                log.info("reward model step %d: loss %.3f, validation accuracy %.3f", step, m["loss"],
-                         m.get("val_accuracy", float("nan")))
+                val = pairwise_accuracy(eng.forward_module, tokenizer, val_pairs, cfg)
+                m.update({f"val_{k}": v for k, v in val.items()})
+                if eng.is_rank0:
+                    log.info("reward model step %d: loss %.3f, validation accuracy %.3f", step, m["loss"],
+                             m.get("val_accuracy", float("nan")))
             history.append({"step": step, **m})
             bar.update(1)
             bar.set_postfix(loss=f"{m['loss']:.3f}")
-            if on_metrics:
+            if on_metrics and eng.is_rank0:
                 on_metrics(m, step)
     bar.close()
+    eng.finish()
     model.eval()
     return history
+
+
+def _make_engine(cfg: RMConfig, model, opt, n_pairs: int):
+    """The training engine of ``cfg``; DeepSpeed's ``auto`` batch sizes from ``batch_size`` (pairs)."""
+    if cfg.engine == "torch":
+        return engines.make_engine("torch", model, opt, grad_clip=cfg.grad_clip)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    smallest = min(cfg.batch_size, n_pairs % cfg.batch_size or cfg.batch_size)
+    if smallest < world:
+        raise ValueError(f"reward model on {world} ranks: a batch of {smallest} pairs leaves a rank without pairs "
+                         "(raise batch_size, or drop pairs so the last batch is not that small)")
+    micro = -(-cfg.batch_size // world)
+    ds_cfg = engines.fill_auto(engines.load_deepspeed_config(cfg.deepspeed), {
+        "train_micro_batch_size_per_gpu": micro, "gradient_accumulation_steps": 1, "train_batch_size": micro * world})
+    return engines.make_engine(cfg.engine, model, opt, ds_cfg, grad_clip=cfg.grad_clip)

@@ -207,7 +207,7 @@ def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: Me
         batch = batches(blocks, cfg.batch_size, step, cfg.seed)
         n_global = sum(sum(t != -100 for t in b.labels[1:]) for b in batch)
         ids, labels, pos = collate(batch[r * per:(r + 1) * per])
-        local = token_loss_sum(eng.module, ids, labels, pos) * (w / max(1, n_global))
+        local = token_loss_sum(eng.forward_module, ids, labels, pos) * (w / max(1, n_global))
         loss = eng.all_reduce_mean(local)  # the global token mean, the same on every rank
         # the finiteness decision is on the global loss, the same on every rank: collectives stay in step
         stepped, grad_norm = guarded_update(eng, guard, step + 1, loss, backward_loss=local)

@@ -60,10 +60,9 @@ def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward:
     """
     cfg = config_from_params(train)
     reward_fn = make_reward(reward, reward_model=reward_model, group_size=cfg.group_size)
-    generator = HFGenerator(policy.model, policy.tokenizer, batch_size=cfg.rollout_batch_size)
     rm_version = reward_model.lineage.get("version") if reward_model is not None else None
     history = train_grpo(
-        policy.model, policy.tokenizer, prompts, reward_fn, cfg, generator, world.render_prompt,
+        policy.model, policy.tokenizer, prompts, reward_fn, cfg, None, world.render_prompt,  # cfg.rollout_engine's
         on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
         resume_dir=resume_dir, keep_final_state=True, diagnostics=combine(diagnostics), reward_name=reward,
         fingerprint=resume.fingerprint(policy.lineage.get("version"), [p["id"] for p in prompts], train, reward,
