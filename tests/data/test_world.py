@@ -2,6 +2,7 @@
 
 import pytest
 
+from nemotron_cascade import chat
 from nemotron_cascade.data import world
 from nemotron_cascade.rewards.registry import get_reward
 
@@ -102,3 +103,35 @@ def test_zero_tasks_returns_at_once():
     from nemotron_cascade.data import world
 
     assert world.generate_tasks("math", "sft", 0, 0) == []
+
+
+def test_swe_symbol_map_style_lists_the_shown_files_functions_and_the_trace_copies_its_line():
+    """``symbol_map`` style: modules named mod<k> (the same problem, id and split), a prompt map with
+    one ``def <name> in [<path>]`` line per function of each shown file, in file order, nothing
+    from files not shown; the oracle's trace is the issue's function's line, verbatim (a copy, not
+    a search). The plain style is the row as generated."""
+    plain = world.generate_tasks("swe", "rl", 1, 3)[0]
+    assert world.with_swe_style(plain, "plain") is plain and "Symbols:" not in world.swe_prompt(plain)
+    row = world.with_swe_style(plain, "symbol_map")
+    assert (row["id"], row["split"], row["prompt"]) == (plain["id"], plain["split"], plain["prompt"])
+    assert all(p.startswith("mod") for p in row["repo"]) and sorted(row["repo"].values()) == sorted(plain["repo"].values())
+    assert row["gold_patch"].startswith(f"--- a/{row['file']}\n+++ b/{row['file']}\n")
+    assert row["repo"][row["file"]] == plain["repo"][plain["file"]]
+    others = [p for p in sorted(row["repo"]) if p != row["file"]]
+    shown = [row["file"], others[0]]
+    expected = [f"def {name} in [{p}]" for p in shown
+                for name in (line[4:line.index("(")] for line in row["repo"][p].splitlines()
+                             if line.startswith("def "))]
+    assert world.swe_symbol_map(row, shown).splitlines() == expected
+    prompt = world.swe_prompt(row, shown)
+    assert f"in [{others[1]}]" not in prompt  # a file not shown is not in the map either
+    trace = chat.split_response(world.oracle_response(row, True)).thinking.strip()
+    assert f"\n{trace}\n" in prompt and trace.endswith(f"[{row['file']}]")
+    assert get_reward("swe")([world.oracle_response(row, True)], [row]) == [1.0]
+    with pytest.raises(ValueError, match="swe_style"):
+        world.with_swe_style(plain, "fancy")
+    # a real module: methods and async functions count, and the map is bounded
+    big = {"repo": {"a.py": "class A:\n    def m(self):\n        pass\nasync def f():\n    pass\n"
+                    + "".join(f"def g{i}():\n    pass\n" for i in range(300))}}
+    lines = world.swe_symbol_map(big, ["a.py"]).splitlines()
+    assert lines[:2] == ["def m in [a.py]", "def f in [a.py]"] and len(lines) == 200

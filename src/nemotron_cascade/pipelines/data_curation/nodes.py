@@ -16,11 +16,13 @@ from nemotron_cascade.generation.teachers import make_teacher
 log = logging.getLogger(__name__)
 
 
-def generate_world(seed: int, sizes: dict, plant: dict | None = None, **sources: list[dict]) -> dict[str, list[dict]]:
+def generate_world(seed: int, sizes: dict, plant: dict | None = None, swe_style: str = "plain",
+                   **sources: list[dict]) -> dict[str, list[dict]]:
     """The raw tasks per domain: the embedded world's (``sizes[domain][split]`` tasks of each split,
-    plus ``plant``: per domain ``leaks`` benchmark items copied into training splits and
-    ``near_duplicates`` copies of training tasks, under format noise, for curation to remove), then
-    the rows of ``source.<domain>`` (the gpu profile's HF datasets; empty in ``base``)."""
+    SWE tasks in prompt style ``swe_style`` (``world.with_swe_style``), plus ``plant``: per domain
+    ``leaks`` benchmark items copied into training splits and ``near_duplicates`` copies of training
+    tasks, under format noise, for curation to remove), then the rows of ``source.<domain>`` (the
+    gpu profile's HF datasets; empty in ``base``)."""
     unknown = sorted(set(sizes) - set(world.DOMAINS))
     if unknown:
         raise KeyError(f"params world.sizes names unknown domains {unknown}; known: {list(world.DOMAINS)}")
@@ -30,6 +32,8 @@ def generate_world(seed: int, sizes: dict, plant: dict | None = None, **sources:
         rows = []
         for split in world.SPLITS:
             rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed)
+        if domain == "swe":
+            rows = [world.with_swe_style(r, swe_style) for r in rows]
         rows = curation.plant_contamination(rows, int(plant.get("leaks", 0)), int(plant.get("near_duplicates", 0)),
                                             seed=int(plant.get("seed", 0)) + world.DOMAINS.index(domain))
         rows += list(sources.get(domain) or [])
