@@ -3,98 +3,13 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 
 import pytest
+from vllm_fakes import (FakeCompletionOutput, FakeLLM, FakeLogprob, FakeModel, FakeRequestOutput,  # tests/
+                        FakeSamplingParams)
 
 from nemotron_cascade.generation import vllm_engine as ve
 from nemotron_cascade.generation.base import SamplingParams
-
-
-# ------------------------------------------------------------------ fakes shaped like vllm's objects
-@dataclass
-class FakeLogprob:  # vllm.logprobs.Logprob
-    logprob: float
-    rank: int | None = None
-    decoded_token: str | None = None
-
-
-@dataclass
-class FakeCompletionOutput:  # vllm.outputs.CompletionOutput
-    index: int
-    text: str
-    token_ids: list[int]
-    cumulative_logprob: float | None
-    logprobs: list[dict[int, FakeLogprob]] | None
-    finish_reason: str | None = None
-
-
-@dataclass
-class FakeRequestOutput:  # vllm.outputs.RequestOutput
-    request_id: str
-    prompt_token_ids: list[int]
-    outputs: list[FakeCompletionOutput]
-    finished: bool = True
-
-
-class FakeSamplingParams:  # vllm.SamplingParams
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-
-
-class FakeTokenizer:
-    def __call__(self, text, add_special_tokens=True):
-        assert add_special_tokens is False
-        return type("Enc", (), {"input_ids": [ord(c) for c in text]})()
-
-
-class FakeModel:
-    def __init__(self):
-        self.loaded = []
-
-    def load_weights(self, weights):
-        self.loaded.append(list(weights))
-
-
-@dataclass
-class FakeLLM:
-    """Records the calls an engine gets; ``generate`` answers 'ab' + eos or a cut 'abc'."""
-
-    calls: list = field(default_factory=list)
-    model: FakeModel = field(default_factory=FakeModel)
-    eos: int = 0
-
-    def get_tokenizer(self):
-        return FakeTokenizer()
-
-    def generate(self, prompts, sampling_params, use_tqdm=True):
-        self.calls.append(("generate", len(prompts)))
-        self.last = (prompts, sampling_params)
-        outs = []
-        for i, (p, sp) in enumerate(zip(prompts, sampling_params)):
-            k = sp.kwargs.get("logprobs")
-            comps = []
-            for j in reversed(range(sp.kwargs["n"])):  # out of index order on purpose
-                cut = j % 2 == 1
-                ids = [97, 98, 99] if cut else [97, 98, self.eos]
-                lps = None if k is None else [{t: FakeLogprob(-0.5, 1), 5: FakeLogprob(-1.5, 2)} for t in ids]
-                comps.append(FakeCompletionOutput(j, "abc" if cut else "ab", ids, None, lps,
-                                                  "length" if cut else "stop"))
-            outs.append(FakeRequestOutput(str(i), p["prompt_token_ids"], comps))
-        return outs
-
-    def sleep(self, level=1):
-        self.calls.append(("sleep", level))
-
-    def wake_up(self, tags=None):
-        self.calls.append(("wake_up", tuple(tags) if tags else None))
-
-    def reset_prefix_cache(self):
-        self.calls.append(("reset_prefix_cache",))
-
-    def apply_model(self, func):
-        self.calls.append(("apply_model",))
-        return [func(self.model)]
 
 
 def engine(sleep_level=0, **kw):

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from vllm_fakes import FakeCompletionOutput, FakeLLM, FakeRequestOutput, FakeSamplingParams  # tests/
+
 from nemotron_cascade import models
 from nemotron_cascade.generation.base import Completion
 from nemotron_cascade.generation.hf import HFGenerator
@@ -278,50 +280,30 @@ def test_a_rollout_shard_samples_its_share_as_one_process_would(tokenizer):
     assert shard.prompt_ids == whole.prompt_ids[4:] and len(shard.texts) == 4
 
 
-class _FakeLLM:
-    """Shaped like ``vllm.LLM`` (as in tests/generation): records calls; sample j is "12" or "ab"."""
+class _FakeLLM(FakeLLM):
+    """``FakeLLM`` (tests/vllm_fakes.py) answering with the policy's tokenizer: sample j is "12" or "ab"."""
 
     def __init__(self, tokenizer):
-        self.tok, self.calls, self.loaded = tokenizer, [], []
+        super().__init__()
+        self.tok = tokenizer
 
     def generate(self, requests, sampling, use_tqdm=True):
-        from types import SimpleNamespace as NS
-
         self.calls.append(("generate", len(requests)))
         outs = []
-        for sp in sampling:
+        for request, sp in zip(requests, sampling):
             comps = []
             for j in range(sp.kwargs["n"]):
                 text = "12" if j % 2 else "ab"
                 ids = self.tok(text, add_special_tokens=False).input_ids + [self.tok.eos_token_id]
-                comps.append(NS(index=j, text=text, token_ids=ids, logprobs=None, finish_reason="stop"))
-            outs.append(NS(outputs=comps))
+                comps.append(FakeCompletionOutput(j, text, ids, None, None, "stop"))
+            outs.append(FakeRequestOutput(str(len(outs)), request["prompt_token_ids"], comps))
         return outs
-
-    def sleep(self, level=1):
-        self.calls.append(("sleep", level))
-
-    def wake_up(self, tags=None):
-        self.calls.append(("wake_up", tuple(tags) if tags else None))
-
-    def reset_prefix_cache(self):
-        self.calls.append(("reset_prefix_cache",))
-
-    def apply_model(self, fn):
-        self.calls.append(("apply_model",))
-        model = type("M", (), {"load_weights": lambda _, w: self.loaded.append({k: v.clone() for k, v in w})})()
-        return [fn(model)]
-
-
-class _FakeSamplingParams:
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
 
 
 def _vllm_generator(tokenizer, sleep_level=1):
     from nemotron_cascade.generation.vllm_engine import VLLMGenerator
 
-    return VLLMGenerator(_FakeLLM(tokenizer), tokenizer, sleep_level=sleep_level, sampling_cls=_FakeSamplingParams)
+    return VLLMGenerator(_FakeLLM(tokenizer), tokenizer, sleep_level=sleep_level, sampling_cls=FakeSamplingParams)
 
 
 def test_vllm_rollouts_get_the_weights_after_every_optimiser_step(tokenizer):
@@ -335,11 +317,12 @@ def test_vllm_rollouts_get_the_weights_after_every_optimiser_step(tokenizer):
     sync = [("wake_up", ("weights",)), ("apply_model",), ("wake_up", ("kv_cache",)), ("reset_prefix_cache",)]
     step = [("generate", 2), ("sleep", 1)] + sync  # sample (then sleep), optimiser step, sync
     assert gen.llm.calls == [("apply_model",), ("reset_prefix_cache",)] + step + step  # a first sync, awake
-    assert len(gen.llm.loaded) == 3 and gen.version == 3
-    for loaded, weights in zip(gen.llm.loaded[1:], after_step):  # each sync sends that step's weights
+    assert len(gen.llm.model.loaded) == 3 and gen.version == 3
+    for loaded, weights in zip(map(dict, gen.llm.model.loaded[1:]), after_step):  # each sync sends that step's weights
         assert loaded.keys() <= weights.keys() and all(torch.equal(v, weights[k]) for k, v in loaded.items())
-    assert not torch.equal(gen.llm.loaded[0]["lm_head.weight"], gen.llm.loaded[2]["lm_head.weight"])  # it trained
-    assert not any("rotary_emb" in k for k in gen.llm.loaded[0])
+    first, last = dict(gen.llm.model.loaded[0]), dict(gen.llm.model.loaded[2])
+    assert not torch.equal(first["lm_head.weight"], last["lm_head.weight"])  # it trained
+    assert not any("rotary_emb" in k for k in first)
 
 
 def test_vllm_rollouts_need_an_engine_that_syncs(tokenizer):

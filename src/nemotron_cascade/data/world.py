@@ -680,13 +680,14 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000) -> Ite
                "domain": domain, "split": split, **task}
 
 
-def generate_tasks(domain: str, split: str, n: int, seed: int) -> list[dict]:
-    """``n`` distinct tasks (fewer when the domain has fewer distinct problems in that split)."""
+def generate_tasks(domain: str, split: str, n: int, seed: int, swe_style: str = "plain") -> list[dict]:
+    """``n`` distinct tasks (fewer when the domain has fewer distinct problems in that split); SWE
+    tasks in prompt style ``swe_style`` (:func:`with_swe_style`)."""
     if n <= 0:
         return []
     out = []
     for task in iter_tasks(domain, seed, split):
-        out.append(task)
+        out.append(with_swe_style(task, swe_style) if domain == "swe" else task)
         if len(out) == n:
             break
     return out

@@ -36,7 +36,6 @@ sync after every optimiser step). See :func:`train_grpo` and docs/scale_out.md.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import tempfile
 import time
@@ -404,13 +403,11 @@ def _make_engine(cfg: GRPOConfig, model, opt):
     (the loop accumulates them itself: ``gradient_accumulation_steps`` 1, see engines)."""
     if cfg.engine == "torch":
         return engines.make_engine("torch", model, opt, grad_clip=cfg.grad_clip)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = engines.launched_world_size()
     if cfg.prompts_per_step % world:
         raise ValueError(f"GRPO prompts_per_step {cfg.prompts_per_step} is not divisible by the world size {world}")
     micro = min(cfg.micro_batch_size, cfg.prompts_per_step // world * cfg.group_size)
-    ds_cfg = engines.fill_auto(engines.load_deepspeed_config(cfg.deepspeed), {
-        "train_micro_batch_size_per_gpu": micro, "gradient_accumulation_steps": 1, "train_batch_size": micro * world})
-    return engines.make_engine(cfg.engine, model, opt, ds_cfg, grad_clip=cfg.grad_clip)
+    return engines.make_loop_engine(cfg.engine, model, opt, cfg.deepspeed, cfg.grad_clip, micro)
 
 
 def _batch_stats(batch: RolloutBatch, engine) -> tuple[list[int], list[bool], list[int]]:

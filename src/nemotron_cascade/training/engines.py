@@ -218,6 +218,24 @@ def _default_backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
+def launched_world_size() -> int:
+    """The data-parallel world size this process was launched with (``torchrun``/``deepspeed`` set
+    ``WORLD_SIZE``; 1 when not launched), known before any engine exists."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def make_loop_engine(kind: str, model, optimizer, config, grad_clip: float, micro_batch: int):
+    """:func:`make_engine` for a loop that accumulates its own micro-batches (``backward(boundary=)``):
+    DeepSpeed's ``auto`` batch sizes become ``micro_batch`` per rank, no accumulation of its own,
+    and ``micro_batch`` × world size in all. ``config`` is ignored by ``torch``."""
+    if kind == "torch":
+        return make_engine("torch", model, optimizer, grad_clip=grad_clip)
+    ds_cfg = fill_auto(load_deepspeed_config(config), {
+        "train_micro_batch_size_per_gpu": micro_batch, "gradient_accumulation_steps": 1,
+        "train_batch_size": micro_batch * launched_world_size()})
+    return make_engine(kind, model, optimizer, ds_cfg, grad_clip=grad_clip)
+
+
 def make_engine(kind: str, model, optimizer, config: dict | str | None = None, grad_clip: float = 1.0,
                 profile: str = "gpu"):
     """A training engine of ``kind`` (``torch`` or ``deepspeed``) around ``model`` and ``optimizer``.

@@ -20,7 +20,6 @@ of ``size`` — the paper found small RMs easier to hack, and this makes that ea
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections import defaultdict
@@ -229,12 +228,9 @@ def _make_engine(cfg: RMConfig, model, opt, n_pairs: int):
     """The training engine of ``cfg``; DeepSpeed's ``auto`` batch sizes from ``batch_size`` (pairs)."""
     if cfg.engine == "torch":
         return engines.make_engine("torch", model, opt, grad_clip=cfg.grad_clip)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = engines.launched_world_size()
     smallest = min(cfg.batch_size, n_pairs % cfg.batch_size or cfg.batch_size)
     if smallest < world:
         raise ValueError(f"reward model on {world} ranks: a batch of {smallest} pairs leaves a rank without pairs "
                          "(raise batch_size, or drop pairs so the last batch is not that small)")
-    micro = -(-cfg.batch_size // world)
-    ds_cfg = engines.fill_auto(engines.load_deepspeed_config(cfg.deepspeed), {
-        "train_micro_batch_size_per_gpu": micro, "gradient_accumulation_steps": 1, "train_batch_size": micro * world})
-    return engines.make_engine(cfg.engine, model, opt, ds_cfg, grad_clip=cfg.grad_clip)
+    return engines.make_loop_engine(cfg.engine, model, opt, cfg.deepspeed, cfg.grad_clip, -(-cfg.batch_size // world))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -191,13 +190,10 @@ def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: Me
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
-    ds_cfg = engines.load_deepspeed_config(cfg.deepspeed)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = engines.launched_world_size()
     if cfg.batch_size % world:
         raise ValueError(f"SFT batch_size {cfg.batch_size} is not divisible by the world size {world}")
-    ds_cfg = engines.fill_auto(ds_cfg, {"train_batch_size": cfg.batch_size, "gradient_accumulation_steps": 1,
-                                        "train_micro_batch_size_per_gpu": cfg.batch_size // world})
-    eng = engines.make_engine(cfg.engine, model, opt, ds_cfg, grad_clip=cfg.grad_clip)
+    eng = engines.make_loop_engine(cfg.engine, model, opt, cfg.deepspeed, cfg.grad_clip, cfg.batch_size // world)
     w, r, per = eng.world_size, eng.rank, cfg.batch_size // eng.world_size
     model.train()
     history: list[dict] = []

@@ -31,9 +31,7 @@ def generate_world(seed: int, sizes: dict, plant: dict | None = None, swe_style:
     for domain in world.DOMAINS:
         rows = []
         for split in world.SPLITS:
-            rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed)
-        if domain == "swe":
-            rows = [world.with_swe_style(r, swe_style) for r in rows]
+            rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed, swe_style)
         rows = curation.plant_contamination(rows, int(plant.get("leaks", 0)), int(plant.get("near_duplicates", 0)),
                                             seed=int(plant.get("seed", 0)) + world.DOMAINS.index(domain))
         rows += list(sources.get(domain) or [])

@@ -62,7 +62,7 @@ def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward:
     reward_fn = make_reward(reward, reward_model=reward_model, group_size=cfg.group_size)
     rm_version = reward_model.lineage.get("version") if reward_model is not None else None
     history = train_grpo(
-        policy.model, policy.tokenizer, prompts, reward_fn, cfg, None, world.render_prompt,  # cfg.rollout_engine's
+        policy.model, policy.tokenizer, prompts, reward_fn, cfg, None, world.render_prompt,  # None: cfg.rollout_engine's generator
         on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
         resume_dir=resume_dir, keep_final_state=True, diagnostics=combine(diagnostics), reward_name=reward,
         fingerprint=resume.fingerprint(policy.lineage.get("version"), [p["id"] for p in prompts], train, reward,
