@@ -9,6 +9,7 @@ from nemotron_cascade import tracking
 from nemotron_cascade.data.preferences import SPLITS, check_pairs
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.models import count_parameters
+from nemotron_cascade.training import launch as launch_lib
 from nemotron_cascade.training.reward_model import (
     RMConfig, reward_model_from_policy, reward_model_from_scratch, train_reward_model)
 from nemotron_cascade.training.sft import dataclass_from_params
@@ -21,13 +22,16 @@ def train_reward_model_node(policy: Checkpoint, preference_pairs: list[dict], in
     """Train the Bradley–Terry reward model; the RM checkpoint and its training/validation curves.
 
     ``init``: ``policy`` (the input checkpoint's body, a fresh scalar head) or ``scratch`` (a new
-    tiny model of ``size``, sharing the policy's tokenizer).
+    tiny model of ``size``, sharing the policy's tokenizer). ``train.launch`` with ``world_size > 1``
+    trains in a launched multi-process job (:mod:`~nemotron_cascade.training.launch`).
     """
     pairs = check_pairs(preference_pairs, "preference_pairs")
     splits = Counter(p.get("split") for p in pairs)
     unknown = sorted(set(splits) - set(SPLITS), key=str)
     if unknown:
         raise ValueError(f"preference_pairs: split must be one of {SPLITS}, found {unknown}")
+    train = dict(train)
+    launch = launch_lib.config_from_params(train.pop("launch", None))
     cfg = dataclass_from_params(RMConfig, train)
     if init == "policy":
         model = reward_model_from_policy(policy.model, policy.tokenizer)
@@ -39,10 +43,14 @@ def train_reward_model_node(policy: Checkpoint, preference_pairs: list[dict], in
     log.info("reward model (%s): %.2f M parameters, %s pairs", init, n_params / 1e6, dict(splits))
     tracking.log_metrics({"parameters": n_params, "train_pairs": splits["train"],
                           "validation_pairs": splits["validation"]}, prefix="data/")
-    history = train_reward_model(
-        model, policy.tokenizer, [p for p in pairs if p["split"] == "train"],
-        [p for p in pairs if p["split"] == "validation"], cfg,
-        on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"))
+    train_pairs = [p for p in pairs if p["split"] == "train"]
+    val_pairs = [p for p in pairs if p["split"] == "validation"]
+    on_metrics = lambda m, s: tracking.log_metrics(m, s, "train/")  # noqa: E731
+    if launch.distributed:
+        history = launch_lib.train_reward_model_distributed(model, policy.tokenizer, train_pairs, val_pairs, cfg,
+                                                            launch, on_metrics)
+    else:
+        history = train_reward_model(model, policy.tokenizer, train_pairs, val_pairs, cfg, on_metrics=on_metrics)
     final = {k: v for k, v in history[-1].items() if k.startswith("val_")}
     log.info("reward model validation: %s", {k: round(v, 3) for k, v in final.items()})
     lineage = {"stage": "reward_model", "init": init, "parameters": n_params,

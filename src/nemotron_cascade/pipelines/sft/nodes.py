@@ -7,6 +7,7 @@ import logging
 from nemotron_cascade import chat, models, tracking
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.lineage import content_digest
+from nemotron_cascade.training import launch as launch_lib
 from nemotron_cascade.training import packing, resume
 from nemotron_cascade.training.sft import config_from_params, train_sft
 
@@ -31,12 +32,18 @@ def build_base_model(samples: list[dict], source: str, name_or_path: str | None,
         model = models.build_tiny_model(tokenizer, models.TinyModelConfig(**tiny))
         if pretrain and int(pretrain.get("max_steps", 0)) > 0:
             cfg = dict(pretrain)
+            launch = launch_lib.config_from_params(cfg.pop("launch", None))
             blocks, stats = packing.prepare_lm_blocks(texts, tokenizer, int(cfg.pop("block_size")))
             tracking.log_metrics(stats, prefix="pretrain_data/")
-            train_sft(model, blocks, config_from_params(cfg),
-                      on_metrics=lambda m, s: tracking.log_metrics(m, s, "pretrain/"),
-                      resume_dir=resume_dir, keep_final_state=True,
-                      fingerprint=resume.fingerprint("pretrain", content_digest(texts), tiny, pretrain))
+            on_metrics = lambda m, s: tracking.log_metrics(m, s, "pretrain/")  # noqa: E731
+            if launch.distributed:
+                log.warning("pretraining on %d ranks: no mid-stage resume", launch.world_size)
+                launch_lib.train_sft_distributed(model, tokenizer, blocks, config_from_params(cfg), launch, on_metrics)
+            else:
+                train_sft(model, blocks, config_from_params(cfg), on_metrics=on_metrics,
+                          resume_dir=resume_dir, keep_final_state=True,
+                          fingerprint=resume.fingerprint("pretrain", content_digest(texts), tiny,
+                                                         {k: v for k, v in pretrain.items() if k != "launch"}))
     else:
         raise ValueError(f"params base_model.source must be 'tiny' or 'pretrained', got {source!r}")
     lineage = {"stage": "base", "source": source, "name_or_path": name_or_path,
@@ -46,17 +53,27 @@ def build_base_model(samples: list[dict], source: str, name_or_path: str | None,
 
 def train_sft_stage(policy: Checkpoint, blend: list[dict], train: dict, stage: str,
                     resume_dir: str) -> tuple[Checkpoint, list[dict]]:
-    """Fine-tune ``policy`` on the stage's blend; return the new checkpoint and its step metrics."""
+    """Fine-tune ``policy`` on the stage's blend; return the new checkpoint and its step metrics.
+
+    ``train.launch`` (:mod:`~nemotron_cascade.training.launch`) with ``world_size > 1`` trains in a
+    launched multi-process job (no mid-stage resume); absent or ``world_size: 1``, in this process.
+    """
     train = dict(train)
     block_size = int(train.pop("block_size"))
+    launch = launch_lib.config_from_params(train.pop("launch", None))
     cfg = config_from_params(train)
     blocks, stats = packing.prepare_blocks(blend, policy.tokenizer, block_size, cfg.seed)
     log.info("%s: %s", stage, stats)
     tracking.log_metrics(stats, prefix="data/")
-    history = train_sft(policy.model, blocks, cfg, on_metrics=lambda m, s: tracking.log_metrics(m, s, "train/"),
-                        resume_dir=resume_dir, keep_final_state=True, fingerprint=resume.fingerprint(
-                            policy.lineage.get("version"), len(blend), blend[0]["id"] if blend else None,
-                            {**train, "block": block_size}))
+    on_metrics = lambda m, s: tracking.log_metrics(m, s, "train/")  # noqa: E731
+    if launch.distributed:
+        log.warning("%s on %d ranks: no mid-stage resume (%s is not used)", stage, launch.world_size, resume_dir)
+        history = launch_lib.train_sft_distributed(policy.model, policy.tokenizer, blocks, cfg, launch, on_metrics)
+    else:
+        history = train_sft(policy.model, blocks, cfg, on_metrics=on_metrics,
+                            resume_dir=resume_dir, keep_final_state=True, fingerprint=resume.fingerprint(
+                                policy.lineage.get("version"), len(blend), blend[0]["id"] if blend else None,
+                                {**train, "block": block_size}))
     lineage = {"stage": stage, "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},
                "data": {"samples": len(blend), **stats}, "mlflow_run_id": tracking.current_run_id()}
     return Checkpoint(model=policy.model, tokenizer=policy.tokenizer, lineage=lineage), history

@@ -1,0 +1,519 @@
+"""Launch a training loop as a multi-process (data-parallel) job from inside a Kedro node.
+
+A node that trains with ``launch.world_size > 1`` does not train in its own process. It hands the
+loop's inputs to :func:`run_distributed`, which
+
+1. writes them to a fresh work dir: ``model/`` (``save_pretrained`` of the model and tokenizer),
+   ``data.pt`` or ``data.json`` (the task's data), ``payload.json`` (task, model class, dtype, the
+   loop's config as JSON);
+2. starts ``torchrun`` or the ``deepspeed`` launcher (:func:`build_command`) on
+   ``python -m nemotron_cascade.training.launch worker <workdir>``, its stdout and stderr in
+   ``<workdir>/launch.log``, every rank with ``OMP_NUM_THREADS=threads_per_rank`` and without any
+   ``MLFLOW_*`` variable (no rank can write to MLflow: the parent logs);
+3. while the job runs, polls ``<workdir>/metrics.jsonl`` (rank 0 appends one line per logged step)
+   and passes each line to ``on_metrics(metrics, step)`` (the node's MLflow logging);
+4. at exit reads ``<workdir>/result/`` (history and the final full state dict, written by rank 0
+   as ``result.tmp/`` and renamed: a crash leaves no half result), and removes the work dir
+   (kept when ``NEMOTRON_CASCADE_KEEP_LAUNCH_DIR=1``). A non-zero exit raises a ``RuntimeError``
+   with the command, the exit code and the tail of ``launch.log``.
+
+Each rank (:func:`worker_main`) loads the payload, runs the task's loop with its DeepSpeed engine
+(the loop shards every global batch over the ranks, ``training/engines.py``) and, on rank 0 only,
+writes the metrics lines and the result. Other ranks write nothing in the work dir; their output
+goes to the launcher's log.
+
+Tasks: ``sft`` (:func:`~nemotron_cascade.training.sft.train_sft` on packed blocks, also the tiny
+model's pretraining) and ``reward_model``
+(:func:`~nemotron_cascade.training.reward_model.train_reward_model` on preference pairs).
+Several nodes: every node must see the work dir (``workdir_root`` on a shared filesystem); the
+``deepspeed`` launcher starts the other nodes itself from a hostfile (pdsh over ssh), ``torchrun``
+needs the same command started on every node (c10d rendezvous). Not tried here (one machine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+LAUNCHERS = ("torchrun", "deepspeed")
+WORKER_MODULE = "nemotron_cascade.training.launch"
+KEEP_DIR_ENV = "NEMOTRON_CASCADE_KEEP_LAUNCH_DIR"
+LOG_FILE, METRICS_FILE, PAYLOAD_FILE, RESULT_DIR = "launch.log", "metrics.jsonl", "payload.json", "result"
+LOG_TAIL_LINES = 40
+FAIL_BEGIN, FAIL_END = "worker failed, traceback follows:", "end of the worker's traceback"
+POLL_S = 0.2
+
+MetricsCallback = Callable[[dict, int], None]
+
+
+# ------------------------------------------------------------------------------------------ config
+@dataclass(frozen=True)
+class LaunchConfig:
+    """How a node launches its training job (the ``launch`` block of a stage's ``train`` params).
+
+    ``world_size`` is the total number of ranks, ``world_size / nnodes`` per node. ``world_size``
+    1 (the default) means no launch: the loop runs in the node's process, as without this block.
+    """
+
+    world_size: int = 1
+    launcher: str = "torchrun"             # "torchrun" | "deepspeed"
+    nnodes: int = 1
+    hostfile: str | None = None            # deepspeed only: MPI-style "host slots=N" lines
+    master_addr: str | None = None         # None: 127.0.0.1 on one node; required by torchrun on several
+    master_port: int | None = None         # None: a free port of this machine
+    threads_per_rank: int = 1              # OMP_NUM_THREADS of every rank
+    timeout_s: float | None = None         # kill the job after this long; None: no limit
+    env: dict = field(default_factory=dict)  # extra environment variables of every rank
+    workdir_root: str | None = None        # where work dirs are made (None: the system temp dir);
+                                           # several nodes: a directory every node sees
+    launcher_args: tuple = ()              # extra arguments for the launcher itself, verbatim
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def per_node(self) -> int:
+        return self.world_size // self.nnodes
+
+
+def _check(cond: bool, key: str, want: str, got: Any) -> None:
+    if not cond:
+        raise ValueError(f"launch.{key} must be {want}, got {got!r}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def config_from_params(params: dict | None) -> LaunchConfig:
+    """A :class:`LaunchConfig` from a ``launch`` params block (``None``/empty: world size 1)."""
+    params = dict(params or {})
+    known = [f.name for f in dataclasses.fields(LaunchConfig)]
+    unknown = sorted(set(params) - set(known), key=str)
+    if unknown:
+        raise ValueError(f"launch: unknown key(s) {unknown}; expected some of {known}")
+    cfg = LaunchConfig(**{k: tuple(v) if k == "launcher_args" and isinstance(v, list) else v
+                          for k, v in params.items()})
+    _check(_is_int(cfg.world_size) and cfg.world_size >= 1, "world_size", "an integer ≥ 1", cfg.world_size)
+    _check(cfg.launcher in LAUNCHERS, "launcher", f"one of {LAUNCHERS}", cfg.launcher)
+    _check(_is_int(cfg.nnodes) and cfg.nnodes >= 1, "nnodes", "an integer ≥ 1", cfg.nnodes)
+    _check(cfg.world_size % cfg.nnodes == 0, "world_size",
+           f"a multiple of nnodes ({cfg.nnodes})", cfg.world_size)
+    _check(_is_int(cfg.threads_per_rank) and cfg.threads_per_rank >= 1, "threads_per_rank", "an integer ≥ 1",
+           cfg.threads_per_rank)
+    _check(cfg.master_port is None or (_is_int(cfg.master_port) and 0 < cfg.master_port < 65536), "master_port",
+           "null or a port number (1-65535)", cfg.master_port)
+    _check(cfg.master_addr is None or (isinstance(cfg.master_addr, str) and cfg.master_addr), "master_addr",
+           "null or a host name/address", cfg.master_addr)
+    _check(cfg.timeout_s is None or (isinstance(cfg.timeout_s, (int, float)) and not isinstance(cfg.timeout_s, bool)
+                                     and cfg.timeout_s > 0), "timeout_s", "null or a number > 0", cfg.timeout_s)
+    _check(isinstance(cfg.env, dict) and all(isinstance(k, str) for k in cfg.env), "env",
+           "a mapping of variable names to values", cfg.env)
+    mlflow_vars = sorted(k for k in cfg.env if k.upper().startswith("MLFLOW_"))
+    _check(not mlflow_vars, "env", "free of MLFLOW_* variables (ranks never write to MLflow)", mlflow_vars)
+    _check(isinstance(cfg.launcher_args, tuple) and all(isinstance(a, str) for a in cfg.launcher_args),
+           "launcher_args", "a list of strings", cfg.launcher_args)
+    _check(cfg.hostfile is None or cfg.launcher == "deepspeed", "hostfile",
+           "null with launcher torchrun (a hostfile is the deepspeed launcher's)", cfg.hostfile)
+    if cfg.nnodes > 1:
+        _check(cfg.workdir_root is not None, "workdir_root",
+               "a directory every node sees (a shared filesystem) when nnodes > 1", cfg.workdir_root)
+        if cfg.launcher == "deepspeed":
+            _check(cfg.hostfile is not None, "hostfile", "set for the deepspeed launcher when nnodes > 1",
+                   cfg.hostfile)
+        else:
+            _check(cfg.master_addr is not None, "master_addr",
+                   "the rendezvous host's address for torchrun when nnodes > 1", cfg.master_addr)
+    return cfg
+
+
+def free_port(addr: str = "127.0.0.1") -> int:
+    """A port free on ``addr`` now (a later bind can still lose a race; rare)."""
+    with socket.socket() as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------ command
+def build_command(cfg: LaunchConfig, module_args: Sequence[str], job_id: str = "nemotron-cascade") -> list[str]:
+    """The launcher command that runs ``python -m <module_args[0]> <module_args[1:]>`` on every rank.
+
+    ``torchrun`` is called as ``python -m torch.distributed.run`` (the same program, the same
+    Python as this process); ``deepspeed`` as ``python -m deepspeed.launcher.runner``. One node:
+    ``--nproc_per_node W --nnodes 1 --master_addr A --master_port P`` (torchrun) or
+    ``--num_gpus W --master_port P`` (deepspeed). Several nodes: torchrun's c10d rendezvous
+    (``--rdzv_backend c10d --rdzv_endpoint A:P --rdzv_id <job_id>``: the same command on every
+    node), or deepspeed's ``--hostfile H --num_nodes N --num_gpus W/N`` (it starts the other nodes).
+    A ``None`` port becomes a free one.
+    """
+    module, *args = module_args
+    port = cfg.master_port or free_port()
+    if cfg.launcher == "torchrun":
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(cfg.per_node),
+               "--nnodes", str(cfg.nnodes)]
+        if cfg.nnodes == 1:
+            cmd += ["--master_addr", cfg.master_addr or "127.0.0.1", "--master_port", str(port)]
+        else:
+            cmd += ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"{cfg.master_addr}:{port}", "--rdzv_id", job_id]
+        return cmd + list(cfg.launcher_args) + ["-m", module, *args]
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner"]
+    if cfg.hostfile is not None:
+        cmd += ["--hostfile", cfg.hostfile, "--num_nodes", str(cfg.nnodes)]
+    cmd += ["--num_gpus", str(cfg.per_node)]
+    if cfg.master_addr is not None:
+        cmd += ["--master_addr", cfg.master_addr]
+    cmd += ["--master_port", str(port), "--no_local_rank"]
+    return cmd + list(cfg.launcher_args) + ["--module", module, *args]
+
+
+def child_env(cfg: LaunchConfig, base: dict | None = None) -> dict:
+    """The ranks' environment: ``base`` (this process's) without ``MLFLOW_*``, with
+    ``OMP_NUM_THREADS=threads_per_rank`` and ``cfg.env``."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if not k.upper().startswith("MLFLOW_")}
+    env.update(OMP_NUM_THREADS=str(cfg.threads_per_rank), PYTHONUNBUFFERED="1")
+    env.update({k: str(v) for k, v in cfg.env.items()})
+    return env
+
+
+# ------------------------------------------------------------------------------------------ tasks
+def _write_blocks(blocks, wd: Path) -> None:
+    import torch
+
+    if not blocks:
+        raise ValueError("no training blocks to launch with")
+    cols = {k: torch.tensor([getattr(b, k) for b in blocks], dtype=torch.int32)
+            for k in ("input_ids", "labels", "position_ids")}
+    torch.save({**cols, "n_real": torch.tensor([b.n_real for b in blocks], dtype=torch.int64)}, wd / "data.pt")
+
+
+def _read_blocks(wd: Path):
+    import torch
+
+    from nemotron_cascade.training.packing import Block
+
+    d = torch.load(wd / "data.pt", weights_only=True)
+    return [Block(i, lab, p, n) for i, lab, p, n in zip(d["input_ids"].tolist(), d["labels"].tolist(),
+                                                        d["position_ids"].tolist(), d["n_real"].tolist())]
+
+
+def _sft_config(params: dict):
+    from nemotron_cascade.training import sft
+
+    return sft.config_from_params(params)
+
+
+def _run_sft(wd: Path, model, tokenizer, cfg, on_metrics):
+    from nemotron_cascade.training import sft
+
+    return sft.train_sft(model, _read_blocks(wd), cfg, on_metrics=on_metrics)
+
+
+def _write_pairs(data: dict, wd: Path) -> None:
+    (wd / "data.json").write_text(json.dumps({"train": list(data["train"]), "validation": list(data["validation"])}))
+
+
+def _rm_config(params: dict):
+    from nemotron_cascade.training.reward_model import RMConfig
+    from nemotron_cascade.training.sft import dataclass_from_params
+
+    return dataclass_from_params(RMConfig, params)
+
+
+def _run_reward_model(wd: Path, model, tokenizer, cfg, on_metrics):
+    from nemotron_cascade.training import reward_model as rm
+
+    data = json.loads((wd / "data.json").read_text())
+    return rm.train_reward_model(model, tokenizer, data["train"], data["validation"], cfg, on_metrics=on_metrics)
+
+
+@dataclass(frozen=True)
+class _Task:
+    write_data: Callable[[Any, Path], None]  # parent: payload["data"] into the work dir
+    make_config: Callable[[dict], Any]       # rank: the loop's config from payload["config"], before any model loads
+    run: Callable[..., list[dict]]           # rank: (wd, model, tokenizer, config, on_metrics) -> history
+
+
+TASKS = {"sft": _Task(_write_blocks, _sft_config, _run_sft),
+         "reward_model": _Task(_write_pairs, _rm_config, _run_reward_model)}
+
+
+# ------------------------------------------------------------------------------------------ parent
+def write_payload(wd: Path, task: str, payload: dict) -> None:
+    """``payload`` (``model``, ``tokenizer``, ``data``, ``config``: a JSON-able dict) into ``wd``."""
+    missing = sorted({"model", "tokenizer", "data", "config"} - set(payload))
+    if missing:
+        raise ValueError(f"launch payload misses {missing}")
+    model = payload["model"]
+    model.save_pretrained(wd / "model")
+    payload["tokenizer"].save_pretrained(wd / "model")
+    TASKS[task].write_data(payload["data"], wd)
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    (wd / PAYLOAD_FILE).write_text(json.dumps({
+        "task": task, "model_class": type(model).__name__, "dtype": dtype,
+        "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        "config": payload["config"]}, indent=1))
+
+
+class _MetricsTail:
+    """New complete lines of a JSONL file that another process appends to."""
+
+    def __init__(self, path: Path):
+        self.path, self.pos = path, 0
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.pos)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1  # a line being written is read on the next poll
+        self.pos += end
+        return [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
+
+
+def _log_excerpt(path: Path, n: int = LOG_TAIL_LINES) -> str:
+    """The last ``n`` lines of the job's log, preceded by the first rank's traceback (written in one
+    piece by :func:`main` between markers; the launcher's own summary often fills the tail)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    out = f"last lines of {path}:\n" + "\n".join(lines[-n:])
+    begin = next((i for i, line in enumerate(lines) if line.endswith(FAIL_BEGIN)), None)
+    if begin is None:
+        return out
+    end = next((i for i in range(begin + 1, len(lines)) if lines[i].endswith(FAIL_END)), len(lines))
+    tb = lines[begin:end + 1]
+    if len(tb) > n:
+        tb = tb[:2] + ["  ..."] + tb[-(n - 3):]
+    return "\n".join(tb) + "\n" + out
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """End the launcher and every rank it started (its own process group): SIGTERM, then SIGKILL;
+    then SIGKILL whatever the group still holds (a rank the launcher left behind)."""
+    if proc.poll() is None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=grace_s)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is empty: nothing left behind
+
+
+def run_distributed(task: str, payload: dict, cfg: LaunchConfig,
+                    on_metrics: MetricsCallback | None = None) -> dict:
+    """Run ``task`` on ``cfg.world_size`` ranks; ``{"history", "state_dict", "world_size", "command", "workdir"}``.
+
+    ``state_dict`` is the final full state dict (CPU tensors, memory-mapped from the result file);
+    ``workdir`` only still exists when ``NEMOTRON_CASCADE_KEEP_LAUNCH_DIR=1``. ``on_metrics`` gets
+    rank 0's ``(metrics, step)`` of every logged step while the job runs. A job that exits non-zero
+    or outlives ``cfg.timeout_s`` raises ``RuntimeError`` (command, exit code, log tail).
+    """
+    import torch
+
+    if task not in TASKS:
+        raise ValueError(f"unknown launch task {task!r}; expected one of {sorted(TASKS)}")
+    if cfg.workdir_root:
+        Path(cfg.workdir_root).mkdir(parents=True, exist_ok=True)
+    wd = Path(tempfile.mkdtemp(prefix=f"launch-{task}-", dir=cfg.workdir_root))
+    try:
+        write_payload(wd, task, payload)
+        if cfg.nnodes == 1 and cfg.master_port is None:
+            cfg = dataclasses.replace(cfg, master_port=free_port(cfg.master_addr or "127.0.0.1"))
+        cmd = build_command(cfg, [WORKER_MODULE, "worker", str(wd)], job_id=wd.name)
+        env = child_env(cfg)
+        if cfg.launcher == "deepspeed" and cfg.hostfile is not None:  # exported to the other nodes
+            (wd / ".deepspeed_env").write_text("".join(f"{k}={env[k]}\n" for k in ["OMP_NUM_THREADS", *cfg.env]))
+        pretty = shlex.join(cmd)
+        log.info("launching %s on %d rank(s): %s", task, cfg.world_size, pretty)
+        if cfg.launcher == "torchrun" and cfg.nnodes > 1:
+            log.warning("torchrun on %d nodes: start the same command on the other %d node(s)", cfg.nnodes,
+                        cfg.nnodes - 1)
+        rc, seconds = _supervise(cmd, env, wd, cfg.timeout_s, on_metrics)
+        if rc != 0:
+            what = f"timed out after {cfg.timeout_s} s" if rc is None else f"failed with exit code {rc}"
+            raise RuntimeError(f"distributed {task} job {what}\ncommand: {pretty}\n{_log_excerpt(wd / LOG_FILE)}")
+        res_dir = wd / RESULT_DIR
+        if not (res_dir / "result.json").exists():
+            raise RuntimeError(f"distributed {task} job exited 0 but rank 0 wrote no result\ncommand: {pretty}\n"
+                               f"{_log_excerpt(wd / LOG_FILE)}")
+        result = json.loads((res_dir / "result.json").read_text())
+        # mmap: the tensors stay readable after the work dir is removed (the file lives while mapped)
+        state = torch.load(res_dir / "model.pt", map_location="cpu", weights_only=True, mmap=True)
+        log.info("distributed %s: %d rank(s), %.1f s", task, cfg.world_size, seconds)
+        return {"history": result["history"], "state_dict": state, "world_size": result["world_size"],
+                "command": cmd, "workdir": str(wd)}
+    finally:
+        if os.environ.get(KEEP_DIR_ENV) == "1":
+            log.info("keeping the launch work dir %s (%s=1)", wd, KEEP_DIR_ENV)
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
+
+
+def _supervise(cmd: list[str], env: dict, wd: Path, timeout_s: float | None,
+               on_metrics: MetricsCallback | None) -> tuple[int | None, float]:
+    """Run ``cmd`` in its own process group, streaming the metrics file; ``(exit code or None on
+    timeout, seconds)``. The job is killed if this process stops waiting for any reason."""
+    metrics = _MetricsTail(wd / METRICS_FILE)
+
+    def relay():
+        for line in metrics.read():
+            if on_metrics:
+                on_metrics(line["metrics"], line["step"])
+
+    t0 = time.monotonic()
+    with open(wd / LOG_FILE, "ab") as out:  # O_APPEND: every write of a rank lands whole at the end
+        proc = subprocess.Popen(cmd, cwd=wd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            while proc.poll() is None:
+                relay()
+                if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                    _stop(proc)
+                    return None, time.monotonic() - t0
+                time.sleep(POLL_S)
+            relay()
+            return proc.returncode, time.monotonic() - t0
+        finally:
+            _stop(proc)
+
+
+# ------------------------------------------------------------------------------------------ worker
+def _load_model(wd: Path, spec: dict):
+    import torch
+    import transformers
+
+    cls = getattr(transformers, spec["model_class"])
+    kw = {"attn_implementation": spec["attn_implementation"]} if spec.get("attn_implementation") else {}
+    return cls.from_pretrained(wd / "model", dtype=getattr(torch, spec["dtype"]), **kw)
+
+
+def _write_result(wd: Path, model, history: list[dict], world_size: int) -> None:
+    """Rank 0: ``result.tmp/`` (weights, then ``result.json``), renamed to ``result/``."""
+    import torch
+
+    tmp = wd / f"{RESULT_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+    (tmp / "result.json").write_text(json.dumps({"history": history, "rank": 0, "world_size": world_size}))
+    os.replace(tmp, wd / RESULT_DIR)
+
+
+def worker_main(workdir: str) -> None:
+    """One rank of a launched job (``python -m nemotron_cascade.training.launch worker <workdir>``)."""
+    wd = Path(workdir)
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    logging.basicConfig(level=logging.INFO, format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
+    spec = json.loads((wd / PAYLOAD_FILE).read_text())
+    log.info("rank %d of %d: %s in %s", rank, world, spec["task"], wd)
+    task = TASKS[spec["task"]]
+    cfg = task.make_config(spec["config"])  # a bad config fails here, before torch and the model load
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+    model = _load_model(wd, spec)
+    from nemotron_cascade.models import load_tokenizer
+
+    tokenizer = load_tokenizer(str(wd / "model"))
+    metrics_file = open(wd / METRICS_FILE, "a") if rank == 0 else None
+
+    def on_metrics(m: dict, step: int) -> None:
+        metrics_file.write(json.dumps({"step": step, "rank": rank, "metrics": m}) + "\n")
+        metrics_file.flush()
+
+    try:
+        history = task.run(wd, model, tokenizer, cfg, on_metrics if rank == 0 else None)
+    finally:
+        if metrics_file:
+            metrics_file.close()
+    if rank == 0:
+        _write_result(wd, model, history, world)
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------------------------------ loops
+def _resolved_engine_config(cfg) -> dict:
+    """``cfg`` (SFTConfig / RMConfig) as JSON-able params, its DeepSpeed config resolved to a dict
+    here (the ranks need no ``conf/``); refuses the one-process ``torch`` engine."""
+    from nemotron_cascade.training import engines
+
+    if cfg.engine != "deepspeed":
+        raise ValueError(f"a launched job (launch.world_size > 1) needs engine: deepspeed, got {cfg.engine!r} "
+                         "(the torch engine trains one process)")
+    return {**dataclasses.asdict(cfg), "deepspeed": engines.load_deepspeed_config(cfg.deepspeed)}
+
+
+def train_sft_distributed(model, tokenizer, blocks, cfg, launch: LaunchConfig,
+                          on_metrics: MetricsCallback | None = None) -> list[dict]:
+    """:func:`~nemotron_cascade.training.sft.train_sft` as a launched job; ``model`` gets the final
+    weights in place; the history as ``train_sft`` returns it (no mid-stage resume)."""
+    res = run_distributed("sft", {"model": model, "tokenizer": tokenizer, "data": blocks,
+                                  "config": _resolved_engine_config(cfg)}, launch, on_metrics)
+    model.load_state_dict(res["state_dict"])
+    model.eval()
+    return res["history"]
+
+
+def train_reward_model_distributed(model, tokenizer, train_pairs, val_pairs, cfg, launch: LaunchConfig,
+                                   on_metrics: MetricsCallback | None = None) -> list[dict]:
+    """:func:`~nemotron_cascade.training.reward_model.train_reward_model` as a launched job;
+    ``model`` gets the final weights in place."""
+    res = run_distributed("reward_model", {"model": model, "tokenizer": tokenizer,
+                                           "data": {"train": train_pairs, "validation": val_pairs},
+                                           "config": _resolved_engine_config(cfg)}, launch, on_metrics)
+    model.load_state_dict(res["state_dict"])
+    model.eval()
+    return res["history"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog=f"python -m {WORKER_MODULE}")
+    ap.add_argument("command", choices=["worker"])
+    ap.add_argument("workdir")
+    args, _ = ap.parse_known_args(argv)  # tolerates a launcher's --local_rank
+    try:
+        worker_main(args.workdir)
+    except Exception:
+        # one write, so that the ranks' tracebacks do not interleave in the shared log
+        rank = os.environ.get("RANK", "0")
+        os.write(2, f"[rank {rank}] {FAIL_BEGIN}\n{traceback.format_exc()}[rank {rank}] {FAIL_END}\n".encode())
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""Launching a training loop as a multi-process job from a node (training/launch.py).
+
+The two-rank runs are real ``torchrun`` jobs on this machine's CPUs (gloo), fp32 ZeRO-2, compared
+with the same SFT in one process on the torch engine, with the tolerances of
+``test_deepspeed_parity.py`` (its docstring has the derivation): per-step losses within 1e-5,
+final weights within 1e-4 absolute and 1e-4 of the update. Several nodes cannot run here: their
+commands are checked as text only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+
+from nemotron_cascade.training import ds_parity, launch
+
+TOL, WEIGHT_TOL = 1e-5, 1e-4
+SFT_PARAMS = {"block_size": 128, "batch_size": 4, "lr": 1e-2, "warmup_steps": 2, "max_steps": 4, "log_every": 1,
+              "seed": 0}
+WORK = [launch.WORKER_MODULE, "worker", "/w"]
+
+
+# ---------------------------------------------------------------------------------------- commands
+def test_torchrun_command_on_one_node():
+    cfg = launch.config_from_params({"world_size": 4, "master_port": 29511})
+    assert launch.build_command(cfg, WORK) == [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "4", "--nnodes", "1",
+        "--master_addr", "127.0.0.1", "--master_port", "29511", "-m", launch.WORKER_MODULE, "worker", "/w"]
+
+
+def test_torchrun_command_on_two_nodes_uses_c10d_rendezvous():
+    # the same command on every node (torchrun's documented multi-node form): 8 ranks = 2 nodes x 4
+    cfg = launch.config_from_params({"world_size": 8, "nnodes": 2, "master_addr": "node0", "master_port": 29400,
+                                     "workdir_root": "/shared/runs"})
+    assert launch.build_command(cfg, WORK, job_id="job7") == [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "4", "--nnodes", "2",
+        "--rdzv_backend", "c10d", "--rdzv_endpoint", "node0:29400", "--rdzv_id", "job7",
+        "-m", launch.WORKER_MODULE, "worker", "/w"]
+
+
+def test_deepspeed_command_on_one_node():
+    cfg = launch.config_from_params({"world_size": 8, "launcher": "deepspeed", "master_port": 29600})
+    assert launch.build_command(cfg, WORK) == [
+        sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "8", "--master_port", "29600",
+        "--no_local_rank", "--module", launch.WORKER_MODULE, "worker", "/w"]
+
+
+def test_deepspeed_command_with_a_hostfile():
+    # 16 ranks on the first 2 hosts of the hostfile, 8 each; extra launcher args go before the module
+    cfg = launch.config_from_params({"world_size": 16, "nnodes": 2, "launcher": "deepspeed", "hostfile": "/etc/hosts8",
+                                     "master_addr": "10.0.0.1", "master_port": 29600, "workdir_root": "/shared",
+                                     "launcher_args": ["--launcher", "openmpi"]})
+    assert launch.build_command(cfg, WORK) == [
+        sys.executable, "-m", "deepspeed.launcher.runner", "--hostfile", "/etc/hosts8", "--num_nodes", "2",
+        "--num_gpus", "8", "--master_addr", "10.0.0.1", "--master_port", "29600", "--no_local_rank",
+        "--launcher", "openmpi", "--module", launch.WORKER_MODULE, "worker", "/w"]
+
+
+def test_a_missing_port_becomes_a_free_one():
+    cmd = launch.build_command(launch.config_from_params({"world_size": 2}), WORK)
+    assert 0 < int(cmd[cmd.index("--master_port") + 1]) < 65536
+
+
+# ---------------------------------------------------------------------------------------- params
+def test_no_launch_block_is_one_process():
+    assert launch.config_from_params(None) == launch.config_from_params({}) == launch.LaunchConfig()
+    assert not launch.config_from_params({"world_size": 1}).distributed
+
+
+@pytest.mark.parametrize("params, key", [
+    ({"wolrd_size": 2}, "wolrd_size"),                                      # a typo: unknown key
+    ({"world_size": 0}, "launch.world_size"),
+    ({"world_size": "8"}, "launch.world_size"),                              # YAML quoted it
+    ({"world_size": True}, "launch.world_size"),
+    ({"launcher": "mpirun"}, "launch.launcher"),
+    ({"world_size": 6, "nnodes": 4, "workdir_root": "/s", "master_addr": "a"}, "launch.world_size"),  # 6 % 4
+    ({"threads_per_rank": 0}, "launch.threads_per_rank"),
+    ({"master_port": 70000}, "launch.master_port"),
+    ({"timeout_s": -1}, "launch.timeout_s"),
+    ({"env": {"MLFLOW_RUN_ID": "x"}}, "launch.env"),                         # ranks never log to MLflow
+    ({"hostfile": "/h"}, "launch.hostfile"),                                 # torchrun takes no hostfile
+    ({"world_size": 4, "nnodes": 2, "master_addr": "a"}, "launch.workdir_root"),  # not shared by the nodes
+    ({"world_size": 4, "nnodes": 2, "workdir_root": "/s"}, "launch.master_addr"),  # torchrun rendezvous
+    ({"world_size": 4, "nnodes": 2, "workdir_root": "/s", "launcher": "deepspeed"}, "launch.hostfile"),
+])
+def test_bad_launch_params_name_the_key(params, key):
+    with pytest.raises(ValueError, match=key):
+        launch.config_from_params(params)
+
+
+def test_ranks_get_their_threads_and_no_mlflow_variables():
+    cfg = launch.config_from_params({"world_size": 2, "threads_per_rank": 3, "env": {"NCCL_DEBUG": "WARN"}})
+    env = launch.child_env(cfg, {"MLFLOW_RUN_ID": "r", "MLFLOW_TRACKING_URI": "sqlite:///m.db", "PATH": "/bin",
+                                 "OMP_NUM_THREADS": "2"})
+    assert env["OMP_NUM_THREADS"] == "3" and env["NCCL_DEBUG"] == "WARN" and env["PATH"] == "/bin"
+    assert not [k for k in env if k.startswith("MLFLOW")]
+
+
+def test_a_launched_job_needs_the_deepspeed_engine(tiny_model, tokenizer):
+    from nemotron_cascade.training import sft
+
+    with pytest.raises(ValueError, match="engine: deepspeed"):  # refused before anything starts
+        launch.train_sft_distributed(tiny_model, tokenizer, [], sft.SFTConfig(),
+                                     launch.config_from_params({"world_size": 2}))
+
+
+def test_metrics_lines_are_read_only_when_complete(tmp_path):
+    tail = launch._MetricsTail(tmp_path / "m.jsonl")
+    assert tail.read() == []
+    with open(tmp_path / "m.jsonl", "w") as f:
+        f.write('{"step": 1, "metrics": {"loss": 1.0}}\n{"step": 2, "met')  # rank 0 mid-write
+        f.flush()
+        assert [m["step"] for m in tail.read()] == [1]
+        f.write('rics": {"loss": 0.5}}\n')
+        f.flush()
+        assert tail.read() == [{"step": 2, "metrics": {"loss": 0.5}}]
+
+
+def test_the_gpu_profile_launch_block_is_valid():
+    # conf/gpu/parameters_sft.yml carries a commented `launch:` block: uncommented, it must parse
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "conf/gpu/parameters_sft.yml").read_text()
+    line = next(m.group(1) for m in re.finditer(r"#\s*(launch:.*)", text))
+    cfg = launch.config_from_params(yaml.safe_load(line)["launch"])
+    assert cfg.world_size == 8 and cfg.launcher == "deepspeed"
+
+
+# ---------------------------------------------------------------------------------------- node, in process
+def _policy(fresh, tok):
+    from nemotron_cascade.datasets.checkpoint import Checkpoint
+
+    return Checkpoint(model=fresh(), tokenizer=tok, lineage={"stage": "base", "version": "v0"})
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return ds_parity.tiny_tokenizer_and_model()
+
+
+def test_world_size_one_trains_in_process_as_without_a_launch_block(tiny, world_samples, tmp_path):
+    from nemotron_cascade.pipelines.sft import nodes
+
+    tok, fresh = tiny
+    runs = []
+    for extra in ({}, {"launch": {"world_size": 1}}):
+        ckpt, hist = nodes.train_sft_stage(_policy(fresh, tok), world_samples[:40], {**SFT_PARAMS, **extra}, "s",
+                                           str(tmp_path / f"resume{len(runs)}"))
+        runs.append((ckpt.model.state_dict(), hist))
+    (a, ha), (b, hb) = runs
+    assert [h["loss"] for h in ha] == [h["loss"] for h in hb]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_base_model_pretraining_launches_with_world_size_2(world_samples, monkeypatch):
+    from nemotron_cascade.pipelines.sft import nodes
+
+    calls = []
+    monkeypatch.setattr(nodes.launch_lib, "train_sft_distributed",
+                        lambda model, tok, blocks, cfg, lc, on_metrics: calls.append((cfg.max_steps, lc.world_size)))
+    tiny = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64}
+    pretrain = {"max_steps": 3, "block_size": 128, "batch_size": 4, "engine": "deepspeed",
+                "launch": {"world_size": 2}}
+    nodes.build_base_model(world_samples[:40], "tiny", None, 300, tiny, pretrain, resume_dir=None)
+    assert calls == [(3, 2)]
+
+
+# ---------------------------------------------------------------------------------------- launched jobs
+@pytest.mark.slow
+def test_two_rank_sft_through_the_node_matches_one_process(tiny, world_samples, tmp_path, monkeypatch):
+    """The node launches 2 torchrun ranks (ZeRO-2, fp32); same losses and weights as one torch
+    process; every step streamed to the node's MLflow logging; only rank 0 wrote results."""
+    from nemotron_cascade.pipelines.sft import nodes
+    from nemotron_cascade.training import packing, sft
+
+    tok, fresh = tiny
+    init = fresh().state_dict()
+    ref_model = fresh()  # the reference: the same SFT in this process, plain torch
+    blocks, _ = packing.prepare_blocks(world_samples, tok, 128)
+    ref = sft.train_sft(ref_model, blocks, sft.config_from_params({k: v for k, v in SFT_PARAMS.items()
+                                                                   if k != "block_size"}))
+    logged = []
+    monkeypatch.setattr(nodes.tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
+    monkeypatch.setenv(launch.KEEP_DIR_ENV, "1")  # to inspect what the ranks wrote
+    monkeypatch.setenv("MLFLOW_RUN_ID", "parent-run")  # the ranks must not inherit it
+    runs = tmp_path / "runs"
+    train = {**SFT_PARAMS, "engine": "deepspeed", "deepspeed": ds_parity.fp32_zero(2),
+             "launch": {"world_size": 2, "workdir_root": str(runs), "timeout_s": 300}}
+    ckpt, hist = nodes.train_sft_stage(_policy(fresh, tok), world_samples, train, "sft_test", str(tmp_path / "r"))
+
+    loss, ref_loss = [h["loss"] for h in hist], [h["loss"] for h in ref]
+    assert len(loss) == 4 and all(abs(x - y) < TOL for x, y in zip(loss, ref_loss)), (loss, ref_loss)
+    assert ref_loss[-1] < ref_loss[0] - 0.3  # it trains
+    diffs = ds_parity.weight_diffs(ckpt.model, ref_model.state_dict(), init)
+    assert diffs["max_weight_diff"] < WEIGHT_TOL and diffs["rel_update_diff"] < WEIGHT_TOL, diffs
+    streamed = [(s, m["loss"]) for prefix, s, m in logged if prefix == "train/"]
+    assert streamed == [(h["step"], h["loss"]) for h in hist] and [s for s, _ in streamed] == [1, 2, 3, 4]
+
+    # the work dir: the parent's payload and log, and rank 0's metrics and result, nothing else.
+    # Rank 1 writing too would double the metrics lines or collide on result.tmp (the job fails).
+    (wd,) = runs.iterdir()
+    assert sorted(p.name for p in wd.iterdir()) == ["data.pt", "launch.log", "metrics.jsonl", "model",
+                                                    "payload.json", "result"]
+    assert sorted(p.name for p in (wd / "result").iterdir()) == ["model.pt", "result.json"]
+    lines = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4] and {x["rank"] for x in lines} == {0}
+    result = json.loads((wd / "result" / "result.json").read_text())
+    assert result["rank"] == 0 and result["world_size"] == 2
+    assert "[rank 1]" in (wd / "launch.log").read_text()  # rank 1 ran, its output in the log
+
+
+@pytest.mark.slow
+def test_a_failing_job_raises_with_its_exit_code_and_log_tail_and_leaves_nothing(tiny, world_samples, tmp_path):
+    from nemotron_cascade.training import packing
+
+    tok, fresh = tiny
+    blocks, _ = packing.prepare_blocks(world_samples[:20], tok, 128)
+    payload = {"model": fresh(), "tokenizer": tok, "data": blocks, "config": {"no_such_field": 1}}  # ranks raise
+    cfg = launch.config_from_params({"world_size": 2, "workdir_root": str(tmp_path), "timeout_s": 120})
+    with pytest.raises(RuntimeError) as err:
+        launch.run_distributed("sft", payload, cfg)
+    msg = str(err.value)
+    assert "exit code 1" in msg and "torch.distributed.run --nproc_per_node 2" in msg
+    assert "worker failed, traceback follows" in msg and "no_such_field" in msg  # the first failing rank's
+    assert list(tmp_path.iterdir()) == []  # the work dir is gone, no result left behind
+
+
+@pytest.mark.slow
+def test_a_job_past_its_timeout_is_killed(tiny, world_samples, tmp_path):
+    from nemotron_cascade.training import packing
+
+    tok, fresh = tiny
+    blocks, _ = packing.prepare_blocks(world_samples[:20], tok, 128)
+    payload = {"model": fresh(), "tokenizer": tok, "data": blocks, "config": {}}
+    cfg = launch.config_from_params({"world_size": 2, "workdir_root": str(tmp_path), "timeout_s": 0.5})
+    with pytest.raises(RuntimeError, match="timed out after 0.5 s"):
+        launch.run_distributed("sft", payload, cfg)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _rm_pairs():
+    from nemotron_cascade.data import preferences, world
+
+    pairs = preferences.build_pairs(world.generate_tasks("general", "sft", 80, 0), ["general"], None, 0.25, 0)
+    return [p for p in pairs if p["split"] == "train"][:32], [p for p in pairs if p["split"] == "validation"][:16]
+
+
+RM_SIZE = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64}
+
+
+@pytest.mark.slow
+def test_reward_model_task_through_the_launcher_matches_one_process(tiny, tmp_path):
+    """The reward-model task as a launched job (one torchrun rank, to stay cheap: the 2-rank parity
+    of the loop itself is test_deepspeed_parity's): 4 steps of 8 pairs, the same losses, validation
+    and weights as the loop in this process on the torch engine."""
+    from nemotron_cascade.training import reward_model as rm_lib
+
+    tok, _ = tiny
+    train_pairs, val_pairs = _rm_pairs()
+    cfg = rm_lib.RMConfig(epochs=1, batch_size=8, lr=1e-3, warmup_steps=2, eval_every=4)
+    ref = rm_lib.reward_model_from_scratch(tok, RM_SIZE)
+    init = {k: v.clone() for k, v in ref.state_dict().items()}
+    ref_hist = rm_lib.train_reward_model(ref, tok, train_pairs, val_pairs, cfg)
+    model, seen = rm_lib.reward_model_from_scratch(tok, RM_SIZE), []
+    hist = launch.train_reward_model_distributed(
+        model, tok, train_pairs, val_pairs, rm_lib.RMConfig(**{**cfg.__dict__, "engine": "deepspeed",
+                                                               "deepspeed": ds_parity.fp32_zero(2)}),
+        launch.config_from_params({"world_size": 1, "workdir_root": str(tmp_path), "timeout_s": 300}),
+        lambda m, s: seen.append(s))
+
+    assert seen == [1, 2, 3, 4] and all(abs(a["loss"] - b["loss"]) < TOL for a, b in zip(hist, ref_hist))
+    assert hist[-1]["val_accuracy"] == ref_hist[-1]["val_accuracy"]
+    assert abs(hist[-1]["val_margin"] - ref_hist[-1]["val_margin"]) < TOL
+    diffs = ds_parity.weight_diffs(model, ref.state_dict(), init)
+    assert diffs["max_weight_diff"] < WEIGHT_TOL and diffs["rel_update_diff"] < WEIGHT_TOL, diffs
+    assert list(tmp_path.iterdir()) == []  # the work dir is removed after a good run too
+
+
+def test_the_reward_model_node_launches_with_world_size_2(tiny, monkeypatch):
+    from nemotron_cascade.pipelines.reward_model import nodes
+
+    tok, fresh = tiny
+    train_pairs, val_pairs = _rm_pairs()
+    calls = []
+
+    def fake(model, tokenizer, train, val, cfg, launch_cfg, on_metrics):
+        calls.append((len(train), len(val), cfg.engine, launch_cfg.world_size))
+        return [{"step": 1, "loss": 0.5, "val_accuracy": 1.0}]
+
+    monkeypatch.setattr(nodes.launch_lib, "train_reward_model_distributed", fake)
+    ckpt, hist = nodes.train_reward_model_node(
+        _policy(fresh, tok), train_pairs + val_pairs, "scratch", RM_SIZE,
+        {"epochs": 1, "batch_size": 8, "engine": "deepspeed", "launch": {"world_size": 2}})
+    assert calls == [(32, 16, "deepspeed", 2)] and ckpt.lineage["validation"] == {"val_accuracy": 1.0}
