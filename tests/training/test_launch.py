@@ -1,7 +1,7 @@
 """Launching a training loop as a multi-process job from a node (training/launch.py).
 
 The two-rank runs are real ``torchrun`` jobs on this machine's CPUs (gloo), fp32 ZeRO-2, compared
-with the same SFT in one process on the torch engine, with the tolerances of
+with the same SFT (or GRPO, on fixed rollouts) in one process on the torch engine, with the tolerances of
 ``test_deepspeed_parity.py`` (its docstring has the derivation): per-step losses within 1e-5,
 final weights within 1e-4 absolute and 1e-4 of the update. Several nodes cannot run here: their
 commands are checked as text only.
@@ -119,14 +119,15 @@ def test_metrics_lines_are_read_only_when_complete(tmp_path):
         assert tail.read() == [{"step": 2, "metrics": {"loss": 0.5}}]
 
 
-def test_the_gpu_profile_launch_block_is_valid():
-    # conf/gpu/parameters_sft.yml carries a commented `launch:` block: uncommented, it must parse
+@pytest.mark.parametrize("params_file", ["parameters_sft.yml", "parameters_rl.yml"])
+def test_the_gpu_profile_launch_block_is_valid(params_file):
+    # conf/gpu/parameters_{sft,rl}.yml carry a commented `launch:` block: uncommented, it must parse
     import re
     from pathlib import Path
 
     import yaml
 
-    text = (Path(__file__).resolve().parents[2] / "conf/gpu/parameters_sft.yml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "conf/gpu" / params_file).read_text()
     line = next(m.group(1) for m in re.finditer(r"#\s*(launch:.*)", text))
     cfg = launch.config_from_params(yaml.safe_load(line)["launch"])
     assert cfg.world_size == 8 and cfg.launcher == "deepspeed"
@@ -298,3 +299,201 @@ def test_the_reward_model_node_launches_with_world_size_2(tiny, monkeypatch):
         _policy(fresh, tok), train_pairs + val_pairs, "scratch", RM_SIZE,
         {"epochs": 1, "batch_size": 8, "engine": "deepspeed", "launch": {"world_size": 2}})
     assert calls == [(32, 16, "deepspeed", 2)] and ckpt.lineage["validation"] == {"val_accuracy": 1.0}
+
+
+# ---------------------------------------------------------------------------------------- GRPO
+GRPO_PARAMS = {"max_steps": 4, "prompts_per_step": 4, "group_size": 4, "lr": 1e-2, "length_schedule": [[0, 16]],
+               "micro_batch_size": 4, "seed": 0}
+
+
+def _if_rows(n: int = 16) -> list[dict]:
+    """The world's IF prompts, each with one word-count instruction (at least / less than 4-6
+    words), which the random texts of FixedRollouts (1-16 tokens) pass or fail within a group: in
+    the 4 steps below 1 to 4 of the 4 groups carry a signal (measured)."""
+    from nemotron_cascade.data import world
+
+    return [{**r, "instruction_id_list": ["length_constraints:number_words"],
+             "kwargs": [{"relation": "less than" if i % 2 else "at least", "num_words": 4 + i % 3}]}
+            for i, r in enumerate(world.generate_tasks("instruction_following", "rl", n, 0))]
+
+
+def _rl_node(policy, train, **kw):
+    from nemotron_cascade.pipelines.rl_stage import nodes
+
+    args = {"prompts": _if_rows(), "reward": "instruction_following", "stage": "if_rl_test", "resume_dir": None,
+            **kw}
+    return nodes.train_rl_stage(policy, train=train, **args)
+
+
+def test_grpo_world_size_one_trains_in_process_as_without_a_launch_block(tiny, tmp_path, monkeypatch):
+    # the in-process path: same losses, weights and resume fingerprint (HF rollouts, seeded)
+    from nemotron_cascade.pipelines.rl_stage import nodes
+
+    tok, fresh = tiny
+    fingerprints, real = [], nodes.train_grpo
+    monkeypatch.setattr(nodes, "train_grpo", lambda *a, **k: fingerprints.append(k["fingerprint"]) or real(*a, **k))
+    monkeypatch.setattr(nodes.launch_lib, "run_distributed", lambda *a, **k: pytest.fail("launched"))
+    runs = []
+    for extra in ({}, {"launch": {"world_size": 1}}):
+        train = {**GRPO_PARAMS, "max_steps": 2, **extra}
+        ckpt, hist = _rl_node(_policy(fresh, tok), train, resume_dir=str(tmp_path / f"r{len(runs)}"))
+        runs.append((ckpt.model.state_dict(), hist))
+    (a, ha), (b, hb) = runs
+    assert [h["loss"] for h in ha] == [h["loss"] for h in hb] and len(ha) == 2
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert fingerprints[0] == fingerprints[1]
+
+
+def test_the_rl_node_launches_with_world_size_2_and_logs_in_the_parent(tiny, monkeypatch, caplog):
+    from nemotron_cascade.data import world
+    from nemotron_cascade.pipelines.rl_stage import nodes
+
+    tok, fresh = tiny
+    calls, logged, figures = [], [], []
+
+    def fake(model, tokenizer, rows, reward, cfg, launch_cfg, on_metrics, **kw):
+        calls.append((len(rows), reward, cfg.engine, launch_cfg.world_size, kw))
+        on_metrics({"loss": 0.5, "reward": 0.25}, 1)  # what run_distributed relays from rank 0
+        return [{"step": 1, "loss": 0.5, "reward": 0.25, "accuracy": 0.25}]
+
+    monkeypatch.setattr(nodes.launch_lib, "train_grpo_distributed", fake)
+    monkeypatch.setattr(nodes.tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
+    monkeypatch.setattr(nodes.tracking, "log_figure", lambda fig, name: figures.append(name))
+    train = {**GRPO_PARAMS, "engine": "deepspeed", "launch": {"world_size": 2}}
+    ckpt, hist = _rl_node(_policy(fresh, tok), train, resume_dir="/nonexistent/resume", diagnostics=["repetition"])
+    ((n, reward, engine, world_size, kw),) = calls
+    assert (n, reward, engine, world_size) == (16, "instruction_following", "deepspeed", 2)
+    assert kw == {"render_prompt": world.render_prompt, "reward_model": None, "diagnostics": ["repetition"]}
+    assert logged == [("train/", 1, {"loss": 0.5, "reward": 0.25})] and figures == ["if_rl_test_curves.png"]
+    assert hist[0]["loss"] == 0.5 and ckpt.lineage["stage"] == "if_rl_test" and ckpt.lineage["reward"] == reward
+    assert "no mid-stage resume" in caplog.text
+
+
+@pytest.mark.parametrize("train, kw, error, match", [
+    ({"launch": {"world_size": 2}}, {}, ValueError, "engine: deepspeed"),           # the torch engine is one process
+    ({"engine": "deepspeed", "prompts_per_step": 3, "launch": {"world_size": 2}}, {}, ValueError,
+     r"prompts_per_step \(3\).*launch.world_size \(2\)"),                              # shares must be equal
+    ({"engine": "deepspeed", "launch": {"wolrd_size": 2}}, {}, ValueError, "wolrd_size"),  # a typo
+    ({"engine": "deepspeed", "launch": {"world_size": 2, "threads_per_rank": 0}}, {}, ValueError,
+     "launch.threads_per_rank"),
+    ({"engine": "deepspeed", "launch": {"world_size": 2}}, {"reward": "no_such_reward"}, KeyError, "no_such_reward"),
+    ({"engine": "deepspeed", "launch": {"world_size": 2}}, {"reward": "reward_model"}, ValueError,
+     "reward 'reward_model' scores with a reward model"),                           # the stage has none wired
+    ({"engine": "deepspeed", "launch": {"world_size": 2}}, {"diagnostics": ["no_such_diag"]}, KeyError,
+     "no_such_diag"),
+])
+def test_bad_grpo_launch_params_fail_before_anything_starts(tiny, monkeypatch, train, kw, error, match):
+    from nemotron_cascade.pipelines.rl_stage import nodes
+
+    tok, fresh = tiny
+    monkeypatch.setattr(nodes.launch_lib, "run_distributed", lambda *a, **k: pytest.fail("launched"))
+    with pytest.raises(error, match=match):
+        _rl_node(_policy(fresh, tok), {**GRPO_PARAMS, **train}, **kw)
+
+
+def _closure_renderer():
+    def render(row, thinking):
+        return row["prompt"]
+    return render
+
+
+@pytest.mark.parametrize("render, match", [
+    (lambda row, thinking: row["prompt"], "render_prompt must be importable"),  # a lambda has no name
+    (_closure_renderer(), "render_prompt must be importable"),                 # nor has a closure
+    ("nemotron_cascade.data.world:no_such_renderer", "no_such_renderer"),
+    ("nemotron_cascade.data.world.render_prompt", "expected 'module:name'"),
+    ("nemotron_cascade.data.world:DOMAINS", "must be a callable"),
+])
+def test_the_renderer_must_be_importable_by_name(tiny, monkeypatch, render, match):
+    from nemotron_cascade.rl import trainer
+
+    tok, fresh = tiny
+    monkeypatch.setattr(launch, "run_distributed", lambda *a, **k: pytest.fail("launched"))
+    cfg = trainer.config_from_params({**GRPO_PARAMS, "engine": "deepspeed"})
+    with pytest.raises(ValueError, match=match):
+        launch.train_grpo_distributed(fresh(), tok, _if_rows(), "instruction_following", cfg,
+                                      launch.config_from_params({"world_size": 2}), render_prompt=render)
+
+
+def test_a_grpo_work_dir_rebuilds_the_reward_model_reward_by_name(tiny, tmp_path):
+    """The payload round trip a rank makes, in this process: rows, renderer, generator factory and
+    IF-RL's reward around the reward model (saved to ``reward_model/``, loaded back), which scores
+    as the parent's."""
+    from nemotron_cascade.data import world
+    from nemotron_cascade.datasets.checkpoint import Checkpoint
+    from nemotron_cascade.rewards.registry import make_reward
+    from nemotron_cascade.rl import trainer
+    from nemotron_cascade.training import launch_tasks
+    from nemotron_cascade.training import reward_model as rm_lib
+
+    tok, _ = tiny
+    rm = Checkpoint(rm_lib.reward_model_from_scratch(tok, {**RM_SIZE, "seed": 3}), tok, {"version": "v1"})
+    torch.nn.init.normal_(rm.model.score.weight, std=0.5)  # a fresh head scores 0: give it an opinion
+    rows = [{**r, "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]} for r in _if_rows(2)]
+    cfg = trainer.config_from_params({**GRPO_PARAMS, "group_size": 2})
+    launch_tasks.write_grpo({"rows": rows, "reward": "instruction_following_rm", "reward_model": rm,
+                             "diagnostics": ["repetition"],
+                             "render_prompt": "nemotron_cascade.data.world:render_prompt",
+                             "generator": "nemotron_cascade.training.ds_parity:fixed_rollouts"}, tmp_path)
+    job = launch_tasks.read_grpo(tmp_path, cfg)
+    texts = ["A plain answer.", "Herons wade, fish and wait.", "Short one", "Herons fish in shallow water."]
+    batch_rows = [rows[0], rows[0], rows[1], rows[1]]
+    parent = make_reward("instruction_following_rm", reward_model=rm, group_size=2)(texts, batch_rows)
+    assert job.reward_fn(texts, batch_rows) == parent and parent[1] == 0.0 and 1.0 < parent[0] < 2.0
+    assert job.rows == rows and job.reward == "instruction_following_rm"
+    assert job.render_prompt is world.render_prompt and job.make_generator is ds_parity.fixed_rollouts
+    assert set(job.diagnostics(texts, batch_rows, parent)) == {"repeated_sentences", "repeated_trigrams"}
+
+
+@pytest.mark.slow
+def test_two_rank_grpo_through_the_node_matches_one_process(tiny, tmp_path, monkeypatch):
+    """The rl_stage node launches 2 torchrun ranks (ZeRO-2, fp32) that rebuild the reward
+    (``instruction_following``) and renderer by name and roll out on FixedRollouts (a generator
+    factory by dotted path, tests only): per-step losses and the final weights as the same GRPO in
+    one torch process; every step streamed to the parent's logging; only rank 0 wrote results."""
+    import functools
+
+    from nemotron_cascade.data import world
+    from nemotron_cascade.pipelines.rl_stage import nodes
+    from nemotron_cascade.rewards.registry import get_reward
+    from nemotron_cascade.rl import trainer
+
+    tok, fresh = tiny
+    init, ref_model = fresh().state_dict(), fresh()
+    ref = trainer.train_grpo(ref_model, tok, _if_rows(), get_reward("instruction_following"),
+                             trainer.config_from_params(GRPO_PARAMS), ds_parity.FixedRollouts(tok), world.render_prompt)
+    logged, figures = [], []
+    monkeypatch.setattr(nodes.launch_lib, "train_grpo_distributed",
+                        functools.partial(launch.train_grpo_distributed, generator=ds_parity.fixed_rollouts))
+    monkeypatch.setattr(nodes.tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
+    monkeypatch.setattr(nodes.tracking, "log_figure", lambda fig, name: figures.append(name))
+    monkeypatch.setenv(launch.KEEP_DIR_ENV, "1")  # to inspect what the ranks wrote
+    monkeypatch.setenv("MLFLOW_RUN_ID", "parent-run")  # the ranks must not inherit it
+    runs = tmp_path / "runs"
+    train = {**GRPO_PARAMS, "engine": "deepspeed", "deepspeed": ds_parity.fp32_zero(2),
+             "launch": {"world_size": 2, "workdir_root": str(runs), "timeout_s": 300}}
+    ckpt, hist = _rl_node(_policy(fresh, tok), train, resume_dir=str(tmp_path / "r"), diagnostics=["repetition"])
+
+    loss, ref_loss = [h["loss"] for h in hist], [h["loss"] for h in ref]
+    assert len(loss) == 4 and all(abs(x - y) < TOL for x, y in zip(loss, ref_loss)), (loss, ref_loss)
+    assert all(abs(h["reward"] - r["reward"]) < TOL for h, r in zip(hist, ref))  # rewards gathered from both ranks
+    assert min(h["zero_variance_groups"] for h in ref) < 1.0  # some groups carry a gradient
+    diffs = ds_parity.weight_diffs(ckpt.model, ref_model.state_dict(), init)
+    assert diffs["max_weight_diff"] < WEIGHT_TOL and diffs["rel_update_diff"] < WEIGHT_TOL, diffs
+    # every step's metrics (train_grpo's on_metrics dict, diagnostics of rank 0's share included)
+    # reached the parent's logging; the figure and lineage were made in the parent
+    streamed = [(s, m) for prefix, s, m in logged if prefix == "train/"]
+    assert streamed == [(h["step"], {k: v for k, v in h.items() if k != "step"}) for h in hist]
+    assert [s for s, _ in streamed] == [1, 2, 3, 4] and "repeated_sentences" in streamed[0][1]
+    assert figures == ["if_rl_test_curves.png"] and ckpt.lineage["data"]["prompts"] == 16
+    assert not (tmp_path / "r").exists()  # the launched path has no mid-stage resume
+
+    (wd,) = runs.iterdir()  # the parent's payload and log, rank 0's metrics and result, nothing else
+    assert sorted(p.name for p in wd.iterdir()) == ["data.json", "launch.log", "metrics.jsonl", "model",
+                                                    "payload.json", "result"]
+    assert sorted(p.name for p in (wd / "result").iterdir()) == ["model.pt", "result.json"]
+    lines = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4] and {x["rank"] for x in lines} == {0}
+    result = json.loads((wd / "result" / "result.json").read_text())
+    assert result["rank"] == 0 and result["world_size"] == 2
+    assert "[rank 1]" in (wd / "launch.log").read_text()

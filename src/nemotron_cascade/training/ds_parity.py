@@ -90,6 +90,12 @@ class FixedRollouts:
         return out
 
 
+def fixed_rollouts(cfg, model, tokenizer) -> FixedRollouts:
+    """:class:`FixedRollouts` as a launched GRPO job's generator factory (the arguments of
+    ``trainer.build_generator``): ``launch.train_grpo_distributed(..., generator=fixed_rollouts)``."""
+    return FixedRollouts(tokenizer)
+
+
 def poisoned(sequence_logprobs):
     """``sequence_logprobs`` with a ``-inf`` first log-prob for completions that start with
     :data:`POISON_ID` (fault injection: a micro-batch holding one has a NaN or inf loss)."""

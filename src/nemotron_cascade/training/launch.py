@@ -4,8 +4,9 @@ A node that trains with ``launch.world_size > 1`` does not train in its own proc
 loop's inputs to :func:`run_distributed`, which
 
 1. writes them to a fresh work dir: ``model/`` (``save_pretrained`` of the model and tokenizer),
-   ``data.pt`` or ``data.json`` (the task's data), ``payload.json`` (task, model class, dtype, the
-   loop's config as JSON);
+   the task's data (``data.pt`` or ``data.json``, and for GRPO ``reward_model/`` when its reward
+   reads one; :mod:`~nemotron_cascade.training.launch_tasks`), ``payload.json`` (task, model
+   class, dtype, the loop's config as JSON);
 2. starts ``torchrun`` or the ``deepspeed`` launcher (:func:`build_command`) on
    ``python -m nemotron_cascade.training.launch worker <workdir>``, its stdout and stderr in
    ``<workdir>/launch.log``, every rank with ``OMP_NUM_THREADS=threads_per_rank`` and without any
@@ -22,9 +23,14 @@ Each rank (:func:`worker_main`) loads the payload, runs the task's loop with its
 writes the metrics lines and the result. Other ranks write nothing in the work dir; their output
 goes to the launcher's log.
 
-Tasks: ``sft`` (:func:`~nemotron_cascade.training.sft.train_sft` on packed blocks, also the tiny
-model's pretraining) and ``reward_model``
-(:func:`~nemotron_cascade.training.reward_model.train_reward_model` on preference pairs).
+Tasks (:mod:`~nemotron_cascade.training.launch_tasks`: what each writes and how its ranks rebuild
+it): ``sft`` (:func:`~nemotron_cascade.training.sft.train_sft` on packed blocks, also the tiny
+model's pretraining), ``reward_model``
+(:func:`~nemotron_cascade.training.reward_model.train_reward_model` on preference pairs) and
+``grpo`` (:func:`~nemotron_cascade.rl.trainer.train_grpo`; the ranks rebuild the reward from its
+registry name and the prompt renderer from its dotted path). The node-facing entry points are
+:func:`train_sft_distributed`, :func:`train_reward_model_distributed` and
+:func:`train_grpo_distributed`; none resumes mid-stage.
 Several nodes: every node must see the work dir (``workdir_root`` on a shared filesystem); the
 ``deepspeed`` launcher starts the other nodes itself from a hostfile (pdsh over ssh), ``torchrun``
 needs the same command started on every node (c10d rendezvous). Not tried here (one machine).
@@ -48,6 +54,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from nemotron_cascade.training.launch_tasks import TASKS, dotted_path, load_model, save_model
 
 log = logging.getLogger(__name__)
 
@@ -192,83 +200,15 @@ def child_env(cfg: LaunchConfig, base: dict | None = None) -> dict:
     return env
 
 
-# ------------------------------------------------------------------------------------------ tasks
-def _write_blocks(blocks, wd: Path) -> None:
-    import torch
-
-    if not blocks:
-        raise ValueError("no training blocks to launch with")
-    cols = {k: torch.tensor([getattr(b, k) for b in blocks], dtype=torch.int32)
-            for k in ("input_ids", "labels", "position_ids")}
-    torch.save({**cols, "n_real": torch.tensor([b.n_real for b in blocks], dtype=torch.int64)}, wd / "data.pt")
-
-
-def _read_blocks(wd: Path):
-    import torch
-
-    from nemotron_cascade.training.packing import Block
-
-    d = torch.load(wd / "data.pt", weights_only=True)
-    return [Block(i, lab, p, n) for i, lab, p, n in zip(d["input_ids"].tolist(), d["labels"].tolist(),
-                                                        d["position_ids"].tolist(), d["n_real"].tolist())]
-
-
-def _sft_config(params: dict):
-    from nemotron_cascade.training import sft
-
-    return sft.config_from_params(params)
-
-
-def _run_sft(wd: Path, model, tokenizer, cfg, on_metrics):
-    from nemotron_cascade.training import sft
-
-    return sft.train_sft(model, _read_blocks(wd), cfg, on_metrics=on_metrics)
-
-
-def _write_pairs(data: dict, wd: Path) -> None:
-    (wd / "data.json").write_text(json.dumps({"train": list(data["train"]), "validation": list(data["validation"])}))
-
-
-def _rm_config(params: dict):
-    from nemotron_cascade.training.reward_model import RMConfig
-    from nemotron_cascade.training.sft import dataclass_from_params
-
-    return dataclass_from_params(RMConfig, params)
-
-
-def _run_reward_model(wd: Path, model, tokenizer, cfg, on_metrics):
-    from nemotron_cascade.training import reward_model as rm
-
-    data = json.loads((wd / "data.json").read_text())
-    return rm.train_reward_model(model, tokenizer, data["train"], data["validation"], cfg, on_metrics=on_metrics)
-
-
-@dataclass(frozen=True)
-class _Task:
-    write_data: Callable[[Any, Path], None]  # parent: payload["data"] into the work dir
-    make_config: Callable[[dict], Any]       # rank: the loop's config from payload["config"], before any model loads
-    run: Callable[..., list[dict]]           # rank: (wd, model, tokenizer, config, on_metrics) -> history
-
-
-TASKS = {"sft": _Task(_write_blocks, _sft_config, _run_sft),
-         "reward_model": _Task(_write_pairs, _rm_config, _run_reward_model)}
-
-
 # ------------------------------------------------------------------------------------------ parent
 def write_payload(wd: Path, task: str, payload: dict) -> None:
     """``payload`` (``model``, ``tokenizer``, ``data``, ``config``: a JSON-able dict) into ``wd``."""
     missing = sorted({"model", "tokenizer", "data", "config"} - set(payload))
     if missing:
         raise ValueError(f"launch payload misses {missing}")
-    model = payload["model"]
-    model.save_pretrained(wd / "model")
-    payload["tokenizer"].save_pretrained(wd / "model")
+    spec = save_model(payload["model"], payload["tokenizer"], wd / "model")
     TASKS[task].write_data(payload["data"], wd)
-    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    (wd / PAYLOAD_FILE).write_text(json.dumps({
-        "task": task, "model_class": type(model).__name__, "dtype": dtype,
-        "attn_implementation": getattr(model.config, "_attn_implementation", None),
-        "config": payload["config"]}, indent=1))
+    (wd / PAYLOAD_FILE).write_text(json.dumps({"task": task, **spec, "config": payload["config"]}, indent=1))
 
 
 class _MetricsTail:
@@ -404,15 +344,6 @@ def _supervise(cmd: list[str], env: dict, wd: Path, timeout_s: float | None,
 
 
 # ------------------------------------------------------------------------------------------ worker
-def _load_model(wd: Path, spec: dict):
-    import torch
-    import transformers
-
-    cls = getattr(transformers, spec["model_class"])
-    kw = {"attn_implementation": spec["attn_implementation"]} if spec.get("attn_implementation") else {}
-    return cls.from_pretrained(wd / "model", dtype=getattr(torch, spec["dtype"]), **kw)
-
-
 def _write_result(wd: Path, model, history: list[dict], world_size: int) -> None:
     """Rank 0: ``result.tmp/`` (weights, then ``result.json``), renamed to ``result/``."""
     import torch
@@ -440,7 +371,7 @@ def worker_main(workdir: str) -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
-    model = _load_model(wd, spec)
+    model = load_model(wd / "model", spec)
     from nemotron_cascade.models import load_tokenizer
 
     tokenizer = load_tokenizer(str(wd / "model"))
@@ -466,7 +397,7 @@ def worker_main(workdir: str) -> None:
 
 # ------------------------------------------------------------------------------------------ loops
 def _resolved_engine_config(cfg) -> dict:
-    """``cfg`` (SFTConfig / RMConfig) as JSON-able params, its DeepSpeed config resolved to a dict
+    """``cfg`` (SFTConfig / RMConfig / GRPOConfig) as JSON-able params, its DeepSpeed config resolved to a dict
     here (the ranks need no ``conf/``); refuses the one-process ``torch`` engine."""
     from nemotron_cascade.training import engines
 
@@ -494,6 +425,37 @@ def train_reward_model_distributed(model, tokenizer, train_pairs, val_pairs, cfg
     res = run_distributed("reward_model", {"model": model, "tokenizer": tokenizer,
                                            "data": {"train": train_pairs, "validation": val_pairs},
                                            "config": _resolved_engine_config(cfg)}, launch, on_metrics)
+    model.load_state_dict(res["state_dict"])
+    model.eval()
+    return res["history"]
+
+
+def train_grpo_distributed(model, tokenizer, rows, reward: str, cfg, launch: LaunchConfig,
+                           on_metrics: MetricsCallback | None = None, *, render_prompt, reward_model=None,
+                           diagnostics=None, generator=None) -> list[dict]:
+    """:func:`~nemotron_cascade.rl.trainer.train_grpo` as a launched job; ``model`` gets the final
+    weights in place; the history as ``train_grpo`` returns it (no mid-stage resume).
+
+    The ranks rebuild everything by name: the reward from the registry (``reward``, around
+    ``reward_model``, a checkpoint, when given), the diagnostics from their names, and
+    ``render_prompt`` and ``generator`` (``None``: ``cfg.rollout_engine``'s, built on every rank; a
+    factory ``(cfg, model, tokenizer) -> generator`` for tests) from their ``module:name`` paths.
+    All of it is checked here, before anything starts.
+    """
+    from nemotron_cascade.rewards.registry import make_reward
+    from nemotron_cascade.rl.diagnostics import combine
+
+    params = _resolved_engine_config(cfg)
+    if cfg.prompts_per_step % launch.world_size:
+        raise ValueError(f"train.prompts_per_step ({cfg.prompts_per_step}) must be a multiple of launch.world_size "
+                         f"({launch.world_size}): every rank samples an equal share of each step's prompts")
+    make_reward(reward, reward_model=reward_model, group_size=cfg.group_size)  # unknown name, missing RM: here
+    combine(diagnostics)
+    data = {"rows": rows, "reward": reward, "reward_model": reward_model, "diagnostics": diagnostics,
+            "render_prompt": dotted_path(render_prompt, "render_prompt"),
+            "generator": None if generator is None else dotted_path(generator, "generator")}
+    res = run_distributed("grpo", {"model": model, "tokenizer": tokenizer, "data": data, "config": params},
+                          launch, on_metrics)
     model.load_state_dict(res["state_dict"])
     model.eval()
     return res["history"]
