@@ -213,6 +213,35 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(tmp_path, tokeniz
     assert not (tmp_path / "state.pt").exists()  # a finished stage clears its resume state
 
 
+def test_resume_restores_a_stateful_generator_and_the_fault_counters(tmp_path, tokenizer):
+    """A generator with state between calls (FixedRollouts: completions keyed by its call count) has
+    it saved with the resume state, so the resumed run samples the rollouts of its step; the fault
+    guard's counters come back too."""
+    from nemotron_cascade.training.ds_parity import FixedRollouts
+
+    cfg = GRPOConfig(max_steps=4, prompts_per_step=2, group_size=4, lr=1e-2, length_schedule=((0, 8),),
+                     checkpoint_every=2, seed=0)
+
+    def run(**kw):
+        model = _model(tokenizer)
+        return model, trainer.train_grpo(model, tokenizer, ROWS, _digit_share, cfg, FixedRollouts(tokenizer), _render,
+                                         fingerprint="f", **kw)
+
+    straight, hist = run()
+
+    def crash_at_3(metrics, step):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(resume_dir=str(tmp_path), on_metrics=crash_at_3)
+    saved = torch.load(tmp_path / "state.pt", weights_only=False)["extra"]
+    assert saved["generator"] == {"calls": 2} and saved["guard"] == {"skipped": 0, "consecutive": 0, "last_bad": None}
+    resumed, hist2 = run(resume_dir=str(tmp_path))
+    assert [h["reward"] for h in hist2] == [h["reward"] for h in hist]  # without the call count: step 0's rollouts
+    assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), resumed.parameters()))
+
+
 def test_a_batch_with_nothing_to_train_on_says_so(tokenizer, caplog):
     batch = _batch(tokenizer)
     batch.finished = [False] * 4  # all truncated, all masked by the overlong filter

@@ -3,8 +3,12 @@
 The two-rank runs are real ``torchrun`` jobs on this machine's CPUs (gloo), fp32 ZeRO-2, compared
 with the same SFT (or GRPO, on fixed rollouts) in one process on the torch engine, with the tolerances of
 ``test_deepspeed_parity.py`` (its docstring has the derivation): per-step losses within 1e-5,
-final weights within 1e-4 absolute and 1e-4 of the update. Several nodes cannot run here: their
-commands are checked as text only.
+final weights within 1e-4 absolute and 1e-4 of the update. Each is killed once (SIGKILL of rank 0
+after step 3, ``launch.KILL_AFTER_STEP_ENV``; the last checkpoint holds step 2) and the node's
+rerun relaunches it, which resumes from DeepSpeed's sharded checkpoint: the comparison is of the
+killed-and-resumed run (uninterrupted launched runs match as well: the killed run's first 3 steps,
+and ``test_deepspeed_parity.py``). Several nodes cannot run here: their commands are checked as
+text only.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 import pytest
 import torch
 
-from nemotron_cascade.training import ds_parity, launch
+from nemotron_cascade.training import ds_parity, launch, resume
 
 TOL, WEIGHT_TOL = 1e-5, 1e-4
 SFT_PARAMS = {"block_size": 128, "batch_size": 4, "lr": 1e-2, "warmup_steps": 2, "max_steps": 4, "log_every": 1,
@@ -163,20 +167,44 @@ def test_base_model_pretraining_launches_with_world_size_2(world_samples, monkey
     from nemotron_cascade.pipelines.sft import nodes
 
     calls = []
-    monkeypatch.setattr(nodes.launch_lib, "train_sft_distributed",
-                        lambda model, tok, blocks, cfg, lc, on_metrics: calls.append((cfg.max_steps, lc.world_size)))
+    def fake(model, tok, blocks, cfg, lc, on_metrics, **kw):
+        calls.append((cfg.max_steps, lc.world_size, kw["resume_dir"], kw["keep_final_state"]))
+
+    monkeypatch.setattr(nodes.launch_lib, "train_sft_distributed", fake)
     tiny = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64}
     pretrain = {"max_steps": 3, "block_size": 128, "batch_size": 4, "engine": "deepspeed",
                 "launch": {"world_size": 2}}
-    nodes.build_base_model(world_samples[:40], "tiny", None, 300, tiny, pretrain, resume_dir=None)
-    assert calls == [(3, 2)]
+    nodes.build_base_model(world_samples[:40], "tiny", None, 300, tiny, pretrain, resume_dir="/r/base")
+    assert calls == [(3, 2, "/r/base", True)]
 
 
 # ---------------------------------------------------------------------------------------- launched jobs
+def _work_dirs(runs):
+    """The killed launch's work dir (no result) and the relaunch's, kept by KEEP_DIR_ENV."""
+    killed, done = (sorted(wd for wd in runs.iterdir() if (wd / "result").exists() == has) for has in (False, True))
+    assert len(killed) == 1 and len(done) == 1, list(runs.iterdir())
+    return killed[0], done[0]
+
+
+def _check_resume_dir(path, steps):
+    """What the launched job left in the resume dir with ``keep_final_state``: the state after the
+    last step (every rank's ZeRO shard and own file, the commit record) and the logged record."""
+    tags = sorted(p.name for p in path.iterdir() if resume.TAG_RE.fullmatch(p.name))
+    assert tags == [f"step{steps}"] and resume.read_pointer(path)["step"] == steps
+    files = {p.name for p in (path / tags[0]).iterdir()}
+    assert {"rank0.pt", "rank1.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+            "zero_pp_rank_1_mp_rank_00_optim_states.pt", "mp_rank_00_model_states.pt"} <= files
+    assert json.loads((path / launch.LOGGED_FILE).read_text())["step"] == steps
+
+
 @pytest.mark.slow
-def test_two_rank_sft_through_the_node_matches_one_process(tiny, world_samples, tmp_path, monkeypatch):
-    """The node launches 2 torchrun ranks (ZeRO-2, fp32); same losses and weights as one torch
-    process; every step streamed to the node's MLflow logging; only rank 0 wrote results."""
+def test_two_rank_sft_through_the_node_killed_and_relaunched_matches_one_process(tiny, world_samples, tmp_path,
+                                                                                 monkeypatch):
+    """The node launches 2 torchrun ranks (ZeRO-2, fp32) over a resume dir that holds another run's
+    state (ignored: a warning, a fresh start); rank 0 is killed (SIGKILL) after step 3 with the
+    last checkpoint at step 2; the node's rerun relaunches and resumes from step 2. Same losses and
+    weights as one torch process; every step streamed to the node's MLflow logging exactly once
+    (step 3, logged before the kill, is not logged again); only rank 0 wrote in the work dirs."""
     from nemotron_cascade.pipelines.sft import nodes
     from nemotron_cascade.training import packing, sft
 
@@ -190,10 +218,18 @@ def test_two_rank_sft_through_the_node_matches_one_process(tiny, world_samples, 
     monkeypatch.setattr(nodes.tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
     monkeypatch.setenv(launch.KEEP_DIR_ENV, "1")  # to inspect what the ranks wrote
     monkeypatch.setenv("MLFLOW_RUN_ID", "parent-run")  # the ranks must not inherit it
-    runs = tmp_path / "runs"
-    train = {**SFT_PARAMS, "engine": "deepspeed", "deepspeed": ds_parity.fp32_zero(2),
-             "launch": {"world_size": 2, "workdir_root": str(runs), "timeout_s": 300}}
-    ckpt, hist = nodes.train_sft_stage(_policy(fresh, tok), world_samples, train, "sft_test", str(tmp_path / "r"))
+    runs, resume_dir = tmp_path / "runs", tmp_path / "r"
+    (resume_dir / "step2").mkdir(parents=True)  # another run's committed state
+    (resume_dir / resume.POINTER).write_text(json.dumps({"fingerprint": "another-run", "tag": "step2", "step": 2,
+                                                         "world_size": 2, "zero_stage": 2}))
+    train = {**SFT_PARAMS, "checkpoint_every": 2, "engine": "deepspeed", "deepspeed": ds_parity.fp32_zero(2),
+             "launch": {"world_size": 2, "workdir_root": str(runs), "timeout_s": 300,
+                        "env": {launch.KILL_AFTER_STEP_ENV: "3"}}}
+    with pytest.raises(RuntimeError, match="failed with exit code"):
+        nodes.train_sft_stage(_policy(fresh, tok), world_samples, train, "sft_test", str(resume_dir))
+    assert resume.read_pointer(resume_dir)["step"] == 2  # this run's checkpoint replaced the other run's
+    train["launch"] = {k: v for k, v in train["launch"].items() if k != "env"}  # the rerun
+    ckpt, hist = nodes.train_sft_stage(_policy(fresh, tok), world_samples, train, "sft_test", str(resume_dir))
 
     loss, ref_loss = [h["loss"] for h in hist], [h["loss"] for h in ref]
     assert len(loss) == 4 and all(abs(x - y) < TOL for x, y in zip(loss, ref_loss)), (loss, ref_loss)
@@ -201,19 +237,27 @@ def test_two_rank_sft_through_the_node_matches_one_process(tiny, world_samples, 
     diffs = ds_parity.weight_diffs(ckpt.model, ref_model.state_dict(), init)
     assert diffs["max_weight_diff"] < WEIGHT_TOL and diffs["rel_update_diff"] < WEIGHT_TOL, diffs
     streamed = [(s, m["loss"]) for prefix, s, m in logged if prefix == "train/"]
-    assert streamed == [(h["step"], h["loss"]) for h in hist] and [s for s, _ in streamed] == [1, 2, 3, 4]
+    assert [s for s, _ in streamed] == [1, 2, 3, 4]  # steps 1-3 from the killed job, 4 from the relaunch
+    assert all(abs(x - h["loss"]) < TOL for (_, x), h in zip(streamed, hist))
+    _check_resume_dir(resume_dir, 4)  # kept for the run journal, which clears it after the node's save
 
+    killed, wd = _work_dirs(runs)
+    first, second = (x.joinpath("launch.log").read_text() for x in (killed, wd))
+    assert "belongs to another run" in first and "fault injection" in first and "resuming from step" not in first
+    assert "resuming from step 2" in second
     # the work dir: the parent's payload and log, and rank 0's metrics and result, nothing else.
     # Rank 1 writing too would double the metrics lines or collide on result.tmp (the job fails).
-    (wd,) = runs.iterdir()
     assert sorted(p.name for p in wd.iterdir()) == ["data.pt", "launch.log", "metrics.jsonl", "model",
                                                     "payload.json", "result"]
     assert sorted(p.name for p in (wd / "result").iterdir()) == ["model.pt", "result.json"]
     lines = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
-    assert [x["step"] for x in lines] == [1, 2, 3, 4] and {x["rank"] for x in lines} == {0}
+    assert [x["step"] for x in lines] == [4] and {x["rank"] for x in lines} == {0}
+    assert [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     result = json.loads((wd / "result" / "result.json").read_text())
     assert result["rank"] == 0 and result["world_size"] == 2
-    assert "[rank 1]" in (wd / "launch.log").read_text()  # rank 1 ran, its output in the log
+    assert "[rank 1]" in second  # rank 1 ran, its output in the log
+    assert json.loads((wd / "payload.json").read_text())["resume"] == {
+        "dir": str(resume_dir), "fingerprint": resume.read_pointer(resume_dir)["fingerprint"], "keep_final_state": True}
 
 
 @pytest.mark.slow
@@ -363,10 +407,13 @@ def test_the_rl_node_launches_with_world_size_2_and_logs_in_the_parent(tiny, mon
     ckpt, hist = _rl_node(_policy(fresh, tok), train, resume_dir="/nonexistent/resume", diagnostics=["repetition"])
     ((n, reward, engine, world_size, kw),) = calls
     assert (n, reward, engine, world_size) == (16, "instruction_following", "deepspeed", 2)
-    assert kw == {"render_prompt": world.render_prompt, "reward_model": None, "diagnostics": ["repetition"]}
+    fingerprint = kw.pop("fingerprint")
+    assert kw == {"render_prompt": world.render_prompt, "reward_model": None, "diagnostics": ["repetition"],
+                  "resume_dir": "/nonexistent/resume", "keep_final_state": True}
+    assert len(fingerprint) == 16  # resume.fingerprint's, computed as for the in-process path
     assert logged == [("train/", 1, {"loss": 0.5, "reward": 0.25})] and figures == ["if_rl_test_curves.png"]
     assert hist[0]["loss"] == 0.5 and ckpt.lineage["stage"] == "if_rl_test" and ckpt.lineage["reward"] == reward
-    assert "no mid-stage resume" in caplog.text
+    assert "no mid-stage resume" not in caplog.text
 
 
 @pytest.mark.parametrize("train, kw, error, match", [
@@ -445,12 +492,18 @@ def test_a_grpo_work_dir_rebuilds_the_reward_model_reward_by_name(tiny, tmp_path
     assert set(job.diagnostics(texts, batch_rows, parent)) == {"repeated_sentences", "repeated_trigrams"}
 
 
+TIMINGS = {"completion_tokens_per_s", "steps_per_s", "rollout_share"}
+
+
 @pytest.mark.slow
-def test_two_rank_grpo_through_the_node_matches_one_process(tiny, tmp_path, monkeypatch):
+def test_two_rank_grpo_through_the_node_killed_and_relaunched_matches_one_process(tiny, tmp_path, monkeypatch):
     """The rl_stage node launches 2 torchrun ranks (ZeRO-2, fp32) that rebuild the reward
     (``instruction_following``) and renderer by name and roll out on FixedRollouts (a generator
-    factory by dotted path, tests only): per-step losses and the final weights as the same GRPO in
-    one torch process; every step streamed to the parent's logging; only rank 0 wrote results."""
+    factory by dotted path, tests only); rank 0 is killed (SIGKILL) after step 3 with the last
+    checkpoint at step 2 (the prompt pool, the generator's call count and the ZeRO shards in it),
+    and the node's rerun relaunches and resumes from step 2: per-step losses and the final weights
+    as the same GRPO in one torch process; every step streamed to the parent's logging once; only
+    rank 0 wrote results."""
     import functools
 
     from nemotron_cascade.data import world
@@ -469,31 +522,41 @@ def test_two_rank_grpo_through_the_node_matches_one_process(tiny, tmp_path, monk
     monkeypatch.setattr(nodes.tracking, "log_figure", lambda fig, name: figures.append(name))
     monkeypatch.setenv(launch.KEEP_DIR_ENV, "1")  # to inspect what the ranks wrote
     monkeypatch.setenv("MLFLOW_RUN_ID", "parent-run")  # the ranks must not inherit it
-    runs = tmp_path / "runs"
-    train = {**GRPO_PARAMS, "engine": "deepspeed", "deepspeed": ds_parity.fp32_zero(2),
-             "launch": {"world_size": 2, "workdir_root": str(runs), "timeout_s": 300}}
-    ckpt, hist = _rl_node(_policy(fresh, tok), train, resume_dir=str(tmp_path / "r"), diagnostics=["repetition"])
+    runs, resume_dir = tmp_path / "runs", tmp_path / "r"
+    train = {**GRPO_PARAMS, "checkpoint_every": 2, "engine": "deepspeed", "deepspeed": ds_parity.fp32_zero(2),
+             "launch": {"world_size": 2, "workdir_root": str(runs), "timeout_s": 300,
+                        "env": {launch.KILL_AFTER_STEP_ENV: "3"}}}
+    with pytest.raises(RuntimeError, match="failed with exit code"):
+        _rl_node(_policy(fresh, tok), train, resume_dir=str(resume_dir), diagnostics=["repetition"])
+    assert resume.read_pointer(resume_dir)["step"] == 2 and not figures
+    train["launch"] = {k: v for k, v in train["launch"].items() if k != "env"}  # the rerun
+    ckpt, hist = _rl_node(_policy(fresh, tok), train, resume_dir=str(resume_dir), diagnostics=["repetition"])
 
     loss, ref_loss = [h["loss"] for h in hist], [h["loss"] for h in ref]
     assert len(loss) == 4 and all(abs(x - y) < TOL for x, y in zip(loss, ref_loss)), (loss, ref_loss)
     assert all(abs(h["reward"] - r["reward"]) < TOL for h, r in zip(hist, ref))  # rewards gathered from both ranks
+    assert [h["epoch"] for h in hist] == [h["epoch"] for h in ref]  # the pool resumed where it was
     assert min(h["zero_variance_groups"] for h in ref) < 1.0  # some groups carry a gradient
     diffs = ds_parity.weight_diffs(ckpt.model, ref_model.state_dict(), init)
     assert diffs["max_weight_diff"] < WEIGHT_TOL and diffs["rel_update_diff"] < WEIGHT_TOL, diffs
     # every step's metrics (train_grpo's on_metrics dict, diagnostics of rank 0's share included)
-    # reached the parent's logging; the figure and lineage were made in the parent
+    # reached the parent's logging once: 1-3 from the killed job, 4 from the relaunch (which
+    # recomputed step 3, the same but for its timings); the figure and lineage were made in the parent
     streamed = [(s, m) for prefix, s, m in logged if prefix == "train/"]
-    assert streamed == [(h["step"], {k: v for k, v in h.items() if k != "step"}) for h in hist]
     assert [s for s, _ in streamed] == [1, 2, 3, 4] and "repeated_sentences" in streamed[0][1]
+    for (_, m), h in zip(streamed, hist):
+        assert m.keys() == h.keys() - {"step"}
+        assert all(m[k] == h[k] or abs(m[k] - h[k]) < TOL for k in m.keys() - TIMINGS), (m, h)
     assert figures == ["if_rl_test_curves.png"] and ckpt.lineage["data"]["prompts"] == 16
-    assert not (tmp_path / "r").exists()  # the launched path has no mid-stage resume
+    _check_resume_dir(resume_dir, 4)
 
-    (wd,) = runs.iterdir()  # the parent's payload and log, rank 0's metrics and result, nothing else
+    killed, wd = _work_dirs(runs)  # the parent's payload and log, rank 0's metrics and result, nothing else
+    assert "resuming from step 2" in (wd / "launch.log").read_text()
     assert sorted(p.name for p in wd.iterdir()) == ["data.json", "launch.log", "metrics.jsonl", "model",
                                                     "payload.json", "result"]
     assert sorted(p.name for p in (wd / "result").iterdir()) == ["model.pt", "result.json"]
     lines = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
-    assert [x["step"] for x in lines] == [1, 2, 3, 4] and {x["rank"] for x in lines} == {0}
+    assert [x["step"] for x in lines] == [4] and {x["rank"] for x in lines} == {0}
     result = json.loads((wd / "result" / "result.json").read_text())
     assert result["rank"] == 0 and result["world_size"] == 2
     assert "[rank 1]" in (wd / "launch.log").read_text()

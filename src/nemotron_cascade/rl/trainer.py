@@ -24,8 +24,9 @@ Around that core, the knobs of the paper's stages:
   the advantages: same machinery, no signal. Used to show that gains come from the reward.
 
 Everything a crash would lose (model, optimiser, scheduler, RNG, pool position and filter state,
-history) is saved every ``checkpoint_every`` steps through write-then-rename, and a rerun with the
-same fingerprint resumes exactly (rollout seeds are derived from the step, not from a global stream).
+history) is saved every ``checkpoint_every`` steps through write-then-rename (DeepSpeed: its own
+sharded checkpoint, committed the same way), and a rerun with the same fingerprint resumes exactly
+(rollout seeds are derived from the step, not from a global stream).
 
 Engines: the update goes through a training engine (``engine``: plain ``torch``, or ``deepspeed``
 ZeRO data parallel under torchrun, :mod:`nemotron_cascade.training.engines`), the rollouts through a
@@ -459,9 +460,15 @@ def train_grpo(
     from the pool and samples and scores its ``r``-th share of them (``prompts_per_step / w``); the
     rewards are gathered, so advantages, the shuffled control, the prompt filter and the logged
     metrics are those of the whole batch on every rank (``diagnostics`` see the rank's share), and
-    the update is :func:`grpo_step`'s data-parallel loss. ``on_metrics`` runs on rank 0 only;
-    mid-stage resume is not wired (``resume_dir`` is not used, as in SFT); at the end the model is a
-    plain, full module on every rank.
+    the update is :func:`grpo_step`'s data-parallel loss. ``on_metrics`` runs on rank 0 only; at
+    the end the model is a plain, full module on every rank.
+
+    Mid-stage resume (``resume_dir``, ``fingerprint``): every ``checkpoint_every`` steps, the torch
+    engine's state to ``resume_dir/state.pt``, DeepSpeed's through its sharded checkpoints (every
+    rank, :func:`~nemotron_cascade.training.resume.save_sharded`), with the pool's position and
+    filter state, the fault counters and the history. A generator that keeps state between calls
+    (``state_dict``/``load_state_dict``, such as the tests' fixed rollouts; the HF and vLLM
+    engines are seeded per step and have none) has it saved too, per rank.
     """
     import torch
     from tqdm.auto import tqdm
@@ -469,21 +476,37 @@ def train_grpo(
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
-    if cfg.engine != "torch" and resume_dir:
-        log.warning("GRPO engine %r: mid-stage resume is not wired; %s is not used", cfg.engine, resume_dir)
-        resume_dir = None
+    sharded = cfg.engine != "torch"  # DeepSpeed: its own checkpoints, once the engine exists
     pool = PromptPool(len(rows), cfg.seed, cfg.dynamic_filter, cfg.readmit_prob)
-    state = resume_lib.load(resume_dir, fingerprint, model, opt, sched) if resume_dir else None
-    start, history = 0, []
-    if state:
-        start, history = state["step"], state["history"]
-        pool.load_state_dict(state["extra"]["pool"])
+    guard = FaultGuard("GRPO", cfg.max_bad_steps)
+    state = resume_lib.load(resume_dir, fingerprint, model, opt, sched) if resume_dir and not sharded else None
     if generator is None:
         generator = build_generator(cfg, model, tokenizer)  # before ZeRO-3 partitions the weights
     if cfg.rollout_engine == "vllm" and not hasattr(generator, "sync_weights"):
         raise TypeError(f"rollout_engine 'vllm' needs a generator with sync_weights (a VLLMGenerator), "
                         f"got {type(generator).__name__}")
     eng = _make_engine(cfg, model, opt)
+    if resume_dir and sharded:
+        state = resume_lib.load_sharded(resume_dir, fingerprint, eng, opt, sched)
+    start, history = 0, []
+    if state:
+        start, history = state["step"], state["history"]
+        pool.load_state_dict(state["extra"]["pool"])
+        if "guard" in state["extra"]:
+            guard.load_state_dict(state["extra"]["guard"])
+        gen_state = state["rank_extra"] if sharded else state["extra"].get("generator")
+        if gen_state is not None:
+            generator.load_state_dict(gen_state)
+
+    def save(step: int) -> None:
+        extra = {"pool": pool.state_dict(), "guard": guard.state_dict()}
+        gen_state = generator.state_dict() if hasattr(generator, "load_state_dict") else None
+        if sharded:
+            resume_lib.save_sharded(resume_dir, fingerprint, eng, opt, sched, step, history, extra, gen_state)
+        else:
+            resume_lib.save(resume_dir, fingerprint, model, opt, sched, step, history,
+                            extra={**extra, "generator": gen_state})
+
     per = cfg.prompts_per_step // eng.world_size * cfg.group_size
     lo, hi = eng.rank * per, (eng.rank + 1) * per  # this rank's sequences of a step's batch
 
@@ -493,7 +516,6 @@ def train_grpo(
 
     sync_weights()  # the engine starts from the trainer's weights (a resume, an engine built elsewhere)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    guard = FaultGuard("GRPO", cfg.max_bad_steps)
     reward_name = reward_name or getattr(reward_fn, "__name__", None) or repr(reward_fn)
     bar = tqdm(range(start, cfg.max_steps), desc="grpo", initial=start, total=cfg.max_steps, leave=False,
                disable=not eng.is_rank0)
@@ -537,14 +559,14 @@ def train_grpo(
         if on_metrics and eng.is_rank0:
             on_metrics(m, step + 1)
         if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
-            resume_lib.save(resume_dir, fingerprint, model, opt, sched, step + 1, history,
-                            extra={"pool": pool.state_dict()})
-    eng.finish()
+            save(step + 1)
     model.eval()
     if resume_dir and keep_final_state:  # the caller clears it once the checkpoint is safely saved
         if start < cfg.max_steps:
-            resume_lib.save(resume_dir, fingerprint, model, opt, sched, cfg.max_steps, history,
-                            extra={"pool": pool.state_dict()})
+            save(cfg.max_steps)
+    elif resume_dir and sharded:
+        resume_lib.clear_sharded(resume_dir, eng)
     elif resume_dir:
         resume_lib.clear(resume_dir)
+    eng.finish()
     return history

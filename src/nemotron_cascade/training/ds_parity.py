@@ -64,7 +64,9 @@ class FixedRollouts:
     """A stand-in rollout engine: completion ``j`` of prompt ``p`` at call ``c`` (= the step) is a
     seeded random token sequence of ``random.Random(f"{c}|{p}|{j}")``, finished (ending in eos) 3
     times in 4, whoever asks and whatever the sampling seed. ``poison=(call, prompt)`` starts that
-    prompt's first completion at that call with :data:`POISON_ID`."""
+    prompt's first completion at that call with :data:`POISON_ID`. The call count is the
+    generator's state (``state_dict``): ``train_grpo`` saves it with a mid-stage resume state, so a
+    resumed run gets the rollouts of its step."""
 
     def __init__(self, tokenizer, poison: tuple[int, str] | None = None):
         self.tok, self.poison, self.calls = tokenizer, poison, 0
@@ -88,6 +90,12 @@ class FixedRollouts:
             out.append(group)
         self.calls += 1
         return out
+
+    def state_dict(self) -> dict:
+        return {"calls": self.calls}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.calls = state["calls"]
 
 
 def fixed_rollouts(cfg, model, tokenizer) -> FixedRollouts:

@@ -16,6 +16,11 @@ A loop asks :func:`make_engine` for an engine and then only talks to it:
 - ``state_dict_for_save()`` (a full state dict; under ZeRO-3 the shards are gathered, a
   collective every rank must call) and ``finish()`` (leave the model as a plain, full module).
 
+The DeepSpeed engine also has what mid-stage resume needs (:func:`~nemotron_cascade.training.resume.save_sharded`):
+``save_checkpoint(dir, tag, client_state)`` / ``load_checkpoint(dir, tag)`` (DeepSpeed's own, every
+rank: ZeRO's optimiser state is sharded per rank), ``barrier()``, ``broadcast_from_rank0(obj)`` and
+``all_true(flag)``.
+
 ``kind="torch"`` is the loops' original code path, operation for operation. ``kind="deepspeed"``
 wraps the model with ``deepspeed.initialize`` and the caller's torch optimiser
 (``zero_allow_untested_optimizer``: a DeepSpeed ``"optimizer"`` block would JIT-build a CPU Adam
@@ -193,6 +198,42 @@ class DeepSpeedEngine:
             full[k] = b.detach().clone()
         sd = self.module.state_dict(keep_vars=True)
         return {k: full[k] if k in full else v.detach().clone() for k, v in sd.items()}
+
+    # -- mid-stage resume (training/resume.py: save_sharded, load_sharded) ------------------
+    def save_checkpoint(self, directory: str, tag: str, client_state: dict) -> None:
+        """DeepSpeed's ``save_checkpoint`` under ``directory/tag`` (every rank: its ZeRO shard; rank 0
+        also the module and ``client_state``), without DeepSpeed's ``latest`` file: the caller commits.
+        It ends with a barrier, so every rank's files are written when it returns."""
+        self.engine.save_checkpoint(directory, tag=tag, client_state=client_state, save_latest=False)
+
+    def load_checkpoint(self, directory: str, tag: str) -> dict:
+        """Model and optimiser state (every rank its own shard) from ``directory/tag``; the
+        ``client_state`` saved with it. The loop's LR scheduler is the caller's: not loaded here."""
+        path, client_state = self.engine.load_checkpoint(directory, tag=tag, load_optimizer_states=True,
+                                                         load_lr_scheduler_states=False)
+        if path is None:
+            raise RuntimeError(f"DeepSpeed could not load the checkpoint {tag!r} in {directory}")
+        return client_state
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+    def broadcast_from_rank0(self, obj):
+        """Rank 0's ``obj`` (any picklable object) on every rank."""
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def all_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on every rank (the same answer on every rank)."""
+        import torch
+
+        bad = torch.tensor([0.0 if flag else 1.0], device=self.engine.device)
+        return float(self.all_reduce_sum(bad)) == 0.0
 
     def finish(self) -> None:
         """Leave ``module`` a plain, full torch module (ZeRO-3: gathered, hooks removed)."""

@@ -72,6 +72,13 @@ class FaultGuard:
                     self.max_bad_steps + 1)
         return False
 
+    def state_dict(self) -> dict:
+        """The counters, saved with a resume state."""
+        return {"skipped": self.skipped, "consecutive": self.consecutive, "last_bad": self._last_bad}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.skipped, self.consecutive, self._last_bad = state["skipped"], state["consecutive"], state["last_bad"]
+
 
 def _show(value) -> str:
     if hasattr(value, "isfinite"):

@@ -6,7 +6,8 @@ loop's inputs to :func:`run_distributed`, which
 1. writes them to a fresh work dir: ``model/`` (``save_pretrained`` of the model and tokenizer),
    the task's data (``data.pt`` or ``data.json``, and for GRPO ``reward_model/`` when its reward
    reads one; :mod:`~nemotron_cascade.training.launch_tasks`), ``payload.json`` (task, model
-   class, dtype, the loop's config as JSON);
+   class, dtype, the loop's config as JSON, and the mid-stage resume block: ``resume_dir`` as an
+   absolute path, the fingerprint, ``keep_final_state``);
 2. starts ``torchrun`` or the ``deepspeed`` launcher (:func:`build_command`) on
    ``python -m nemotron_cascade.training.launch worker <workdir>``, its stdout and stderr in
    ``<workdir>/launch.log``, every rank with ``OMP_NUM_THREADS=threads_per_rank`` and without any
@@ -23,14 +24,24 @@ Each rank (:func:`worker_main`) loads the payload, runs the task's loop with its
 writes the metrics lines and the result. Other ranks write nothing in the work dir; their output
 goes to the launcher's log.
 
+Mid-stage resume (``sft``, ``grpo``): the loop saves DeepSpeed's sharded checkpoints to
+``resume_dir`` every ``checkpoint_every`` steps (every rank its ZeRO shard, rank 0 the commit
+record; :func:`~nemotron_cascade.training.resume.save_sharded`), and a relaunch with the same
+fingerprint resumes from the last one. ``resume_dir`` must be a path every rank sees (several
+nodes: a shared filesystem). Rank 0 also records in ``resume_dir/logged.json`` the last step whose
+metrics it passed on, and a relaunch of the same run does not pass those steps again, so the
+parent's MLflow run gets every step once even when the job died after logging a step its last
+checkpoint does not hold. :data:`KILL_AFTER_STEP_ENV` (fault injection for tests: rank 0 kills
+itself with SIGKILL right after passing that step on) makes such a death on purpose.
+
 Tasks (:mod:`~nemotron_cascade.training.launch_tasks`: what each writes and how its ranks rebuild
 it): ``sft`` (:func:`~nemotron_cascade.training.sft.train_sft` on packed blocks, also the tiny
 model's pretraining), ``reward_model``
 (:func:`~nemotron_cascade.training.reward_model.train_reward_model` on preference pairs) and
 ``grpo`` (:func:`~nemotron_cascade.rl.trainer.train_grpo`; the ranks rebuild the reward from its
 registry name and the prompt renderer from its dotted path). The node-facing entry points are
-:func:`train_sft_distributed`, :func:`train_reward_model_distributed` and
-:func:`train_grpo_distributed`; none resumes mid-stage.
+:func:`train_sft_distributed`, :func:`train_reward_model_distributed` (no mid-stage resume) and
+:func:`train_grpo_distributed`.
 Several nodes: every node must see the work dir (``workdir_root`` on a shared filesystem); the
 ``deepspeed`` launcher starts the other nodes itself from a hostfile (pdsh over ssh), ``torchrun``
 needs the same command started on every node (c10d rendezvous). Not tried here (one machine).
@@ -63,6 +74,8 @@ LAUNCHERS = ("torchrun", "deepspeed")
 WORKER_MODULE = "nemotron_cascade.training.launch"
 KEEP_DIR_ENV = "NEMOTRON_CASCADE_KEEP_LAUNCH_DIR"
 LOG_FILE, METRICS_FILE, PAYLOAD_FILE, RESULT_DIR = "launch.log", "metrics.jsonl", "payload.json", "result"
+LOGGED_FILE = "logged.json"  # in resume_dir: the last step rank 0 passed on, for this run
+KILL_AFTER_STEP_ENV = "NEMOTRON_CASCADE_KILL_AFTER_STEP"  # tests: rank 0 SIGKILLs itself after this step
 LOG_TAIL_LINES = 40
 FAIL_BEGIN, FAIL_END = "worker failed, traceback follows:", "end of the worker's traceback"
 POLL_S = 0.2
@@ -201,14 +214,24 @@ def child_env(cfg: LaunchConfig, base: dict | None = None) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ parent
+def resume_block(resume_dir: str | None, fingerprint: str, keep_final_state: bool) -> dict | None:
+    """A payload's ``resume`` entry (``None`` without a ``resume_dir``): the directory made absolute,
+    since the ranks run in the work dir (several nodes: it must be on a filesystem they all see)."""
+    if not resume_dir:
+        return None
+    return {"dir": str(Path(resume_dir).resolve()), "fingerprint": fingerprint, "keep_final_state": keep_final_state}
+
+
 def write_payload(wd: Path, task: str, payload: dict) -> None:
-    """``payload`` (``model``, ``tokenizer``, ``data``, ``config``: a JSON-able dict) into ``wd``."""
+    """``payload`` (``model``, ``tokenizer``, ``data``, ``config``: a JSON-able dict; optionally
+    ``resume``, see :func:`resume_block`) into ``wd``."""
     missing = sorted({"model", "tokenizer", "data", "config"} - set(payload))
     if missing:
         raise ValueError(f"launch payload misses {missing}")
     spec = save_model(payload["model"], payload["tokenizer"], wd / "model")
     TASKS[task].write_data(payload["data"], wd)
-    (wd / PAYLOAD_FILE).write_text(json.dumps({"task": task, **spec, "config": payload["config"]}, indent=1))
+    (wd / PAYLOAD_FILE).write_text(json.dumps({"task": task, **spec, "config": payload["config"],
+                                               "resume": payload.get("resume")}, indent=1))
 
 
 class _MetricsTail:
@@ -356,6 +379,35 @@ def _write_result(wd: Path, model, history: list[dict], world_size: int) -> None
     os.replace(tmp, wd / RESULT_DIR)
 
 
+class LoggedSteps:
+    """Rank 0's record of the last step whose metrics it passed on (``<resume_dir>/logged.json``,
+    with the run's fingerprint and world size): a relaunch of the same run skips those steps."""
+
+    def __init__(self, resume: dict | None, world_size: int):
+        self.resume, self.world_size, self.through = resume, world_size, 0
+        if resume:
+            try:
+                rec = json.loads((Path(resume["dir"]) / LOGGED_FILE).read_text())
+                if (rec.get("fingerprint"), rec.get("world_size")) == (resume["fingerprint"], world_size):
+                    self.through = int(rec["step"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+
+    def seen(self, step: int) -> bool:
+        return step <= self.through
+
+    def mark(self, step: int) -> None:
+        self.through = step
+        if not self.resume:
+            return
+        path = Path(self.resume["dir"])
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / f"{LOGGED_FILE}.tmp"
+        tmp.write_text(json.dumps({"fingerprint": self.resume["fingerprint"], "world_size": self.world_size,
+                                   "step": step}))
+        os.replace(tmp, path / LOGGED_FILE)
+
+
 def worker_main(workdir: str) -> None:
     """One rank of a launched job (``python -m nemotron_cascade.training.launch worker <workdir>``)."""
     wd = Path(workdir)
@@ -376,13 +428,22 @@ def worker_main(workdir: str) -> None:
 
     tokenizer = load_tokenizer(str(wd / "model"))
     metrics_file = open(wd / METRICS_FILE, "a") if rank == 0 else None
+    resume = spec.get("resume")
+    logged = LoggedSteps(resume, world) if rank == 0 else None
+    kill_after = int(os.environ.get(KILL_AFTER_STEP_ENV) or 0)
 
     def on_metrics(m: dict, step: int) -> None:
+        if logged.seen(step):
+            return  # an earlier launch of this run passed it on before it died
         metrics_file.write(json.dumps({"step": step, "rank": rank, "metrics": m}) + "\n")
         metrics_file.flush()
+        logged.mark(step)
+        if step == kill_after:
+            log.warning("%s=%d: killing rank 0 (fault injection)", KILL_AFTER_STEP_ENV, step)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     try:
-        history = task.run(wd, model, tokenizer, cfg, on_metrics if rank == 0 else None)
+        history = task.run(wd, model, tokenizer, cfg, on_metrics if rank == 0 else None, resume)
     finally:
         if metrics_file:
             metrics_file.close()
@@ -408,11 +469,15 @@ def _resolved_engine_config(cfg) -> dict:
 
 
 def train_sft_distributed(model, tokenizer, blocks, cfg, launch: LaunchConfig,
-                          on_metrics: MetricsCallback | None = None) -> list[dict]:
+                          on_metrics: MetricsCallback | None = None, *, resume_dir: str | None = None,
+                          fingerprint: str = "", keep_final_state: bool = False) -> list[dict]:
     """:func:`~nemotron_cascade.training.sft.train_sft` as a launched job; ``model`` gets the final
-    weights in place; the history as ``train_sft`` returns it (no mid-stage resume)."""
+    weights in place; the history as ``train_sft`` returns it. With ``resume_dir`` (a path every
+    rank sees) the ranks save and resume mid-stage state as ``train_sft`` does (module docstring)."""
     res = run_distributed("sft", {"model": model, "tokenizer": tokenizer, "data": blocks,
-                                  "config": _resolved_engine_config(cfg)}, launch, on_metrics)
+                                  "config": _resolved_engine_config(cfg),
+                                  "resume": resume_block(resume_dir, fingerprint, keep_final_state)},
+                          launch, on_metrics)
     model.load_state_dict(res["state_dict"])
     model.eval()
     return res["history"]
@@ -432,9 +497,11 @@ def train_reward_model_distributed(model, tokenizer, train_pairs, val_pairs, cfg
 
 def train_grpo_distributed(model, tokenizer, rows, reward: str, cfg, launch: LaunchConfig,
                            on_metrics: MetricsCallback | None = None, *, render_prompt, reward_model=None,
-                           diagnostics=None, generator=None) -> list[dict]:
+                           diagnostics=None, generator=None, resume_dir: str | None = None, fingerprint: str = "",
+                           keep_final_state: bool = False) -> list[dict]:
     """:func:`~nemotron_cascade.rl.trainer.train_grpo` as a launched job; ``model`` gets the final
-    weights in place; the history as ``train_grpo`` returns it (no mid-stage resume).
+    weights in place; the history as ``train_grpo`` returns it. With ``resume_dir`` (a path every
+    rank sees) the ranks save and resume mid-stage state as ``train_grpo`` does (module docstring).
 
     The ranks rebuild everything by name: the reward from the registry (``reward``, around
     ``reward_model``, a checkpoint, when given), the diagnostics from their names, and
@@ -454,7 +521,8 @@ def train_grpo_distributed(model, tokenizer, rows, reward: str, cfg, launch: Lau
     data = {"rows": rows, "reward": reward, "reward_model": reward_model, "diagnostics": diagnostics,
             "render_prompt": dotted_path(render_prompt, "render_prompt"),
             "generator": None if generator is None else dotted_path(generator, "generator")}
-    res = run_distributed("grpo", {"model": model, "tokenizer": tokenizer, "data": data, "config": params},
+    res = run_distributed("grpo", {"model": model, "tokenizer": tokenizer, "data": data, "config": params,
+                                   "resume": resume_block(resume_dir, fingerprint, keep_final_state)},
                           launch, on_metrics)
     model.load_state_dict(res["state_dict"])
     model.eval()

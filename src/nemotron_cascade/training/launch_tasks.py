@@ -3,8 +3,11 @@ the work dir for each, and what every rank reads back, rebuilds and trains.
 
 A task is three functions (:class:`Task`): ``write_data(data, wd)`` in the parent; then, on every
 rank, ``make_config(params)`` (before any model loads, so a bad config fails fast) and
-``run(wd, model, tokenizer, cfg, on_metrics) -> history``. What crosses the process boundary is
-data in the work dir or a name the ranks import; never a pickled object or closure.
+``run(wd, model, tokenizer, cfg, on_metrics, resume) -> history``. What crosses the process
+boundary is data in the work dir or a name the ranks import; never a pickled object or closure.
+``resume`` is the payload's mid-stage resume block (``dir``, ``fingerprint``,
+``keep_final_state``) or ``None``; ``sft`` and ``grpo`` pass it to their loop (DeepSpeed's sharded
+checkpoints, :func:`~nemotron_cascade.training.resume.save_sharded`), ``reward_model`` has none.
 
 * ``sft`` — the packed blocks as int32 tensors (``data.pt``) → :func:`~nemotron_cascade.training.sft.train_sft`.
 * ``reward_model`` — the preference pairs (``data.json``) →
@@ -13,7 +16,7 @@ data in the work dir or a name the ranks import; never a pickled object or closu
   prompt renderer's dotted path (``module:name``) and, for tests, a rollout-generator factory's;
   ``reward_model/``: the reward model (``save_pretrained``) when the reward is built around one.
   Every rank rebuilds the reward with :func:`~nemotron_cascade.rewards.registry.make_reward` and
-  runs :func:`~nemotron_cascade.rl.trainer.train_grpo` (no mid-stage resume).
+  runs :func:`~nemotron_cascade.rl.trainer.train_grpo`.
 """
 
 from __future__ import annotations
@@ -102,10 +105,18 @@ def _sft_config(params: dict):
     return sft.config_from_params(params)
 
 
-def _run_sft(wd: Path, model, tokenizer, cfg, on_metrics):
+def resume_kwargs(resume: dict | None) -> dict:
+    """A loop's ``resume_dir``, ``fingerprint`` and ``keep_final_state`` from a payload's resume block."""
+    if not resume:
+        return {}
+    return {"resume_dir": resume["dir"], "fingerprint": resume["fingerprint"],
+            "keep_final_state": resume["keep_final_state"]}
+
+
+def _run_sft(wd: Path, model, tokenizer, cfg, on_metrics, resume=None):
     from nemotron_cascade.training import sft
 
-    return sft.train_sft(model, _read_blocks(wd), cfg, on_metrics=on_metrics)
+    return sft.train_sft(model, _read_blocks(wd), cfg, on_metrics=on_metrics, **resume_kwargs(resume))
 
 
 # ------------------------------------------------------------------------------------------ reward model
@@ -120,8 +131,11 @@ def _rm_config(params: dict):
     return dataclass_from_params(RMConfig, params)
 
 
-def _run_reward_model(wd: Path, model, tokenizer, cfg, on_metrics):
+def _run_reward_model(wd: Path, model, tokenizer, cfg, on_metrics, resume=None):
     from nemotron_cascade.training import reward_model as rm
+
+    if resume:
+        raise ValueError("the reward model has no mid-stage resume")
 
     data = json.loads((wd / DATA_JSON).read_text())
     return rm.train_reward_model(model, tokenizer, data["train"], data["validation"], cfg, on_metrics=on_metrics)
@@ -181,13 +195,14 @@ def _grpo_config(params: dict):
     return config_from_params(params)
 
 
-def _run_grpo(wd: Path, model, tokenizer, cfg, on_metrics):
+def _run_grpo(wd: Path, model, tokenizer, cfg, on_metrics, resume=None):
     from nemotron_cascade.rl.trainer import train_grpo
 
     job = read_grpo(wd, cfg)
     generator = job.make_generator(cfg, model, tokenizer) if job.make_generator else None
     return train_grpo(model, tokenizer, job.rows, job.reward_fn, cfg, generator, job.render_prompt,
-                      on_metrics=on_metrics, diagnostics=job.diagnostics, reward_name=job.reward)
+                      on_metrics=on_metrics, diagnostics=job.diagnostics, reward_name=job.reward,
+                      **resume_kwargs(resume))
 
 
 # ------------------------------------------------------------------------------------------ registry
@@ -195,7 +210,7 @@ def _run_grpo(wd: Path, model, tokenizer, cfg, on_metrics):
 class Task:
     write_data: Callable[[Any, Path], None]  # parent: payload["data"] into the work dir
     make_config: Callable[[dict], Any]       # rank: the loop's config from payload["config"], before any model loads
-    run: Callable[..., list[dict]]           # rank: (wd, model, tokenizer, config, on_metrics) -> history
+    run: Callable[..., list[dict]]           # rank: (wd, model, tokenizer, config, on_metrics, resume) -> history
 
 
 TASKS = {"sft": Task(_write_blocks, _sft_config, _run_sft),

@@ -4,10 +4,11 @@ Variant: token-level mean cross-entropy over the assistant tokens of a batch of 
 (the paper's SFT on teacher responses), AdamW, linear warm-up then cosine decay to
 ``min_lr_ratio`` of the peak (a constant LR makes accuracy jump around on the tiny model),
 gradient clipping. Mid-stage checkpoints (model, optimiser, scheduler, RNG, step) are written every
-``checkpoint_every`` steps to ``resume_dir`` with write-then-rename, and a rerun with the same
-fingerprint resumes from the last one; a finished stage removes its resume state. A step whose
-loss or gradient norm is NaN/inf is skipped, and too many in a row stop the run
-(:mod:`nemotron_cascade.training.faults`).
+``checkpoint_every`` steps to ``resume_dir`` with write-then-rename (DeepSpeed: its own sharded
+checkpoint, committed the same way, :func:`~nemotron_cascade.training.resume.save_sharded`), and a
+rerun with the same fingerprint resumes from the last one; a finished stage removes its resume
+state. A step whose loss or gradient norm is NaN/inf is skipped, and too many in a row stop the
+run (:mod:`nemotron_cascade.training.faults`).
 """
 
 from __future__ import annotations
@@ -131,9 +132,7 @@ def train_sft(
     if not blocks:
         raise ValueError("train_sft got no training blocks: the SFT blend is empty")
     if cfg.engine != "torch":
-        if resume_dir:
-            log.warning("SFT engine %r: mid-stage resume is not wired; %s is not used", cfg.engine, resume_dir)
-        return _train_sft_engine(model, blocks, cfg, on_metrics)
+        return _train_sft_engine(model, blocks, cfg, on_metrics, resume_dir, fingerprint, keep_final_state)
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
@@ -175,15 +174,20 @@ def _step_record(loss, sched, grad_norm, tokens: int, t0: float) -> dict:
             "assistant_tokens_per_s": tokens / (time.perf_counter() - t0)}
 
 
-def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: MetricsCallback | None) -> list[dict]:
+def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: MetricsCallback | None,
+                      resume_dir: str | None = None, fingerprint: str = "",
+                      keep_final_state: bool = False) -> list[dict]:
     """:func:`train_sft` through a :mod:`~nemotron_cascade.training.engines` engine (DeepSpeed).
 
     Data parallel: rank ``r`` of ``w`` takes blocks ``[r*b/w, (r+1)*b/w)`` of each global batch of
     ``b = batch_size`` blocks and its loss is ``sum_r * w / n_global`` (summed token losses over
     the global count of assistant tokens), so DeepSpeed's mean over ranks is exactly the
     single-process token mean. Logged losses are that global mean (all-reduced), on every rank;
-    ``on_metrics`` runs on rank 0 only. Mid-stage resume is not wired for this path. At the end the
-    model is a plain full module again (ZeRO-3 shards gathered) on every rank.
+    ``on_metrics`` runs on rank 0 only. Mid-stage resume as :func:`train_sft`'s, through DeepSpeed's
+    sharded checkpoints (:func:`~nemotron_cascade.training.resume.save_sharded`: every rank writes
+    its ZeRO shard; the step, history, LR scheduler, fault counters and RNG states ride along; the
+    data position is the step). At the end the model is a plain full module again (ZeRO-3 shards
+    gathered) on every rank.
     """
     import torch
 
@@ -195,11 +199,19 @@ def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: Me
         raise ValueError(f"SFT batch_size {cfg.batch_size} is not divisible by the world size {world}")
     eng = engines.make_loop_engine(cfg.engine, model, opt, cfg.deepspeed, cfg.grad_clip, cfg.batch_size // world)
     w, r, per = eng.world_size, eng.rank, cfg.batch_size // eng.world_size
-    model.train()
-    history: list[dict] = []
-    t0, tokens = time.perf_counter(), 0
     guard = FaultGuard("sft", cfg.max_bad_steps)
-    for step in range(cfg.max_steps):
+    state = resume_lib.load_sharded(resume_dir, fingerprint, eng, opt, sched) if resume_dir else None
+    start, history = (state["step"], state["history"]) if state else (0, [])
+    if state:
+        guard.load_state_dict(state["extra"]["guard"])
+
+    def save(step: int) -> None:
+        resume_lib.save_sharded(resume_dir, fingerprint, eng, opt, sched, step, history,
+                                extra={"guard": guard.state_dict()})
+
+    model.train()
+    t0, tokens = time.perf_counter(), 0
+    for step in range(start, cfg.max_steps):
         batch = batches(blocks, cfg.batch_size, step, cfg.seed)
         n_global = sum(sum(t != -100 for t in b.labels[1:]) for b in batch)
         ids, labels, pos = collate(batch[r * per:(r + 1) * per])
@@ -215,6 +227,13 @@ def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: Me
             history.append({"step": step + 1, **m})
             if on_metrics and eng.is_rank0:
                 on_metrics(m, step + 1)
+        if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
+            save(step + 1)
+    if resume_dir and keep_final_state:
+        if start < cfg.max_steps:
+            save(cfg.max_steps)
+    elif resume_dir:
+        resume_lib.clear_sharded(resume_dir, eng)
     eng.finish()
     model.eval()
     return history

@@ -59,26 +59,28 @@ def train_rl_stage(policy: Checkpoint, prompts: list[dict], train: dict, reward:
     ``reward_model`` is given to the stages wired to one (RLHF, IF-RL): rewards such as
     ``reward_model`` and ``instruction_following_rm`` are built around it. ``train.launch``
     (:mod:`~nemotron_cascade.training.launch`) with ``world_size > 1`` trains in a launched
-    multi-process job (``engine: deepspeed``, no mid-stage resume; the ranks rebuild the reward and
-    diagnostics by name); absent or ``world_size: 1``, in this process.
+    multi-process job (``engine: deepspeed``; the ranks rebuild the reward and diagnostics by name,
+    and save and resume mid-stage state in ``resume_dir``, which they must all see); absent or
+    ``world_size: 1``, in this process. Both use the same fingerprint.
     """
     train = dict(train)
     launch = launch_lib.config_from_params(train.pop("launch", None))
     cfg = config_from_params(train)
     on_metrics = lambda m, s: tracking.log_metrics(m, s, "train/")  # noqa: E731
+    rm_version = reward_model.lineage.get("version") if reward_model is not None else None
+    fingerprint = resume.fingerprint(policy.lineage.get("version"), [p["id"] for p in prompts], train, reward,
+                                     rm_version)
     if launch.distributed:
-        log.warning("%s on %d ranks: no mid-stage resume (%s is not used)", stage, launch.world_size, resume_dir)
         history = launch_lib.train_grpo_distributed(
             policy.model, policy.tokenizer, prompts, reward, cfg, launch, on_metrics,
-            render_prompt=world.render_prompt, reward_model=reward_model, diagnostics=diagnostics)
+            render_prompt=world.render_prompt, reward_model=reward_model, diagnostics=diagnostics,
+            resume_dir=resume_dir, fingerprint=fingerprint, keep_final_state=True)
     else:
         reward_fn = make_reward(reward, reward_model=reward_model, group_size=cfg.group_size)
-        rm_version = reward_model.lineage.get("version") if reward_model is not None else None
         history = train_grpo(  # generator None: cfg.rollout_engine's
             policy.model, policy.tokenizer, prompts, reward_fn, cfg, None, world.render_prompt,
             on_metrics=on_metrics, resume_dir=resume_dir, keep_final_state=True, diagnostics=combine(diagnostics),
-            reward_name=reward, fingerprint=resume.fingerprint(policy.lineage.get("version"),
-                                                               [p["id"] for p in prompts], train, reward, rm_version))
+            reward_name=reward, fingerprint=fingerprint)
     tracking.log_figure(report.plot_curves(history, f"{stage}: GRPO with reward {reward!r}"), f"{stage}_curves.png")
     lineage = {"stage": stage, "reward": reward,
                "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},

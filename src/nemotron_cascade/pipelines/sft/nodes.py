@@ -20,7 +20,8 @@ def build_base_model(samples: list[dict], source: str, name_or_path: str | None,
 
     A tiny model can first be *pretrained* (``pretrain.max_steps > 0``): plain next-token loss on
     every token of the corpus text, prompts included — what a real base model has before SFT.
-    Pretraining saves its state to ``resume_dir`` every ``checkpoint_every`` steps, like SFT.
+    Pretraining saves its state to ``resume_dir`` every ``checkpoint_every`` steps, like SFT (a
+    launched job too: DeepSpeed's sharded checkpoints).
     """
     if source == "pretrained":
         if not name_or_path:
@@ -36,14 +37,14 @@ def build_base_model(samples: list[dict], source: str, name_or_path: str | None,
             blocks, stats = packing.prepare_lm_blocks(texts, tokenizer, int(cfg.pop("block_size")))
             tracking.log_metrics(stats, prefix="pretrain_data/")
             on_metrics = lambda m, s: tracking.log_metrics(m, s, "pretrain/")  # noqa: E731
+            fingerprint = resume.fingerprint("pretrain", content_digest(texts), tiny,
+                                             {k: v for k, v in pretrain.items() if k != "launch"})
             if launch.distributed:
-                log.warning("pretraining on %d ranks: no mid-stage resume", launch.world_size)
-                launch_lib.train_sft_distributed(model, tokenizer, blocks, config_from_params(cfg), launch, on_metrics)
+                launch_lib.train_sft_distributed(model, tokenizer, blocks, config_from_params(cfg), launch, on_metrics,
+                                                 resume_dir=resume_dir, fingerprint=fingerprint, keep_final_state=True)
             else:
                 train_sft(model, blocks, config_from_params(cfg), on_metrics=on_metrics,
-                          resume_dir=resume_dir, keep_final_state=True,
-                          fingerprint=resume.fingerprint("pretrain", content_digest(texts), tiny,
-                                                         {k: v for k, v in pretrain.items() if k != "launch"}))
+                          resume_dir=resume_dir, keep_final_state=True, fingerprint=fingerprint)
     else:
         raise ValueError(f"params base_model.source must be 'tiny' or 'pretrained', got {source!r}")
     lineage = {"stage": "base", "source": source, "name_or_path": name_or_path,
@@ -56,7 +57,8 @@ def train_sft_stage(policy: Checkpoint, blend: list[dict], train: dict, stage: s
     """Fine-tune ``policy`` on the stage's blend; return the new checkpoint and its step metrics.
 
     ``train.launch`` (:mod:`~nemotron_cascade.training.launch`) with ``world_size > 1`` trains in a
-    launched multi-process job (no mid-stage resume); absent or ``world_size: 1``, in this process.
+    launched multi-process job (its ranks save and resume mid-stage state in ``resume_dir``, which
+    they must all see); absent or ``world_size: 1``, in this process. Both use the same fingerprint.
     """
     train = dict(train)
     block_size = int(train.pop("block_size"))
@@ -66,14 +68,15 @@ def train_sft_stage(policy: Checkpoint, blend: list[dict], train: dict, stage: s
     log.info("%s: %s", stage, stats)
     tracking.log_metrics(stats, prefix="data/")
     on_metrics = lambda m, s: tracking.log_metrics(m, s, "train/")  # noqa: E731
+    fingerprint = resume.fingerprint(policy.lineage.get("version"), len(blend), blend[0]["id"] if blend else None,
+                                     {**train, "block": block_size})
     if launch.distributed:
-        log.warning("%s on %d ranks: no mid-stage resume (%s is not used)", stage, launch.world_size, resume_dir)
-        history = launch_lib.train_sft_distributed(policy.model, policy.tokenizer, blocks, cfg, launch, on_metrics)
+        history = launch_lib.train_sft_distributed(policy.model, policy.tokenizer, blocks, cfg, launch, on_metrics,
+                                                   resume_dir=resume_dir, fingerprint=fingerprint,
+                                                   keep_final_state=True)
     else:
         history = train_sft(policy.model, blocks, cfg, on_metrics=on_metrics,
-                            resume_dir=resume_dir, keep_final_state=True, fingerprint=resume.fingerprint(
-                                policy.lineage.get("version"), len(blend), blend[0]["id"] if blend else None,
-                                {**train, "block": block_size}))
+                            resume_dir=resume_dir, keep_final_state=True, fingerprint=fingerprint)
     lineage = {"stage": stage, "parent": {k: policy.lineage.get(k) for k in ("stage", "version", "path")},
                "data": {"samples": len(blend), **stats}, "mlflow_run_id": tracking.current_run_id()}
     return Checkpoint(model=policy.model, tokenizer=policy.tokenizer, lineage=lineage), history
