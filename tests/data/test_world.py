@@ -135,3 +135,19 @@ def test_swe_symbol_map_style_lists_the_shown_files_functions_and_the_trace_copi
                     + "".join(f"def g{i}():\n    pass\n" for i in range(300))}}
     lines = world.swe_symbol_map(big, ["a.py"]).splitlines()
     assert lines[:2] == ["def m in [a.py]", "def f in [a.py]"] and len(lines) == 200
+
+
+def test_swe_numbered_style_renames_the_modules_without_a_symbol_map():
+    """``numbered`` style: the modules are mod<k> as in ``symbol_map`` (the same problem, id, split,
+    file contents and a gold patch on the renamed file), but the prompt has no map and the trace
+    names the file from the file header form ``\\n[path]`` of the prompt."""
+    plain = world.generate_tasks("swe", "rl", 1, 3)[0]
+    row = world.with_swe_style(plain, "numbered")
+    assert (row["id"], row["split"], row["prompt"]) == (plain["id"], plain["split"], plain["prompt"])
+    assert "symbol_map" not in row and "Symbols:" not in world.swe_prompt(row)
+    assert all(p.startswith("mod") for p in row["repo"]) and row["repo"][row["file"]] == plain["repo"][plain["file"]]
+    assert row["gold_patch"].startswith(f"--- a/{row['file']}\n+++ b/{row['file']}\n")
+    assert f"\n[{row['file']}]\n" in world.swe_prompt(row)
+    trace = chat.split_response(world.oracle_response(row, True)).thinking.strip()
+    assert trace.endswith(f"is in:\n[{row['file']}]")
+    assert get_reward("swe")([world.oracle_response(row, True)], [row]) == [1.0]

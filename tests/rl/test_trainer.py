@@ -378,3 +378,22 @@ def test_build_generator_loads_vllm_from_the_trained_model(tokenizer, monkeypatc
     assert "config.json" in built["files"] and "tokenizer.json" in built["files"]
     assert built["kwargs"] == {"seed": 7, "sleep_level": 1, "gpu_memory_utilization": 0.4}
     assert isinstance(trainer.build_generator(GRPOConfig(), model, tokenizer), HFGenerator)
+
+
+def test_gradient_checkpointing_gives_the_same_grpo_steps(tokenizer):
+    """``gradient_checkpointing: true`` recomputes activations in the training backward only: the
+    same rollouts (FixedRollouts), losses and weights as without it, and the model leaves the loop
+    without checkpointing."""
+    from nemotron_cascade.training.ds_parity import FixedRollouts
+
+    out = {}
+    for gc in (False, True):
+        cfg = GRPOConfig(max_steps=3, prompts_per_step=2, group_size=4, lr=1e-2, length_schedule=((0, 8),),
+                         seed=0, gradient_checkpointing=gc)
+        model = _model(tokenizer)
+        hist = trainer.train_grpo(model, tokenizer, ROWS, _digit_share, cfg, FixedRollouts(tokenizer), _render)
+        assert not model.is_activation_checkpointing
+        out[gc] = (model, [h["loss"] for h in hist])
+    assert any(abs(v) > 0 for v in out[False][1])  # the steps did train
+    assert out[True][1] == pytest.approx(out[False][1], abs=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(out[False][0].parameters(), out[True][0].parameters()))

@@ -39,7 +39,7 @@ WEIGHT_TOL = 1e-4  # final weights: absolute, and relative to the update (see th
 
 
 def test_config_files_load_and_auto_is_filled():
-    for name, stage in (("zero2", 2), ("zero3", 3)):
+    for name, stage in (("zero1", 1), ("zero2", 2), ("zero3", 3)):
         cfg = engines.load_deepspeed_config(name)
         assert cfg["zero_optimization"]["stage"] == stage and cfg["bf16"]["enabled"]
         assert not any(k.startswith("_") for k in cfg) and "_offload_comment" not in cfg["zero_optimization"]

@@ -74,3 +74,34 @@ def test_resume_state_of_another_run_is_ignored(tmp_path, world_samples, tokeniz
     resume.save(str(tmp_path), "other-run", tiny_model, opt, None, 3, [])
     hist = sft.train_sft(tiny_model, blocks, cfg, resume_dir=str(tmp_path), fingerprint="this-run")
     assert hist[0]["step"] == 1
+
+
+def test_gradient_checkpointing_trains_the_same_and_is_off_afterwards(world_samples, tokenizer):
+    """Activation checkpointing (``gradient_checkpointing: true``) recomputes each layer's
+    activations in the backward pass: the same losses and weights as without it (fp32, no dropout;
+    recomputation can differ in the last bits, hence the tolerance), and the saved model is the
+    plain one again (checkpointing switched off after the loop)."""
+    from nemotron_cascade import models
+
+    def fresh():
+        return models.build_tiny_model(tokenizer, models.TinyModelConfig(
+            hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=0))
+
+    blocks = _blocks(world_samples, tokenizer)
+    runs = {}
+    for gc in (False, True):
+        model = fresh()
+        cfg = sft.SFTConfig(lr=3e-3, max_steps=4, warmup_steps=1, batch_size=2, log_every=1, gradient_checkpointing=gc)
+        runs[gc] = (model, [h["loss"] for h in sft.train_sft(model, blocks, cfg)])
+        assert not model.is_activation_checkpointing
+    assert runs[True][1] == pytest.approx(runs[False][1], abs=1e-6)
+    for (n, p), q in zip(runs[False][0].named_parameters(), runs[True][0].parameters()):
+        assert torch.allclose(p, q, atol=1e-6), n
+
+
+def test_gradient_checkpointing_on_a_model_without_support_is_a_clear_error(world_samples, tokenizer):
+    from nemotron_cascade.training import engines
+
+    with pytest.raises(ValueError, match="gradient_checkpointing: Linear does not support it"):
+        with engines.gradient_checkpointing(torch.nn.Linear(2, 2), True):
+            pass

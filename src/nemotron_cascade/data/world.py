@@ -596,19 +596,20 @@ def swe_context_files(row: dict) -> list[str]:
     return list(row.get("context_files") or [row["file"]])
 
 
-# SWE prompt styles (params world.swe_style). "plain": the issue and the localised files. "symbol_map":
-# the modules are named mod1..mod8 and the prompt starts with a map of the shown files' functions.
+# SWE prompt styles (params world.swe_style). "plain": the issue and the localised files. "numbered":
+# the same with the modules named mod1..mod8. "symbol_map": numbered, and the prompt starts with a
+# map of the shown files' functions.
 # The tiny model copies digits from its prompt (math trains that) but not rare name tokens: in the
 # plain style its next-token probability of the right file after "def add is in:\n[" was 0.123 for
 # 8 modules, i.e. none (it wrote tools.py 100 times in 100), and its patches were otherwise right.
-SWE_STYLES = ("plain", "symbol_map")
+SWE_STYLES = ("plain", "numbered", "symbol_map")
 _DEF = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
 
 
 def with_swe_style(row: dict, style: str) -> dict:
-    """``row`` (a world SWE task) in prompt style ``style``: for ``symbol_map``, its modules renamed
-    ``mod<k>`` (the k-th of the world's module names; the id, split and problem are unchanged) and
-    ``symbol_map: True``, which :func:`swe_prompt` and the teacher read."""
+    """``row`` (a world SWE task) in prompt style ``style``: for ``numbered`` and ``symbol_map``, its
+    modules renamed ``mod<k>`` (the k-th of the world's module names; the id, split and problem are unchanged); for
+    ``symbol_map`` also ``symbol_map: True``, which :func:`swe_prompt` and the teacher read."""
     if style not in SWE_STYLES:
         raise ValueError(f"params world.swe_style must be one of {SWE_STYLES}, got {style!r}")
     if style == "plain":
@@ -617,8 +618,9 @@ def with_swe_style(row: dict, style: str) -> dict:
     rename = lambda p: names.get(p, p)  # noqa: E731
     patch = row["gold_patch"].replace(f"a/{row['file']}", f"a/{rename(row['file'])}") \
         .replace(f"b/{row['file']}", f"b/{rename(row['file'])}")
-    return {**row, "repo": {rename(p): text for p, text in row["repo"].items()}, "file": rename(row["file"]),
-            "gold_patch": patch, "symbol_map": True}
+    renamed = {**row, "repo": {rename(p): text for p, text in row["repo"].items()}, "file": rename(row["file"]),
+               "gold_patch": patch}
+    return {**renamed, "symbol_map": True} if style == "symbol_map" else renamed
 
 
 def swe_symbol_map(row: dict, files: list[str], max_lines: int = 200) -> str:

@@ -87,6 +87,7 @@ class GRPOConfig:
     # torchrun, every rank samples and trains on prompts_per_step / world_size prompts of each step)
     engine: str = "torch"
     deepspeed: dict | str | None = None  # config dict, JSON path, or "zero2"/"zero3" in conf/gpu/deepspeed/
+    gradient_checkpointing: bool = False  # recompute activations in backward (memory for compute)
     # rollout engine: "hf" (transformers generate on the trained module) or "vllm"
     # (generation/vllm_engine.VLLMGenerator, its weights synced after every optimiser step)
     rollout_engine: str = "hf"
@@ -424,7 +425,20 @@ def _batch_stats(batch: RolloutBatch, engine) -> tuple[list[int], list[bool], li
     return [int(a) for a, _, _ in full], [b > 0 for _, b, _ in full], [int(c) for _, _, c in full]
 
 
-def train_grpo(
+def train_grpo(model, tokenizer, rows: Sequence[Mapping], reward_fn: RewardFn, cfg: GRPOConfig, generator,
+               render_prompt: Callable[..., str], on_metrics: MetricsCallback | None = None,
+               resume_dir: str | None = None, fingerprint: str = "",
+               diagnostics: Callable[[Sequence[str], Sequence[Mapping], Sequence[float]], dict] | None = None,
+               keep_final_state: bool = False, reward_name: str | None = None) -> list[dict]:
+    """Train ``model`` in place with GRPO (see :func:`_train_grpo`), with activation checkpointing
+    in the training forward/backward when ``cfg.gradient_checkpointing`` (rollouts run in eval
+    mode, with the KV cache, unaffected)."""
+    with engines.gradient_checkpointing(model, cfg.gradient_checkpointing):
+        return _train_grpo(model, tokenizer, rows, reward_fn, cfg, generator, render_prompt, on_metrics, resume_dir,
+                           fingerprint, diagnostics, keep_final_state, reward_name)
+
+
+def _train_grpo(
     model,
     tokenizer,
     rows: Sequence[Mapping],

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import logging
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -257,6 +258,25 @@ def _default_backend() -> str:
     import torch
 
     return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+@contextlib.contextmanager
+def gradient_checkpointing(model, enabled: bool):
+    """Activation (gradient) checkpointing on ``model`` while a loop trains, off again afterwards so
+    the saved checkpoint and later generation see the plain model. Layers' activations are
+    recomputed in the backward pass instead of kept: memory for compute, the same gradients.
+    Works with every engine (DeepSpeed wraps the module that already checkpoints)."""
+    if not enabled:
+        yield
+        return
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(f"gradient_checkpointing: {type(model).__name__} does not support it")
+    # transformers 5.x: activation_checkpointing_* (gradient_checkpointing_* are deprecated aliases)
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    try:
+        yield
+    finally:
+        model.activation_checkpointing_disable()
 
 
 def launched_world_size() -> int:

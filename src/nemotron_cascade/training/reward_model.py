@@ -52,6 +52,7 @@ class RMConfig:
     # with torchrun, every rank scores its share of each batch's pairs)
     engine: str = "torch"
     deepspeed: dict | str | None = None  # config dict, JSON path, or "zero2"/"zero3" in conf/gpu/deepspeed/
+    gradient_checkpointing: bool = False  # recompute activations in backward (memory for compute)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -157,6 +158,14 @@ def pairwise_accuracy(model, tokenizer, pairs: Sequence[Mapping], cfg: RMConfig)
 
 def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
                        cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None) -> list[dict]:
+    """Train the reward model (see :func:`_train_reward_model`), with activation checkpointing when
+    ``cfg.gradient_checkpointing``."""
+    with engines.gradient_checkpointing(model, cfg.gradient_checkpointing):
+        return _train_reward_model(model, tokenizer, train_pairs, val_pairs, cfg, on_metrics)
+
+
+def _train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
+                        cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None) -> list[dict]:
     """Train ``model`` in place on ``train_pairs``; the history of train and validation metrics.
 
     ``cfg.engine: deepspeed`` (under torchrun, world size ``w``): rank ``r`` scores pairs

@@ -49,6 +49,7 @@ class SFTConfig:
     # with torchrun, every rank takes batch_size / world_size blocks of each global batch)
     engine: str = "torch"
     deepspeed: dict | str | None = None  # config dict, JSON path, or "zero2"/"zero3" in conf/gpu/deepspeed/
+    gradient_checkpointing: bool = False  # recompute activations in backward (memory for compute)
 
 
 def dataclass_from_params(cls, params: dict):
@@ -111,7 +112,15 @@ def batches(blocks: list[Block], batch_size: int, step: int, seed: int) -> list[
     return [blocks[i] for i in order[k * batch_size:(k + 1) * batch_size]]
 
 
-def train_sft(
+def train_sft(model, blocks: list[Block], cfg: SFTConfig, on_metrics: MetricsCallback | None = None,
+              resume_dir: str | None = None, fingerprint: str = "", keep_final_state: bool = False) -> list[dict]:
+    """Train ``model`` in place on packed ``blocks`` (see :func:`_train_sft`), with activation
+    checkpointing when ``cfg.gradient_checkpointing``."""
+    with engines.gradient_checkpointing(model, cfg.gradient_checkpointing):
+        return _train_sft(model, blocks, cfg, on_metrics, resume_dir, fingerprint, keep_final_state)
+
+
+def _train_sft(
     model,
     blocks: list[Block],
     cfg: SFTConfig,
