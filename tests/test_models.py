@@ -40,3 +40,22 @@ def test_save_and_load_pretrained_roundtrip(tmp_path, tokenizer, tiny_model):
     ids = torch.tensor([tok("2 + 3", add_special_tokens=False).input_ids])
     assert torch.allclose(model(ids).logits, tiny_model(ids).logits, atol=1e-6)
     assert tok.chat_template == chat.CHAT_TEMPLATE
+
+
+def test_the_base_model_node_loads_a_pretrained_directory_in_the_profile_dtype(tmp_path, tokenizer, tiny_model):
+    """``base_model.source: pretrained`` (the gpu profile) loads ``name_or_path`` with the profile's
+    ``dtype`` and ``attn_implementation``; the gpu profile sets bfloat16, so the node must pass it on
+    rather than load float32."""
+    import pytest
+    import torch
+
+    from nemotron_cascade.pipelines.sft import nodes
+
+    tiny_model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    ckpt = nodes.build_base_model([], "pretrained", str(tmp_path), 0, {}, dtype="bfloat16", attn_implementation="eager")
+    assert next(ckpt.model.parameters()).dtype == torch.bfloat16
+    assert ckpt.model.config._attn_implementation == "eager"
+    assert ckpt.lineage["source"] == "pretrained" and ckpt.tokenizer.get_vocab() == tokenizer.get_vocab()
+    with pytest.raises(ValueError, match="name_or_path is required"):
+        nodes.build_base_model([], "pretrained", None, 0, {})

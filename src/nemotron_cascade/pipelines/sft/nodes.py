@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def build_base_model(samples: list[dict], source: str, name_or_path: str | None, vocab_size: int,
-                     tiny: dict, pretrain: dict | None = None, resume_dir: str | None = None) -> Checkpoint:
+                     tiny: dict, pretrain: dict | None = None, resume_dir: str | None = None,
+                     dtype: str = "float32", attn_implementation: str = "sdpa") -> Checkpoint:
     """The starting checkpoint: a tiny model with a tokenizer trained on the corpus, or a pretrained one.
 
     A tiny model can first be *pretrained* (``pretrain.max_steps > 0``): plain next-token loss on
@@ -26,7 +27,8 @@ def build_base_model(samples: list[dict], source: str, name_or_path: str | None,
     if source == "pretrained":
         if not name_or_path:
             raise ValueError("params base_model.name_or_path is required when base_model.source is 'pretrained'")
-        model, tokenizer = models.load_model(name_or_path), models.load_tokenizer(name_or_path)
+        model = models.load_model(name_or_path, dtype=dtype, attn_implementation=attn_implementation)
+        tokenizer = models.load_tokenizer(name_or_path)
     elif source == "tiny":
         texts = [chat.render(s["messages"], s.get("tools")) for s in samples]
         tokenizer = models.train_tokenizer(texts, vocab_size)

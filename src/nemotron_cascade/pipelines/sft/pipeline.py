@@ -24,7 +24,8 @@ def create_pipeline(**kwargs) -> Pipeline:
              inputs={"samples": "teacher_samples", "source": "params:base_model.source",
                      "name_or_path": "params:base_model.name_or_path",
                      "vocab_size": "params:base_model.vocab_size", "tiny": "params:base_model.tiny",
-                     "pretrain": "params:base_model.pretrain", "resume_dir": "params:base_model.resume_dir"},
+                     "pretrain": "params:base_model.pretrain", "resume_dir": "params:base_model.resume_dir",
+                     "dtype": "params:base_model.dtype", "attn_implementation": "params:base_model.attn_implementation"},
              outputs="base.policy", name="build_base_model", tags=["stage.base"]),
     ])
     previous, stages = "base.policy", []
