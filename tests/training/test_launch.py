@@ -334,15 +334,17 @@ def test_the_reward_model_node_launches_with_world_size_2(tiny, monkeypatch):
     train_pairs, val_pairs = _rm_pairs()
     calls = []
 
-    def fake(model, tokenizer, train, val, cfg, launch_cfg, on_metrics):
-        calls.append((len(train), len(val), cfg.engine, launch_cfg.world_size))
+    def fake(model, tokenizer, train, val, cfg, launch_cfg, on_metrics, **kw):
+        calls.append((len(train), len(val), cfg.engine, launch_cfg.world_size, kw["resume_dir"],
+                      kw["keep_final_state"], len(kw["fingerprint"])))
         return [{"step": 1, "loss": 0.5, "val_accuracy": 1.0}]
 
     monkeypatch.setattr(nodes.launch_lib, "train_reward_model_distributed", fake)
     ckpt, hist = nodes.train_reward_model_node(
         _policy(fresh, tok), train_pairs + val_pairs, "scratch", RM_SIZE,
-        {"epochs": 1, "batch_size": 8, "engine": "deepspeed", "launch": {"world_size": 2}})
-    assert calls == [(32, 16, "deepspeed", 2)] and ckpt.lineage["validation"] == {"val_accuracy": 1.0}
+        {"epochs": 1, "batch_size": 8, "engine": "deepspeed", "launch": {"world_size": 2}}, resume_dir="/r/rm")
+    assert calls == [(32, 16, "deepspeed", 2, "/r/rm", True, 16)]  # the resume dir and fingerprint go to the job
+    assert ckpt.lineage["validation"] == {"val_accuracy": 1.0}
 
 
 # ---------------------------------------------------------------------------------------- GRPO

@@ -24,7 +24,7 @@ Each rank (:func:`worker_main`) loads the payload, runs the task's loop with its
 writes the metrics lines and the result. Other ranks write nothing in the work dir; their output
 goes to the launcher's log.
 
-Mid-stage resume (``sft``, ``grpo``): the loop saves DeepSpeed's sharded checkpoints to
+Mid-stage resume (``sft``, ``reward_model``, ``grpo``): the loop saves DeepSpeed's sharded checkpoints to
 ``resume_dir`` every ``checkpoint_every`` steps (every rank its ZeRO shard, rank 0 the commit
 record; :func:`~nemotron_cascade.training.resume.save_sharded`), and a relaunch with the same
 fingerprint resumes from the last one. ``resume_dir`` must be a path every rank sees (several
@@ -40,7 +40,7 @@ model's pretraining), ``reward_model``
 (:func:`~nemotron_cascade.training.reward_model.train_reward_model` on preference pairs) and
 ``grpo`` (:func:`~nemotron_cascade.rl.trainer.train_grpo`; the ranks rebuild the reward from its
 registry name and the prompt renderer from its dotted path). The node-facing entry points are
-:func:`train_sft_distributed`, :func:`train_reward_model_distributed` (no mid-stage resume) and
+:func:`train_sft_distributed`, :func:`train_reward_model_distributed` and
 :func:`train_grpo_distributed`.
 Several nodes: every node must see the work dir (``workdir_root`` on a shared filesystem); the
 ``deepspeed`` launcher starts the other nodes itself from a hostfile (pdsh over ssh), ``torchrun``
@@ -484,12 +484,16 @@ def train_sft_distributed(model, tokenizer, blocks, cfg, launch: LaunchConfig,
 
 
 def train_reward_model_distributed(model, tokenizer, train_pairs, val_pairs, cfg, launch: LaunchConfig,
-                                   on_metrics: MetricsCallback | None = None) -> list[dict]:
+                                   on_metrics: MetricsCallback | None = None, *, resume_dir: str | None = None,
+                                   fingerprint: str = "", keep_final_state: bool = False) -> list[dict]:
     """:func:`~nemotron_cascade.training.reward_model.train_reward_model` as a launched job;
-    ``model`` gets the final weights in place."""
+    ``model`` gets the final weights in place. With ``resume_dir`` (a path every rank sees) the
+    ranks save and resume mid-stage state as ``train_reward_model`` does (module docstring)."""
     res = run_distributed("reward_model", {"model": model, "tokenizer": tokenizer,
                                            "data": {"train": train_pairs, "validation": val_pairs},
-                                           "config": _resolved_engine_config(cfg)}, launch, on_metrics)
+                                           "config": _resolved_engine_config(cfg),
+                                           "resume": resume_block(resume_dir, fingerprint, keep_final_state)},
+                          launch, on_metrics)
     model.load_state_dict(res["state_dict"])
     model.eval()
     return res["history"]

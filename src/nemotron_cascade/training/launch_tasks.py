@@ -6,8 +6,8 @@ rank, ``make_config(params)`` (before any model loads, so a bad config fails fas
 ``run(wd, model, tokenizer, cfg, on_metrics, resume) -> history``. What crosses the process
 boundary is data in the work dir or a name the ranks import; never a pickled object or closure.
 ``resume`` is the payload's mid-stage resume block (``dir``, ``fingerprint``,
-``keep_final_state``) or ``None``; ``sft`` and ``grpo`` pass it to their loop (DeepSpeed's sharded
-checkpoints, :func:`~nemotron_cascade.training.resume.save_sharded`), ``reward_model`` has none.
+``keep_final_state``) or ``None``; every task passes it to its loop (DeepSpeed's sharded
+checkpoints, :func:`~nemotron_cascade.training.resume.save_sharded`).
 
 * ``sft`` — the packed blocks as int32 tensors (``data.pt``) → :func:`~nemotron_cascade.training.sft.train_sft`.
 * ``reward_model`` — the preference pairs (``data.json``) →
@@ -134,11 +134,9 @@ def _rm_config(params: dict):
 def _run_reward_model(wd: Path, model, tokenizer, cfg, on_metrics, resume=None):
     from nemotron_cascade.training import reward_model as rm
 
-    if resume:
-        raise ValueError("the reward model has no mid-stage resume")
-
     data = json.loads((wd / DATA_JSON).read_text())
-    return rm.train_reward_model(model, tokenizer, data["train"], data["validation"], cfg, on_metrics=on_metrics)
+    return rm.train_reward_model(model, tokenizer, data["train"], data["validation"], cfg, on_metrics=on_metrics,
+                                 **resume_kwargs(resume))
 
 
 # ------------------------------------------------------------------------------------------ grpo

@@ -10,7 +10,9 @@ where the second term (reward centering, Eisenstein et al. 2023; TRL's
 ``center_rewards_coefficient``) keeps scores near zero mean so that they are comparable across
 prompts. Validation reports pairwise accuracy on held-out pairs, overall and per flaw. A step whose
 loss or gradient norm is NaN/inf is skipped, too many in a row stop training
-(:mod:`nemotron_cascade.training.faults`).
+(:mod:`nemotron_cascade.training.faults`). Mid-stage resume as SFT's: with a ``resume_dir`` the
+state is saved every ``checkpoint_every`` steps (:mod:`nemotron_cascade.training.resume`; DeepSpeed:
+its sharded checkpoints) and a rerun with the same fingerprint continues from the last one.
 
 The RM's size is a parameter: ``init: policy`` starts from the body of the input checkpoint (the
 paper initialises its RM from a large instruct model); ``init: scratch`` builds a fresh tiny Qwen3
@@ -28,6 +30,7 @@ from typing import Callable, Mapping, Sequence
 
 from nemotron_cascade import chat
 from nemotron_cascade.training import engines
+from nemotron_cascade.training import resume as resume_lib
 from nemotron_cascade.training.faults import FaultGuard, guarded_update
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class RMConfig:
     max_length: int = 256         # tokens per scored conversation (longer ones keep their end)
     eval_every: int = 0           # steps between validation passes; 0 = once per epoch
     max_bad_steps: int = 3        # non-finite loss/grad steps skipped in a row before the run stops
+    checkpoint_every: int = 100   # steps between mid-stage resume states (with a resume_dir)
     seed: int = 0
     # training engine (training/engines.py): "torch" (one process) or "deepspeed" (ZeRO; launch
     # with torchrun, every rank scores its share of each batch's pairs)
@@ -55,8 +59,9 @@ class RMConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward (memory for compute)
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"RM training needs epochs ≥ 1 and batch_size ≥ 1, got {self.epochs}, {self.batch_size}")
+        if self.epochs < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
+            raise ValueError(f"RM training needs epochs, batch_size and checkpoint_every ≥ 1, got {self.epochs}, "
+                             f"{self.batch_size}, {self.checkpoint_every}")
         if self.engine not in engines.KINDS:
             raise ValueError(f"unknown training engine {self.engine!r}; expected one of {engines.KINDS}")
 
@@ -157,16 +162,27 @@ def pairwise_accuracy(model, tokenizer, pairs: Sequence[Mapping], cfg: RMConfig)
 
 
 def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
-                       cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None) -> list[dict]:
+                       cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None,
+                       resume_dir: str | None = None, fingerprint: str = "", keep_final_state: bool = False) -> list[dict]:
     """Train the reward model (see :func:`_train_reward_model`), with activation checkpointing when
     ``cfg.gradient_checkpointing``."""
     with engines.gradient_checkpointing(model, cfg.gradient_checkpointing):
-        return _train_reward_model(model, tokenizer, train_pairs, val_pairs, cfg, on_metrics)
+        return _train_reward_model(model, tokenizer, train_pairs, val_pairs, cfg, on_metrics, resume_dir,
+                                   fingerprint, keep_final_state)
 
 
 def _train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
-                        cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None) -> list[dict]:
+                        cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None,
+                        resume_dir: str | None = None, fingerprint: str = "",
+                        keep_final_state: bool = False) -> list[dict]:
     """Train ``model`` in place on ``train_pairs``; the history of train and validation metrics.
+
+    With a ``resume_dir`` the state (model, optimiser, scheduler, RNG, step, history, fault
+    counters; the data position is the step) is saved every ``cfg.checkpoint_every`` steps, and a
+    run with the same ``fingerprint`` resumes from it (torch: :func:`~nemotron_cascade.training.resume.save`,
+    DeepSpeed: :func:`~nemotron_cascade.training.resume.save_sharded`, every rank). A finished run
+    removes it, or with ``keep_final_state`` leaves the state after the last step (a rerun then
+    returns at once; the Kedro run journal clears it after the node's checkpoint is saved).
 
     ``cfg.engine: deepspeed`` (under torchrun, world size ``w``): rank ``r`` scores pairs
     ``[⌊rB/w⌋, ⌊(r+1)B/w⌋)`` of each batch of ``B`` pairs and its loss is its pairs' Bradley–Terry
@@ -187,16 +203,33 @@ def _train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pa
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     eval_every = cfg.eval_every or steps_per_epoch
-    history, step = [], 0
     texts = [(render_scored(p["prompt"], p["chosen"]), render_scored(p["prompt"], p["rejected"])) for p in train_pairs]
     eng = _make_engine(cfg, model, opt, len(train_pairs))
     w, r = eng.world_size, eng.rank
-    bar = tqdm(total=total, desc="reward model", leave=False, disable=not eng.is_rank0)
     guard = FaultGuard("reward model", cfg.max_bad_steps)
-    for epoch in range(cfg.epochs):
+    sharded = cfg.engine != "torch"
+    if resume_dir:
+        load = resume_lib.load_sharded if sharded else resume_lib.load
+        state = load(resume_dir, fingerprint, eng if sharded else model, opt, sched)
+    else:
+        state = None
+    history, step = (state["history"], state["step"]) if state else ([], 0)
+    if state:
+        guard.load_state_dict(state["extra"]["guard"])
+
+    def save(at: int) -> None:
+        save_state = resume_lib.save_sharded if sharded else resume_lib.save
+        save_state(resume_dir, fingerprint, eng if sharded else model, opt, sched, at, history,
+                   extra={"guard": guard.state_dict()})
+
+    start = step
+    first_epoch, first_batch = divmod(start, steps_per_epoch)
+    bar = tqdm(total=total, initial=start, desc="reward model", leave=False, disable=not eng.is_rank0)
+    for epoch in range(first_epoch, cfg.epochs):
         order = list(range(len(texts)))
         random.Random(cfg.seed * 1009 + epoch).shuffle(order)
-        for s in range(0, len(order), cfg.batch_size):
+        skip = first_batch * cfg.batch_size if epoch == first_epoch else 0  # a resumed run's batches already done
+        for s in range(skip, len(order), cfg.batch_size):
             t0 = time.perf_counter()
             batch = order[s:s + cfg.batch_size]
             idx = batch[len(batch) * r // w:len(batch) * (r + 1) // w]  # this rank's share (all of it for w = 1)
@@ -227,7 +260,17 @@ def _train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pa
             bar.set_postfix(loss=f"{m['loss']:.3f}")
             if on_metrics and eng.is_rank0:
                 on_metrics(m, step)
+            if resume_dir and step % cfg.checkpoint_every == 0 and step < total:
+                save(step)
     bar.close()
+    if resume_dir and keep_final_state:
+        if start < total:
+            save(total)
+    elif resume_dir:
+        if sharded:
+            resume_lib.clear_sharded(resume_dir, eng)
+        else:
+            resume_lib.clear(resume_dir)
     eng.finish()
     model.eval()
     return history

@@ -10,7 +10,7 @@ def create_pipeline(input_checkpoint: str = "sft.stage2", **kwargs) -> Pipeline:
     return pipeline([
         node(nodes.train_reward_model_node,
              inputs={"policy": "policy_in", "preference_pairs": "preference_pairs", "init": "params:init",
-                     "size": "params:size", "train": "params:train"},
+                     "size": "params:size", "train": "params:train", "resume_dir": "params:resume_dir"},
              outputs=["model", "train_history"], name="train_reward_model"),
     ], namespace="reward_model",
         inputs={"policy_in": f"{input_checkpoint}.policy", "preference_pairs": "preference_pairs"})
