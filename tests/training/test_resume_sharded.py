@@ -1,6 +1,6 @@
 """Mid-stage resume on the DeepSpeed paths (training/resume.py: save_sharded, load_sharded), the
-commit protocol on a one-rank stand-in engine (no DeepSpeed: its ``save_checkpoint`` writes one
-file per tag), and the launched job's record of logged steps.
+commit protocol on a one-rank stand-in engine (``tests/ds_fakes.py``, no DeepSpeed: its
+``save_checkpoint`` writes one file per tag), and the launched job's record of logged steps.
 
 The real 2-rank ZeRO-2 runs (a launched SFT and GRPO job killed with SIGKILL, relaunched, matching
 one torch process) are in ``test_launch.py``.
@@ -18,40 +18,7 @@ import torch
 from nemotron_cascade.training import launch, resume
 from nemotron_cascade.training.faults import NonFiniteError
 
-
-class Crash(Exception):
-    pass
-
-
-class OneRankEngine:
-    """The DeepSpeedEngine resume interface for one rank: DeepSpeed's checkpoint is one file per tag
-    (module weights and client state); ``crash_in_save`` raises after writing half of it."""
-
-    rank, world_size, is_rank0, stage = 0, 1, True, 2
-
-    def __init__(self, module):
-        self.module, self.crash_in_save = module, False
-
-    def save_checkpoint(self, directory, tag, client_state):
-        file = Path(directory) / tag / "mp_rank_00_model_states.pt"
-        if self.crash_in_save:
-            file.write_bytes(b"half a checkpoint")
-            raise Crash
-        torch.save({"module": self.module.state_dict(), "client": client_state}, file)
-
-    def load_checkpoint(self, directory, tag):
-        state = torch.load(Path(directory) / tag / "mp_rank_00_model_states.pt", weights_only=False)
-        self.module.load_state_dict(state["module"])
-        return state["client"]
-
-    def barrier(self):
-        pass
-
-    def broadcast_from_rank0(self, obj):
-        return obj
-
-    def all_true(self, flag):
-        return bool(flag)
+from ds_fakes import Crash, OneRankDeepSpeed
 
 
 def _setup(seed=0):
@@ -59,7 +26,7 @@ def _setup(seed=0):
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (s + 1))
-    return model, opt, sched, OneRankEngine(model)
+    return model, opt, sched, OneRankDeepSpeed(model, opt, 1.0)
 
 
 def _train(model, opt, sched, steps):
@@ -145,12 +112,12 @@ def test_a_non_finite_state_is_refused_and_the_committed_one_kept(tmp_path):
 
 def test_a_rank_that_cannot_see_the_others_files_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(resume, "SHARED_FS_WAIT_S", 0.0)  # no waiting for the file to show up
-    class TwoRanksApart(OneRankEngine):
+    class TwoRanksApart(OneRankDeepSpeed):
         world_size = 2  # rank 1's rank1.pt never shows up here: resume_dir is not shared
 
     model, opt, sched, _ = _setup()
     with pytest.raises(RuntimeError, match="shared filesystem"):
-        resume.save_sharded(str(tmp_path), "fp", TwoRanksApart(model), opt, sched, 2, [])
+        resume.save_sharded(str(tmp_path), "fp", TwoRanksApart(model, opt, 1.0), opt, sched, 2, [])
     assert resume.read_pointer(tmp_path) is None  # nothing committed
 
 

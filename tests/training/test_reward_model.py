@@ -114,31 +114,8 @@ def test_the_deepspeed_path_resumes_through_sharded_checkpoints(tmp_path, tokeni
     """``engine: deepspeed`` saves and loads through resume.save_sharded/load_sharded: here on a
     one-rank stand-in (plain torch updates, DeepSpeed's checkpoint one file per tag; the real
     2-rank loop is the parity test's); killed and rerun, it matches the uninterrupted run."""
-    from pathlib import Path
-
-    from nemotron_cascade.training import engines, resume
-
-    class OneRankDeepSpeed(engines.TorchEngine):
-        stage = 2
-
-        def save_checkpoint(self, directory, tag, client_state):
-            torch.save({"module": self.module.state_dict(), "opt": self.optimizer.state_dict(), "client": client_state},
-                       Path(directory) / tag / "ckpt.pt")
-
-        def load_checkpoint(self, directory, tag):
-            state = torch.load(Path(directory) / tag / "ckpt.pt", weights_only=False)
-            self.module.load_state_dict(state["module"])
-            self.optimizer.load_state_dict(state["opt"])
-            return state["client"]
-
-        def barrier(self):
-            pass
-
-        def broadcast_from_rank0(self, obj):
-            return obj
-
-        def all_true(self, flag):
-            return bool(flag)
+    from ds_fakes import OneRankDeepSpeed
+    from nemotron_cascade.training import resume
 
     monkeypatch.setattr(rm_lib, "_make_engine", lambda cfg, model, opt, n: OneRankDeepSpeed(model, opt, cfg.grad_clip))
     train, val = resume_pairs

@@ -468,19 +468,25 @@ def _resolved_engine_config(cfg) -> dict:
     return {**dataclasses.asdict(cfg), "deepspeed": engines.load_deepspeed_config(cfg.deepspeed)}
 
 
+def _train_launched(task: str, model, tokenizer, data, params: dict, launch: LaunchConfig,
+                    on_metrics: MetricsCallback | None, resume: dict | None) -> list[dict]:
+    """Run ``task``'s loop as a launched job on ``model`` (the payload :func:`run_distributed` writes),
+    load the final weights into ``model`` in place and return the loop's history."""
+    res = run_distributed(task, {"model": model, "tokenizer": tokenizer, "data": data, "config": params,
+                                 "resume": resume}, launch, on_metrics)
+    model.load_state_dict(res["state_dict"])
+    model.eval()
+    return res["history"]
+
+
 def train_sft_distributed(model, tokenizer, blocks, cfg, launch: LaunchConfig,
                           on_metrics: MetricsCallback | None = None, *, resume_dir: str | None = None,
                           fingerprint: str = "", keep_final_state: bool = False) -> list[dict]:
     """:func:`~nemotron_cascade.training.sft.train_sft` as a launched job; ``model`` gets the final
     weights in place; the history as ``train_sft`` returns it. With ``resume_dir`` (a path every
     rank sees) the ranks save and resume mid-stage state as ``train_sft`` does (module docstring)."""
-    res = run_distributed("sft", {"model": model, "tokenizer": tokenizer, "data": blocks,
-                                  "config": _resolved_engine_config(cfg),
-                                  "resume": resume_block(resume_dir, fingerprint, keep_final_state)},
-                          launch, on_metrics)
-    model.load_state_dict(res["state_dict"])
-    model.eval()
-    return res["history"]
+    return _train_launched("sft", model, tokenizer, blocks, _resolved_engine_config(cfg), launch, on_metrics,
+                           resume_block(resume_dir, fingerprint, keep_final_state))
 
 
 def train_reward_model_distributed(model, tokenizer, train_pairs, val_pairs, cfg, launch: LaunchConfig,
@@ -489,14 +495,9 @@ def train_reward_model_distributed(model, tokenizer, train_pairs, val_pairs, cfg
     """:func:`~nemotron_cascade.training.reward_model.train_reward_model` as a launched job;
     ``model`` gets the final weights in place. With ``resume_dir`` (a path every rank sees) the
     ranks save and resume mid-stage state as ``train_reward_model`` does (module docstring)."""
-    res = run_distributed("reward_model", {"model": model, "tokenizer": tokenizer,
-                                           "data": {"train": train_pairs, "validation": val_pairs},
-                                           "config": _resolved_engine_config(cfg),
-                                           "resume": resume_block(resume_dir, fingerprint, keep_final_state)},
-                          launch, on_metrics)
-    model.load_state_dict(res["state_dict"])
-    model.eval()
-    return res["history"]
+    return _train_launched("reward_model", model, tokenizer, {"train": train_pairs, "validation": val_pairs},
+                           _resolved_engine_config(cfg), launch, on_metrics,
+                           resume_block(resume_dir, fingerprint, keep_final_state))
 
 
 def train_grpo_distributed(model, tokenizer, rows, reward: str, cfg, launch: LaunchConfig,
@@ -525,12 +526,8 @@ def train_grpo_distributed(model, tokenizer, rows, reward: str, cfg, launch: Lau
     data = {"rows": rows, "reward": reward, "reward_model": reward_model, "diagnostics": diagnostics,
             "render_prompt": dotted_path(render_prompt, "render_prompt"),
             "generator": None if generator is None else dotted_path(generator, "generator")}
-    res = run_distributed("grpo", {"model": model, "tokenizer": tokenizer, "data": data, "config": params,
-                                   "resume": resume_block(resume_dir, fingerprint, keep_final_state)},
-                          launch, on_metrics)
-    model.load_state_dict(res["state_dict"])
-    model.eval()
-    return res["history"]
+    return _train_launched("grpo", model, tokenizer, data, params, launch, on_metrics,
+                           resume_block(resume_dir, fingerprint, keep_final_state))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
