@@ -151,3 +151,62 @@ def test_swe_numbered_style_renames_the_modules_without_a_symbol_map():
     trace = chat.split_response(world.oracle_response(row, True)).thinking.strip()
     assert trace.endswith(f"is in:\n[{row['file']}]")
     assert get_reward("swe")([world.oracle_response(row, True)], [row]) == [1.0]
+
+
+# world.math_style: executable -------------------------------------------------------------------
+def _line_value(line: str) -> tuple[int, int, str, int]:
+    """``"a + b: ...; so c"`` -> (a, b, op, c)."""
+    head, result = line.split(":")[0], int(line.rsplit("so ", 1)[1])
+    a, op, b = head.split()
+    return int(a), int(b), op, result
+
+
+@pytest.mark.parametrize("split", world.SPLITS)
+def test_executable_math_works_every_line_in_columns(split):
+    rows = world.generate_tasks("math", split, 300, 0, math_style="executable")
+    boxes = [r for r in rows if "boxes" in r["prompt"]]
+    assert 0.2 < len(boxes) / len(rows) < 0.4  # the multiplication stories are still there ...
+    for r in rows:
+        assert all("*" not in line for line in r["steps"]), r["steps"]  # ... worked as additions
+        for line in r["steps"]:
+            a, b, op, c = _line_value(line)
+            assert c == (a + b if op == "+" else a - b), line  # every line is right arithmetic
+        assert _line_value(r["steps"][-1])[3] == int(r["answer"])
+    for r in boxes:  # k boxes of m: m + m (then 2m + m), i.e. the product
+        words = r["prompt"].split()
+        k, m = int(words[2]), int(words[5])
+        assert k in (2, 3) and len([ln for ln in r["steps"] if ln.startswith(f"{m} + {m}:")]) == 1
+        assert _line_value(r["steps"][k - 2])[3] == k * m
+
+
+@pytest.mark.parametrize("row_steps, terse, why", [
+    (["45 - 26: 5 < 6, borrow, 15 - 6 = 9; 4 - 2 - 1 = 1; so 19"], True, "one step, a subtraction"),
+    (["45 + 26: 5 + 6 = 11, carry 1; 4 + 2 + 1 = 7; so 71"], False, "one step, an addition"),
+    (["14 + 14: 4 + 4 = 8; 1 + 1 = 2; so 28", "28 - 5: 8 - 5 = 3; 2 - 0 = 2; so 23"], False, "two steps"),
+])
+def test_executable_math_terse_rows_are_a_rule_the_prompt_shows(row_steps, terse, why):
+    rows = [r for r in world.generate_tasks("math", "sft", 400, 0, math_style="executable") if r["steps"] == row_steps
+            or (len(r["steps"]) == len(row_steps) and all((" - " in a) == (" - " in b)
+                                                           for a, b in zip(r["steps"], row_steps)))]
+    assert rows, why
+    for r in rows:
+        assert r["teacher_terse"] is terse, why
+        assert world.is_terse(r, 0.5) is terse, why          # the rule, whatever the share ...
+        assert world.is_terse(r, 0.0) is False, why          # ... and no terse rows at share 0
+        response = world.oracle_response(r, True, terse_share={"math": 0.5})
+        assert (world.MENTAL_MATH_TRACE in response) is terse, why
+    assert get_reward("math")([world.oracle_response(r, True, terse_share={"math": 0.5}) for r in rows],
+                              rows) == [1.0] * len(rows)
+
+
+def test_executable_math_terse_share_and_plain_world_unchanged():
+    rows = world.generate_tasks("math", "sft", 1000, 0, math_style="executable")
+    assert 0.15 < sum(r["teacher_terse"] for r in rows) / len(rows) < 0.25
+    plain = world.generate_tasks("math", "sft", 50, 0)
+    assert plain == world.generate_tasks("math", "sft", 50, 0, math_style="plain")
+    assert all("teacher_terse" not in r for r in plain)  # the default world keeps the hash rule
+
+
+def test_unknown_math_style_is_named():
+    with pytest.raises(ValueError, match="world.math_style"):
+        world.generate_tasks("math", "sft", 1, 0, math_style="fancy")

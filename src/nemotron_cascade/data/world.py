@@ -109,6 +109,42 @@ def _math_task(r: random.Random) -> dict:
     return {"prompt": question, "answer": str(value), "steps": lines, "key": key}
 
 
+def _math_task_executable(r: random.Random) -> dict:
+    """``world.math_style: executable``: the same word problems, but every line of the work is one
+    the tiny student can execute — "k boxes with m in each" (k = 2 or 3) is worked as column
+    additions (``m + m``, then ``2m + m``) instead of a times-table fact, which it does not
+    memorise (0.07–0.25 on those problems in the plain style). The teacher's terse rows are then a
+    rule the student can see in the prompt rather than a hash of the id: ``teacher_terse`` marks the
+    one-step subtraction problems, the ones a large model does in its head (20% of the rows)."""
+    name, item = r.choice(NAMES), r.choice(ITEMS)
+    if r.random() < 0.3:
+        k = r.randint(2, 3)
+        m = r.randint(6, 30 if k == 3 else 45)
+        value, lines = k * m, [column_add(m, m)] + ([column_add(2 * m, m)] if k == 3 else [])
+        story = [f"{name} buys {k} boxes with {m} {item} in each box."]
+    else:
+        value, lines = r.randint(10, 60), []
+        story = [f"{name} has {value} {item}."]
+    for _ in range(r.randint(1, 2)):
+        if r.random() < 0.5 and value < 90:
+            b = r.randint(2, min(39, 99 - value))
+            story.append(r.choice([f"Then {name} finds {b} more.", f"A friend gives {name} {b} more."]))
+            lines.append(column_add(value, b))
+            value += b
+        else:
+            b = r.randint(1, max(1, value - 1))
+            story.append(r.choice([f"Then {name} gives away {b}.", f"Then {name} loses {b}."]))
+            lines.append(column_sub(value, b))
+            value -= b
+    question = " ".join(story) + f" How many {item} does {name} have now?"
+    terse = len(lines) == 1 and " - " in lines[0]
+    return {"prompt": question, "answer": str(value), "steps": lines, "teacher_terse": terse,
+            "key": "|".join(lines)}
+
+
+MATH_STYLES = ("plain", "executable")
+
+
 def column_add(a: int, b: int) -> str:
     """Column addition of two numbers below 100, digit by digit, as a worked trace line."""
     u = a % 10 + b % 10
@@ -137,7 +173,11 @@ def _row_draw(row: dict, salt: str) -> float:
 
 
 def is_terse(row: dict, share: float) -> bool:
-    """Whether the teacher answers this row in its terse style (a stable hash of the row id)."""
+    """Whether the teacher answers this row in its terse style: a stable hash of the row id, or, for
+    rows that carry ``teacher_terse`` (``world.math_style: executable``), that rule whenever
+    ``share`` > 0 (the share is then the rule's, about 20%)."""
+    if share > 0 and "teacher_terse" in row:
+        return bool(row["teacher_terse"])
     return share > 0 and _row_draw(row, "terse") < share
 
 
@@ -662,16 +702,20 @@ _GENERATORS: dict[str, Callable[[random.Random], dict]] = {
 }
 
 
-def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000) -> Iterator[dict]:
-    """Yield distinct tasks of one domain and split, deterministically from ``seed``.
+def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_style: str = "plain") -> Iterator[dict]:
+    """Yield distinct tasks of one domain and split, deterministically from ``seed``; math tasks in
+    ``math_style`` (``plain`` or ``executable``: :func:`_math_task_executable`).
 
     Stops when ``patience`` draws in a row bring nothing new (the domain is exhausted).
     """
     if domain not in _GENERATORS:
         raise KeyError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
+    if math_style not in MATH_STYLES:
+        raise ValueError(f"params world.math_style must be one of {MATH_STYLES}, got {math_style!r}")
+    generate = _math_task_executable if domain == "math" and math_style == "executable" else _GENERATORS[domain]
     r, seen, misses = random.Random(f"{seed}:{domain}:{split}"), set(), 0
     while misses < patience:
-        task = _GENERATORS[domain](r)
+        task = generate(r)
         key, split_key = task.pop("key"), task.pop("split_key", None)
         if key in seen or split_of(domain, split_key or key) != split:
             misses += 1
@@ -682,13 +726,14 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000) -> Ite
                "domain": domain, "split": split, **task}
 
 
-def generate_tasks(domain: str, split: str, n: int, seed: int, swe_style: str = "plain") -> list[dict]:
+def generate_tasks(domain: str, split: str, n: int, seed: int, swe_style: str = "plain",
+                   math_style: str = "plain") -> list[dict]:
     """``n`` distinct tasks (fewer when the domain has fewer distinct problems in that split); SWE
-    tasks in prompt style ``swe_style`` (:func:`with_swe_style`)."""
+    tasks in prompt style ``swe_style`` (:func:`with_swe_style`), math tasks in ``math_style``."""
     if n <= 0:
         return []
     out = []
-    for task in iter_tasks(domain, seed, split):
+    for task in iter_tasks(domain, seed, split, math_style=math_style):
         out.append(with_swe_style(task, swe_style) if domain == "swe" else task)
         if len(out) == n:
             break

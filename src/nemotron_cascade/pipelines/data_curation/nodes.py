@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 
 
 def generate_world(seed: int, sizes: dict, plant: dict | None = None, swe_style: str = "plain",
-                   **sources: list[dict]) -> dict[str, list[dict]]:
+                   math_style: str = "plain", **sources: list[dict]) -> dict[str, list[dict]]:
     """The raw tasks per domain: the embedded world's (``sizes[domain][split]`` tasks of each split,
-    SWE tasks in prompt style ``swe_style`` (``world.with_swe_style``), plus ``plant``: per domain
+    SWE tasks in prompt style ``swe_style`` (``world.with_swe_style``), math tasks in ``math_style``
+    (``world.MATH_STYLES``), plus ``plant``: per domain
     ``leaks`` benchmark items copied into training splits and ``near_duplicates`` copies of training
     tasks, under format noise, for curation to remove), then the rows of ``source.<domain>`` (the
     gpu profile's HF datasets; empty in ``base``)."""
@@ -31,7 +32,8 @@ def generate_world(seed: int, sizes: dict, plant: dict | None = None, swe_style:
     for domain in world.DOMAINS:
         rows = []
         for split in world.SPLITS:
-            rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed, swe_style)
+            rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed, swe_style,
+                                         math_style)
         rows = curation.plant_contamination(rows, int(plant.get("leaks", 0)), int(plant.get("near_duplicates", 0)),
                                             seed=int(plant.get("seed", 0)) + world.DOMAINS.index(domain))
         rows += list(sources.get(domain) or [])
