@@ -25,6 +25,7 @@ constraints, so the benchmark holds constraint combinations never seen in traini
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import random
@@ -84,12 +85,25 @@ def topic_facts(topic: str, world_seed: int = 0) -> TopicFacts:
 
 # --------------------------------------------------------------------------------------------
 # math: multi-step word problems
-def _math_task(r: random.Random) -> dict:
+def _math_task(r: random.Random, executable: bool = False) -> dict:
+    """A word problem of one to four steps and its column work (``steps``).
+
+    ``executable`` (``world.math_style: executable``): every line of the work is one the tiny
+    student can execute — "k boxes with m in each" (k = 2 or 3) is worked as column additions
+    (``m + m``, then ``2m + m``) instead of a times-table fact, which it does not memorise (0.07–0.25
+    on those problems in the plain style) — and ``teacher_terse`` marks the one-step subtraction
+    problems, the ones a large teacher does in its head (20% of the rows): a rule the student can
+    see in the prompt rather than a hash of the id (:func:`is_terse`)."""
     name, item = r.choice(NAMES), r.choice(ITEMS)
     if r.random() < 0.3:
-        k, m = r.randint(2, 9), r.randint(2, 9)
-        value, lines = k * m, [f"{k} * {m} = {k * m}"]
-        story = [f"{name} buys {k} boxes with {m} {item} in each box."]
+        if executable:
+            k = r.randint(2, 3)
+            m = r.randint(6, 30 if k == 3 else 45)
+            lines = [column_add(m, m)] + ([column_add(2 * m, m)] if k == 3 else [])
+        else:
+            k, m = r.randint(2, 9), r.randint(2, 9)
+            lines = [f"{k} * {m} = {k * m}"]
+        value, story = k * m, [f"{name} buys {k} boxes with {m} {item} in each box."]
     else:
         value, lines = r.randint(10, 60), []
         story = [f"{name} has {value} {item}."]
@@ -105,41 +119,10 @@ def _math_task(r: random.Random) -> dict:
             lines.append(column_sub(value, b))
             value -= b
     question = " ".join(story) + f" How many {item} does {name} have now?"
-    key = "|".join(lines)
-    return {"prompt": question, "answer": str(value), "steps": lines, "key": key}
-
-
-def _math_task_executable(r: random.Random) -> dict:
-    """``world.math_style: executable``: the same word problems, but every line of the work is one
-    the tiny student can execute — "k boxes with m in each" (k = 2 or 3) is worked as column
-    additions (``m + m``, then ``2m + m``) instead of a times-table fact, which it does not
-    memorise (0.07–0.25 on those problems in the plain style). The teacher's terse rows are then a
-    rule the student can see in the prompt rather than a hash of the id: ``teacher_terse`` marks the
-    one-step subtraction problems, the ones a large model does in its head (20% of the rows)."""
-    name, item = r.choice(NAMES), r.choice(ITEMS)
-    if r.random() < 0.3:
-        k = r.randint(2, 3)
-        m = r.randint(6, 30 if k == 3 else 45)
-        value, lines = k * m, [column_add(m, m)] + ([column_add(2 * m, m)] if k == 3 else [])
-        story = [f"{name} buys {k} boxes with {m} {item} in each box."]
-    else:
-        value, lines = r.randint(10, 60), []
-        story = [f"{name} has {value} {item}."]
-    for _ in range(r.randint(1, 2)):
-        if r.random() < 0.5 and value < 90:
-            b = r.randint(2, min(39, 99 - value))
-            story.append(r.choice([f"Then {name} finds {b} more.", f"A friend gives {name} {b} more."]))
-            lines.append(column_add(value, b))
-            value += b
-        else:
-            b = r.randint(1, max(1, value - 1))
-            story.append(r.choice([f"Then {name} gives away {b}.", f"Then {name} loses {b}."]))
-            lines.append(column_sub(value, b))
-            value -= b
-    question = " ".join(story) + f" How many {item} does {name} have now?"
-    terse = len(lines) == 1 and " - " in lines[0]
-    return {"prompt": question, "answer": str(value), "steps": lines, "teacher_terse": terse,
-            "key": "|".join(lines)}
+    row = {"prompt": question, "answer": str(value), "steps": lines, "key": "|".join(lines)}
+    if executable:
+        row["teacher_terse"] = len(lines) == 1 and " - " in lines[0]
+    return row
 
 
 MATH_STYLES = ("plain", "executable")
@@ -704,7 +687,7 @@ _GENERATORS: dict[str, Callable[[random.Random], dict]] = {
 
 def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_style: str = "plain") -> Iterator[dict]:
     """Yield distinct tasks of one domain and split, deterministically from ``seed``; math tasks in
-    ``math_style`` (``plain`` or ``executable``: :func:`_math_task_executable`).
+    ``math_style`` (``plain`` or ``executable``: :func:`_math_task`).
 
     Stops when ``patience`` draws in a row bring nothing new (the domain is exhausted).
     """
@@ -712,7 +695,9 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_s
         raise KeyError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
     if math_style not in MATH_STYLES:
         raise ValueError(f"params world.math_style must be one of {MATH_STYLES}, got {math_style!r}")
-    generate = _math_task_executable if domain == "math" and math_style == "executable" else _GENERATORS[domain]
+    generate = _GENERATORS[domain]
+    if domain == "math" and math_style == "executable":
+        generate = functools.partial(_math_task, executable=True)
     r, seen, misses = random.Random(f"{seed}:{domain}:{split}"), set(), 0
     while misses < patience:
         task = generate(r)
