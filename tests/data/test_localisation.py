@@ -47,14 +47,23 @@ def test_bm25_finds_the_file_in_a_larger_repo(issue, target, reason):
 
 @pytest.mark.parametrize("guess, k, expected, reason", [
     (None, 2, ["pkg/mod_04.py"], "BM25 alone: the named function first"),
-    (["pkg/mod_09.py"], 2, ["pkg/mod_09.py", "pkg/mod_04.py"], "the model's guess goes first"),
-    (["a/pkg/mod_09.py", "./pkg/mod_04.py"], 2, ["pkg/mod_09.py", "pkg/mod_04.py"], "diff/relative prefixes stripped"),
-    (["missing.py", "pkg/mod_09.py"], 1, ["pkg/mod_09.py"], "guesses outside the repo ignored"),
+    (["pkg/mod_09.py"], 2, ["pkg/mod_04.py", "pkg/mod_09.py"], "BM25's best, then the model's guess"),
+    (["pkg/mod_09.py"], 1, ["pkg/mod_04.py"], "one slot: the retriever's best, not the guess"),
+    (["a/pkg/mod_09.py", "./pkg/mod_04.py"], 2, ["pkg/mod_04.py", "pkg/mod_09.py"], "diff/relative prefixes stripped"),
+    (["missing.py", "pkg/mod_09.py"], 2, ["pkg/mod_04.py", "pkg/mod_09.py"], "guesses outside the repo ignored"),
     (["pkg/mod_04.py", "pkg/mod_04.py"], 2, ["pkg/mod_04.py"], "no duplicates"),
 ])
 def test_localise_merges_guess_and_bm25(guess, k, expected, reason):
     top = localise(_row("send_email drops the subject", "pkg/mod_04.py"), k, guess)
     assert top[:len(expected)] == expected and len(top) == k and len(set(top)) == k, reason
+
+
+def test_localise_interleaves_the_two_rankings():
+    row = _row("send_email drops the subject", "pkg/mod_04.py")
+    ranked = bm25_ranking(row)
+    guess = [p for p in reversed(ranked) if p != ranked[0]][:2]   # two files BM25 ranks last
+    rest = [p for p in ranked if p not in guess]
+    assert localise(row, 4, guess) == [ranked[0], guess[0], rest[1], guess[1]]
 
 
 def test_localise_returns_at_most_the_repository():
@@ -79,13 +88,16 @@ def test_recall_on_world_benchmark():
     assert recall_at_k(rows, 3) == 1.0
 
 
-def test_a_wrong_guess_costs_recall_at_1_not_at_2():
+def test_a_wrong_guess_costs_no_recall_when_bm25_is_right():
     rows = [_row(f"{name} returns the wrong value", path, row_id=str(i))
             for i, (path, name) in enumerate(zip(sorted(BIG_REPO), _NAMES))]
     wrong = [[sorted(BIG_REPO)[(i + 1) % len(rows)]] for i in range(len(rows))]
     assert recall_at_k(rows, 1) == 1.0
-    assert recall_at_k(rows, 1, wrong) == 0.0
+    assert recall_at_k(rows, 1, wrong) == 1.0          # BM25's best keeps the first slot
     assert recall_at_k(rows, 2, wrong) == 1.0
+    vague = [_row("something returns the wrong value", path, row_id=str(i)) for i, path in enumerate(sorted(BIG_REPO))]
+    right = [[r["file"]] for r in vague]                # a right guess fills the second slot
+    assert recall_at_k(vague, 2, right) == 1.0
 
 
 @pytest.mark.parametrize("call, match, reason", [
@@ -102,8 +114,8 @@ def test_bad_input_names_the_row_and_field(call, match, reason):
         call()
 
 
-def test_the_policys_guess_is_read_from_its_patch_and_merged_first(tiny_model, tokenizer):
-    """policy_guesses runs the real generator; localise_with_guesses puts a guess first."""
+def test_the_policys_guess_is_read_from_its_patch_and_merged_second(tiny_model, tokenizer):
+    """policy_guesses runs the real generator; localise_with_guesses puts a guess after BM25's best."""
     from nemotron_cascade.data.localisation import localise_with_guesses, policy_guesses
     from nemotron_cascade.generation.hf import HFGenerator
 
@@ -112,7 +124,7 @@ def test_the_policys_guess_is_read_from_its_patch_and_merged_first(tiny_model, t
     assert len(guesses) == 4 and all(set(g) <= set(r["repo"]) for g, r in zip(guesses, rows))
     wrong = [[next(p for p in sorted(r["repo"]) if p != r["file"])] for r in rows]
     localised, metrics = localise_with_guesses(rows, 2, wrong)
-    assert [r["context_files"][0] for r in localised] == [g[0] for g in wrong]
+    assert [r["context_files"] for r in localised] == [[r["file"], g[0]] for r, g in zip(rows, wrong)]
     assert metrics["guess_top1"] == 0.0
     assert metrics["recall_at_2_bm25"] == 1.0 and metrics["recall_at_2_merged"] == 1.0  # BM25 fills in
     with pytest.raises(ValueError, match="3 guesses for 4 rows"):

@@ -179,29 +179,35 @@ def test_executable_math_works_every_line_in_columns(split):
         assert _line_value(r["steps"][k - 2])[3] == k * m
 
 
-@pytest.mark.parametrize("row_steps, terse, why", [
+@pytest.mark.parametrize("row_steps, in_class, why", [
     (["45 - 26: 5 < 6, borrow, 15 - 6 = 9; 4 - 2 - 1 = 1; so 19"], True, "one step, a subtraction"),
-    (["45 + 26: 5 + 6 = 11, carry 1; 4 + 2 + 1 = 7; so 71"], False, "one step, an addition"),
+    (["45 + 26: 5 + 6 = 11, carry 1; 4 + 2 + 1 = 7; so 71"], True, "one step, an addition"),
     (["14 + 14: 4 + 4 = 8; 1 + 1 = 2; so 28", "28 - 5: 8 - 5 = 3; 2 - 0 = 2; so 23"], False, "two steps"),
+    (["45 + 26: 5 + 6 = 11, carry 1; 4 + 2 + 1 = 7; so 71", "71 - 5: 1 < 5, borrow, 11 - 5 = 6; 7 - 0 - 1 = 6; so 66"],
+     False, "two steps, the second a subtraction"),
 ])
-def test_executable_math_terse_rows_are_a_rule_the_prompt_shows(row_steps, terse, why):
+def test_executable_math_terse_rows_are_a_rule_the_prompt_shows(row_steps, in_class, why):
     rows = [r for r in world.generate_tasks("math", "sft", 400, 0, math_style="executable") if r["steps"] == row_steps
             or (len(r["steps"]) == len(row_steps) and all((" - " in a) == (" - " in b)
                                                            for a, b in zip(r["steps"], row_steps)))]
     assert rows, why
     for r in rows:
-        assert r["teacher_terse"] is terse, why
-        assert world.is_terse(r, 0.5) is terse, why          # the rule, whatever the share ...
-        assert world.is_terse(r, 0.0) is False, why          # ... and no terse rows at share 0
-        response = world.oracle_response(r, True, terse_share={"math": 0.5})
-        assert (world.MENTAL_MATH_TRACE in response) is terse, why
-    assert get_reward("math")([world.oracle_response(r, True, terse_share={"math": 0.5}) for r in rows],
+        assert r["teacher_terse"] is in_class, why
+        assert world.is_terse(r, 1.0) is in_class, why       # the whole class at share 1 and nothing else
+        assert world.is_terse(r, 0.0) is False, why          # no terse rows at share 0
+        response = world.oracle_response(r, True, terse_share={"math": 1.0})
+        assert (world.MENTAL_MATH_TRACE in response) is in_class, why
+    assert get_reward("math")([world.oracle_response(r, True, terse_share={"math": 0.7}) for r in rows],
                               rows) == [1.0] * len(rows)
 
 
-def test_executable_math_terse_share_and_plain_world_unchanged():
-    rows = world.generate_tasks("math", "sft", 1000, 0, math_style="executable")
-    assert 0.15 < sum(r["teacher_terse"] for r in rows) / len(rows) < 0.25
+def test_executable_math_terse_share_is_a_share_of_the_class_and_plain_world_unchanged():
+    rows = world.generate_tasks("math", "sft", 2000, 0, math_style="executable")
+    cls = [r for r in rows if r["teacher_terse"]]
+    assert 0.3 < len(cls) / len(rows) < 0.4                  # one-step problems: 0.7 * 0.5 of the rows
+    terse = [r for r in cls if world.is_terse(r, 0.7)]
+    assert 0.65 < len(terse) / len(cls) < 0.75               # the share applies inside the class ...
+    assert not any(world.is_terse(r, 0.7) for r in rows if not r["teacher_terse"])  # ... and only there
     plain = world.generate_tasks("math", "sft", 50, 0)
     assert plain == world.generate_tasks("math", "sft", 50, 0, math_style="plain")
     assert all("teacher_terse" not in r for r in plain)  # the default world keeps the hash rule

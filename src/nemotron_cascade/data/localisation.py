@@ -16,6 +16,7 @@ an issue's example values (``add(2, 3)``) matched constants in unrelated files.
 from __future__ import annotations
 
 import functools
+import itertools
 import keyword
 import logging
 import re
@@ -85,13 +86,23 @@ def _normalise_guess(path: str) -> str:
 
 def localise(row: Mapping, k: int, model_guess: Sequence[str] | None = None,
              ranking: Sequence[str] | None = None) -> list[str]:
-    """Top-``k`` candidate files: the model's existing guesses first, then BM25's ranking
-    (``ranking``, when the caller has it already, else computed here)."""
+    """Top-``k`` candidate files: BM25's ranking (``ranking``, when the caller has it already, else
+    computed here) and the model's guesses, interleaved — BM25's best, the model's first guess,
+    BM25's second, ... — without duplicates.
+
+    Interleaving keeps a guess the retriever missed inside the top-k (the reason to ask the model)
+    without letting a wrong guess push the retriever's best file out of a short context. In the
+    embedded world BM25's recall@1 is 1.0 while the tiny policy's guess is right 0.27–0.32 of the
+    time; with the guess first, a one-file context (the first phase of SWE RL's curriculum) showed a
+    wrong file in ~70% of the prompts, the sampled reward stayed ~0.1–0.3 against ~0.77 on the
+    benchmark, and SWE RL lowered the benchmark (0.959 → 0.939)."""
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     repo = _repo(row)
     guessed = [g for g in (_normalise_guess(p) for p in model_guess or ()) if g in repo]
-    merged = list(dict.fromkeys(guessed + list(ranking if ranking is not None else bm25_ranking(row))))
+    ranked = list(ranking if ranking is not None else bm25_ranking(row))
+    interleaved = [p for pair in itertools.zip_longest(ranked, guessed) for p in pair if p is not None]
+    merged = list(dict.fromkeys(interleaved))
     return merged[:k]
 
 

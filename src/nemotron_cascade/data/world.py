@@ -91,9 +91,10 @@ def _math_task(r: random.Random, executable: bool = False) -> dict:
     ``executable`` (``world.math_style: executable``): every line of the work is one the tiny
     student can execute — "k boxes with m in each" (k = 2 or 3) is worked as column additions
     (``m + m``, then ``2m + m``) instead of a times-table fact, which it does not memorise (0.07–0.25
-    on those problems in the plain style) — and ``teacher_terse`` marks the one-step subtraction
-    problems, the ones a large teacher does in its head (20% of the rows): a rule the student can
-    see in the prompt rather than a hash of the id (:func:`is_terse`)."""
+    on those problems in the plain style) — and ``teacher_terse`` marks the one-step problems (35%
+    of the rows), the class a large teacher does in its head: the teacher answers ``terse_share`` of
+    that class tersely (:func:`is_terse`), so the student can see from the prompt when the terse
+    style is likely, and Math RL still finds column work paying inside the class."""
     name, item = r.choice(NAMES), r.choice(ITEMS)
     if r.random() < 0.3:
         if executable:
@@ -121,7 +122,7 @@ def _math_task(r: random.Random, executable: bool = False) -> dict:
     question = " ".join(story) + f" How many {item} does {name} have now?"
     row = {"prompt": question, "answer": str(value), "steps": lines, "key": "|".join(lines)}
     if executable:
-        row["teacher_terse"] = len(lines) == 1 and " - " in lines[0]
+        row["teacher_terse"] = len(lines) == 1
     return row
 
 
@@ -156,11 +157,11 @@ def _row_draw(row: dict, salt: str) -> float:
 
 
 def is_terse(row: dict, share: float) -> bool:
-    """Whether the teacher answers this row in its terse style: a stable hash of the row id, or, for
-    rows that carry ``teacher_terse`` (``world.math_style: executable``), that rule whenever
-    ``share`` > 0 (the share is then the rule's, about 20%)."""
-    if share > 0 and "teacher_terse" in row:
-        return bool(row["teacher_terse"])
+    """Whether the teacher answers this row in its terse style: ``share`` of the rows by a stable
+    hash of the row id or, for rows that carry ``teacher_terse`` (``world.math_style: executable``),
+    ``share`` of the rows of that class (the one-step problems, ~35% of the rows) and no other."""
+    if "teacher_terse" in row and not row["teacher_terse"]:
+        return False
     return share > 0 and _row_draw(row, "terse") < share
 
 
