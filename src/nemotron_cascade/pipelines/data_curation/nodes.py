@@ -61,7 +61,7 @@ def curate_tasks(item_fields: dict, decontamination: dict, dedup: dict, external
 
 def localise_swe_tasks(rows: list[dict], top_k: int) -> list[dict]:
     """SWE tasks with ``context_files``: the top-k files of the repository for the issue (BM25 over
-    the repository; the RL stage can put the policy's own guess first). Logs recall@k per split."""
+    the repository; the RL stage interleaves the policy's own guess with it). Logs recall@k per split."""
     out = [{**row, "context_files": localisation.localise(row, top_k)} for row in rows if row["domain"] == "swe"]
     for split in sorted({r["split"] for r in out}):
         part = [r for r in out if r["split"] == split]

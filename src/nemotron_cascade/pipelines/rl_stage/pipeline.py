@@ -12,8 +12,8 @@ from nemotron_cascade.pipelines.rl_stage import nodes
 def stage_template(with_reward_model: bool = False, localise: bool = False) -> Pipeline:
     """``policy_in`` + ``rl_prompts`` (+ ``reward_model``) → ``policy`` (+ its per-step GRPO curves).
 
-    ``localise``: the prompts' context files are re-ranked with the policy's own guess first
-    (SWE RL; parameters ``localisation.top_k`` and ``localisation.max_new_tokens``).
+    ``localise``: the prompts' context files are re-ranked, the policy's own guess interleaved with
+    BM25's ranking (SWE RL; parameters ``localisation.top_k`` and ``localisation.max_new_tokens``).
     """
     rm = {"reward_model": "reward_model"} if with_reward_model else {}
     localised = [node(nodes.localise_prompts,
