@@ -94,8 +94,8 @@ def localise(row: Mapping, k: int, model_guess: Sequence[str] | None = None,
     without letting a wrong guess push the retriever's best file out of a short context. In the
     embedded world BM25's recall@1 is 1.0 while the tiny policy's guess is right 0.27–0.32 of the
     time; with the guess first, a one-file context (the first phase of SWE RL's curriculum) showed a
-    wrong file in ~70% of the prompts, the sampled reward stayed ~0.1–0.3 against ~0.77 on the
-    benchmark, and SWE RL lowered the benchmark (0.959 → 0.939)."""
+    wrong file in ~70% of the prompts, the sampled reward stayed ~0.1–0.3 against ~0.75 on the
+    benchmark (avg-of-4), and SWE RL lowered the benchmark (0.959 → 0.939)."""
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     repo = _repo(row)
