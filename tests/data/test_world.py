@@ -216,3 +216,32 @@ def test_executable_math_terse_share_is_a_share_of_the_class_and_plain_world_unc
 def test_unknown_math_style_is_named():
     with pytest.raises(ValueError, match="world.math_style"):
         world.generate_tasks("math", "sft", 1, 0, math_style="fancy")
+
+
+# world.science_style: scan ----------------------------------------------------------------------
+@pytest.mark.parametrize("split", world.SPLITS)
+def test_science_scan_checks_options_in_order_until_the_worked_value(split):
+    scan = world.generate_tasks("science", split, 200, 0, science_style="scan")
+    plain = world.generate_tasks("science", split, 200, 0)
+    assert [r["id"] for r in scan] == [r["id"] for r in plain]  # the same problems in both styles
+    for r, p in zip(scan, plain):
+        assert (r["answer"], r["choices"]) == (p["answer"], p["choices"])
+        options = r["prompt"].split("Options:\n")[1].split("\nAnswer")[0].splitlines()
+        assert options == [f"({world.LETTERS[i]}) {c}" for i, c in enumerate(r["choices"])]  # letter first
+        lines = r["trace"].splitlines()
+        assert lines[:2] == p["trace"].splitlines()[:2]  # the formula and the worked value as before
+        right = r["choices"][world.LETTERS.index(r["answer"])]
+        checks = lines[2:]
+        assert len(checks) == world.LETTERS.index(r["answer"]) + 1  # stops at the first match
+        for check, option in zip(checks, options):
+            assert check == f"{option} = {right}? {'yes' if option.endswith(' ' + right) and option[1] == r['answer'] else 'no'}"
+        assert checks[-1].endswith("? yes") and checks[-1].startswith(f"({r['answer']})")
+    assert get_reward("science")([world.oracle_response(r, True) for r in scan], scan) == [1.0] * len(scan)
+
+
+def test_science_plain_style_is_unchanged_and_an_unknown_style_is_named():
+    plain = world.generate_tasks("science", "sft", 30, 0)
+    assert plain == world.generate_tasks("science", "sft", 30, 0, science_style="plain")
+    assert all(r["trace"].endswith("is the answer.") and " (A)\n" in r["prompt"] for r in plain)
+    with pytest.raises(ValueError, match="world.science_style"):
+        world.generate_tasks("science", "sft", 1, 0, science_style="fancy")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import re
 import signal
 import sqlite3
@@ -75,6 +76,11 @@ def test_mlflow_has_a_parent_run_and_one_child_per_stage(project):
     parents = {r for r, k, v in tags if k == "kedro.pipeline" and v == "sft"}
     assert len(parents) == 1
     (parent,) = parents
+    # the parent run records what decides the numbers beyond seed and code (torch, pinned kernels)
+    parent_tags = {k: v for r, k, v in tags if r == parent}
+    assert parent_tags["numerics.torch"].startswith("2.13.0")
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert parent_tags["numerics.cpu_capability"] == "AVX2" and parent_tags["numerics.pin"] == "avx2"
     children = {r for r, k, v in tags if k == "mlflow.parentRunId" and v == parent}
     stages = {v for r, k, v in tags if k == "stage" and r in children}
     assert stages == {"base", "sft.stage1", "sft.stage2", "report"}
@@ -109,7 +115,8 @@ def test_rl_stages_run_one_by_one_from_the_catalogued_checkpoints(project):
     swe_history = json.loads((project / "data/07_model_output/swe_rl/train_history.json").read_text())
     assert [h["max_prompt_tokens"] for h in swe_history] == [100, 400]  # the test profile's context curriculum
     swe_eval = json.loads((project / "data/08_reporting/eval/swe_rl.metrics.json").read_text())
-    assert {"swe", "swe_avg_of_2", "swe_best_of_2", "swe_max_of_2"} <= set(swe_eval)
+    assert {"swe", "swe_resolved", "swe_avg_of_2", "swe_best_of_2", "swe_max_of_2"} <= set(swe_eval)
+    assert 0.0 <= swe_eval["swe_resolved"] <= 1.0
     assert rm_lineage["parent"]["version"] == sft_version and "val_accuracy" in rm_lineage["validation"]
     assert rlhf_lineage["parent"] == {"stage": "sft", "version": sft_version, "path": rlhf_lineage["parent"]["path"]}
     assert rlhf_lineage["reward"] == "reward_model" and rlhf_lineage["reward_model"]["version"] == rm_version

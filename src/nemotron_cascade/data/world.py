@@ -269,7 +269,26 @@ _SUM_LAWS = [  # answer a + b or a - b with two-digit numbers, worked in columns
 LETTERS = "ABCD"
 
 
-def _science_task(r: random.Random) -> dict:
+SCIENCE_STYLES = ("plain", "scan")
+
+
+def _science_task(r: random.Random, scan: bool = False) -> dict:
+    """A multiple-choice physics problem. The trace works the value out, then names its option.
+
+    ``scan`` (``world.science_style: scan``): instead of jumping to the right option ("48 N (B) is
+    the answer", which asks the student to find its value among the options and copy the letter after
+    it: a multi-token match the tiny model gets wrong three times in four), the options are printed
+    letter first, "(A) 58 N", and the trace checks them in order until one matches:
+    "(A) 58 N = 48 N? no" ... "(B) 48 N = 48 N? yes". Each line copies what follows a single,
+    predictable letter token in the prompt, restates the worked value beside it, so the yes/no
+    compares two adjacent numbers, and the boxed letter is the one on the line just written. (A
+    first try without the letter-first options and the restated value had the student copy the
+    worked value into every line.) The same tasks are drawn in both styles.
+
+    Measured (README, "Science"): with ``scan`` the student copies the options (78% of check lines)
+    but its yes/no does not follow the equality of the two numbers, and science stays at 0.17 after
+    SFT, so ``plain`` remains the default.
+    """
     if r.random() < 0.5:
         law = r.randrange(len(_PRODUCT_LAWS))
         template, formula, unit = _PRODUCT_LAWS[law]
@@ -291,11 +310,17 @@ def _science_task(r: random.Random) -> dict:
     options = [right] + wrong[:3]
     r.shuffle(options)
     letter = LETTERS[options.index(right)]
-    # the value comes before its letter ("48 N (B)"), so reading the letter off the options is
-    # copying what follows a match — what attention learns first — rather than looking behind it
-    choices = "\n".join(f"{v} {unit} ({LETTERS[i]})" for i, v in enumerate(options))
+    if scan:  # options letter first, as GPQA prints them; each check restates the worked value
+        choices = "\n".join(f"({LETTERS[i]}) {v} {unit}" for i, v in enumerate(options))
+        checks = [f"({LETTERS[i]}) {v} {unit} = {right} {unit}? {'yes' if v == right else 'no'}"
+                  for i, v in enumerate(options[: options.index(right) + 1])]
+        trace = "\n".join([formula, work, *checks])
+    else:
+        # the value comes before its letter ("48 N (B)"), so reading the letter off the options is
+        # copying what follows a match — what attention learns first — rather than looking behind it
+        choices = "\n".join(f"{v} {unit} ({LETTERS[i]})" for i, v in enumerate(options))
+        trace = f"{formula}\n{work}\n{right} {unit} ({letter}) is the answer."
     prompt = f"{template.format(a=a, b=b)}\nOptions:\n{choices}\nAnswer with the letter."
-    trace = f"{formula}\n{work}\n{right} {unit} ({letter}) is the answer."
     return {"prompt": prompt, "answer": letter, "choices": [f"{v} {unit}" for v in options],
             "trace": trace, "key": f"{law}|{a}|{b}"}
 
@@ -686,9 +711,11 @@ _GENERATORS: dict[str, Callable[[random.Random], dict]] = {
 }
 
 
-def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_style: str = "plain") -> Iterator[dict]:
+def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_style: str = "plain",
+               science_style: str = "plain") -> Iterator[dict]:
     """Yield distinct tasks of one domain and split, deterministically from ``seed``; math tasks in
-    ``math_style`` (``plain`` or ``executable``: :func:`_math_task`).
+    ``math_style`` (``plain`` or ``executable``: :func:`_math_task`), science tasks in
+    ``science_style`` (``plain`` or ``scan``: :func:`_science_task`).
 
     Stops when ``patience`` draws in a row bring nothing new (the domain is exhausted).
     """
@@ -696,9 +723,13 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_s
         raise KeyError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
     if math_style not in MATH_STYLES:
         raise ValueError(f"params world.math_style must be one of {MATH_STYLES}, got {math_style!r}")
+    if science_style not in SCIENCE_STYLES:
+        raise ValueError(f"params world.science_style must be one of {SCIENCE_STYLES}, got {science_style!r}")
     generate = _GENERATORS[domain]
     if domain == "math" and math_style == "executable":
         generate = functools.partial(_math_task, executable=True)
+    if domain == "science" and science_style == "scan":
+        generate = functools.partial(_science_task, scan=True)
     r, seen, misses = random.Random(f"{seed}:{domain}:{split}"), set(), 0
     while misses < patience:
         task = generate(r)
@@ -713,13 +744,14 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_s
 
 
 def generate_tasks(domain: str, split: str, n: int, seed: int, swe_style: str = "plain",
-                   math_style: str = "plain") -> list[dict]:
+                   math_style: str = "plain", science_style: str = "plain") -> list[dict]:
     """``n`` distinct tasks (fewer when the domain has fewer distinct problems in that split); SWE
-    tasks in prompt style ``swe_style`` (:func:`with_swe_style`), math tasks in ``math_style``."""
+    tasks in prompt style ``swe_style`` (:func:`with_swe_style`), math tasks in ``math_style``,
+    science tasks in ``science_style``."""
     if n <= 0:
         return []
     out = []
-    for task in iter_tasks(domain, seed, split, math_style=math_style):
+    for task in iter_tasks(domain, seed, split, math_style=math_style, science_style=science_style):
         out.append(with_swe_style(task, swe_style) if domain == "swe" else task)
         if len(out) == n:
             break

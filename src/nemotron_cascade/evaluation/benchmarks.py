@@ -30,6 +30,10 @@ METRICS = {
     "swe": ("swe", "swe"),
     "preference": ("general", None),
 }
+# columns whose reward is graded also report the share of items solved outright (reward 1): for SWE
+# the patch equal to the gold one after normalisation, the nearest thing to SWE-bench's "resolved"
+# (the lexical judge gives a wrong but similar fix 0.8-0.9, which hides fixes in the mean)
+SOLVED = {"swe": "swe_resolved"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ def evaluate(generator, benchmark: list[dict], cfg: EvalConfig) -> tuple[dict, l
         responses = [c.text for c in completions]
         scores = score(metric, responses, rows)
         metrics[metric] = round(mean(scores), 4)
+        if metric in SOLVED:
+            metrics[SOLVED[metric]] = round(mean(float(x >= 1.0) for x in scores), 4)
         lengths += [len(c.token_ids) for c in completions]
         records += [{"metric": metric, "id": row["id"], "thinking": thinking, "score": s, "response": r}
                     for row, r, s in zip(rows, responses, scores)]

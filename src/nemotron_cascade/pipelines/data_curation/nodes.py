@@ -17,10 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def generate_world(seed: int, sizes: dict, plant: dict | None = None, swe_style: str = "plain",
-                   math_style: str = "plain", **sources: list[dict]) -> dict[str, list[dict]]:
+                   math_style: str = "plain", science_style: str = "plain",
+                   **sources: list[dict]) -> dict[str, list[dict]]:
     """The raw tasks per domain: the embedded world's (``sizes[domain][split]`` tasks of each split,
     SWE tasks in prompt style ``swe_style`` (``world.with_swe_style``), math tasks in ``math_style``
-    (``world.MATH_STYLES``), plus ``plant``: per domain
+    (``world.MATH_STYLES``), science tasks in ``science_style`` (``world.SCIENCE_STYLES``), plus
+    ``plant``: per domain
     ``leaks`` benchmark items copied into training splits and ``near_duplicates`` copies of training
     tasks, under format noise, for curation to remove), then the rows of ``source.<domain>`` (the
     gpu profile's HF datasets; empty in ``base``)."""
@@ -33,7 +35,7 @@ def generate_world(seed: int, sizes: dict, plant: dict | None = None, swe_style:
         rows = []
         for split in world.SPLITS:
             rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed, swe_style,
-                                         math_style)
+                                         math_style, science_style)
         rows = curation.plant_contamination(rows, int(plant.get("leaks", 0)), int(plant.get("near_duplicates", 0)),
                                             seed=int(plant.get("seed", 0)) + world.DOMAINS.index(domain))
         rows += list(sources.get(domain) or [])

@@ -1,0 +1,63 @@
+"""The benchmark evaluation's graded columns: the mean reward and the share solved outright."""
+
+from __future__ import annotations
+
+import pytest
+
+from nemotron_cascade.data import world
+from nemotron_cascade.evaluation import benchmarks
+from nemotron_cascade.generation.base import Completion
+
+
+class ScriptedGenerator:
+    """Answers each benchmark prompt with a fixed response (the scoring under test is real)."""
+
+    tokenizer = None
+
+    def __init__(self, answers: dict[str, str]):
+        self.answers = answers
+
+    def generate(self, prompts, params):
+        return [[Completion(text=self.answers.get(p, "no idea"), token_ids=[0, 1], finished=True)] for p in prompts]
+
+
+def _swe_answer(row, patch):
+    return f"<think>\ndef x is in:\n[{row['file']}]\n</think>\n\n```diff\n{patch}```"
+
+
+def _near_miss(patch: str) -> str:
+    """The gold patch with its added line changed: a wrong fix in the right place."""
+    lines = patch.splitlines(keepends=True)
+    plus = max(i for i, line in enumerate(lines) if line.startswith("+") and not line.startswith("+++"))
+    lines[plus] = lines[plus].rstrip("\n") + " + 1\n"
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("kind, score, solved, why", [
+    ("gold", 1.0, 1.0, "the gold patch: reward 1, solved"),
+    ("near", None, 0.0, "a wrong fix in the right line: partial credit from the judge, not solved"),
+    ("prose", -1.0, 0.0, "prose is no patch: reward -1, not solved"),
+])
+def test_swe_reports_the_share_solved_beside_the_mean_reward(kind, score, solved, why):
+    (row,) = world.generate_tasks("swe", "bench", 1, 0, swe_style="numbered")
+    response = {"gold": _swe_answer(row, row["gold_patch"]), "near": _swe_answer(row, _near_miss(row["gold_patch"])),
+                "prose": "<think>\nhmm\n</think>\n\nI would change the function."}[kind]
+    prompt = world.render_prompt(row, True)
+    cfg = benchmarks.EvalConfig(max_new_tokens=8)
+    metrics, records = benchmarks.evaluate(ScriptedGenerator({prompt: response}), [row], cfg)
+    assert metrics["swe_resolved"] == solved, why
+    if score is not None:
+        assert metrics["swe"] == score, why
+    else:
+        assert 0.0 < metrics["swe"] < 1.0, why
+    assert [round(r["score"], 4) for r in records if r["metric"] == "swe"] == [metrics["swe"]]
+
+
+def test_solved_share_over_a_mixed_benchmark():
+    rows = world.generate_tasks("swe", "bench", 4, 0, swe_style="numbered")
+    answers = {world.render_prompt(r, True): _swe_answer(r, r["gold_patch"] if i % 2 == 0 else _near_miss(r["gold_patch"]))
+               for i, r in enumerate(rows)}
+    metrics, _ = benchmarks.evaluate(ScriptedGenerator(answers), rows, benchmarks.EvalConfig(max_new_tokens=8))
+    assert metrics["swe_resolved"] == 0.5  # two gold, two near misses
+    assert 0.5 < metrics["swe"] < 1.0      # the near misses still earn partial credit
+    assert "math_resolved" not in metrics   # binary columns need no second number
