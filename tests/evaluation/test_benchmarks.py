@@ -14,11 +14,14 @@ class ScriptedGenerator:
 
     tokenizer = None
 
-    def __init__(self, answers: dict[str, str]):
-        self.answers = answers
+    def __init__(self, answers: dict[str, str], sampled: dict[str, str] | None = None):
+        self.answers, self.sampled = answers, sampled
 
     def generate(self, prompts, params):
-        return [[Completion(text=self.answers.get(p, "no idea"), token_ids=[0, 1], finished=True)] for p in prompts]
+        """Greedy calls get ``answers``; sampled calls (temperature > 0) get ``sampled`` when given."""
+        answers = self.sampled if params.temperature > 0 and self.sampled is not None else self.answers
+        return [[Completion(text=answers.get(p, "no idea"), token_ids=[0, 1], finished=True)] * params.n
+                for p in prompts]
 
 
 def _swe_answer(row, patch):
@@ -61,3 +64,22 @@ def test_solved_share_over_a_mixed_benchmark():
     assert metrics["swe_resolved"] == 0.5  # two gold, two near misses
     assert 0.5 < metrics["swe"] < 1.0      # the near misses still earn partial credit
     assert "math_resolved" not in metrics   # binary columns need no second number
+
+
+@pytest.mark.parametrize("headline, why", [
+    (True, "headline: the column is avg@k and the greedy score moves to swe_greedy"),
+    (False, "no headline: the column stays greedy, avg@k beside it"),
+])
+def test_sampled_headline_swaps_the_column_for_avg_at_k(headline, why):
+    rows = world.generate_tasks("swe", "bench", 2, 0, swe_style="numbered")
+    prompts = [world.render_prompt(r, True) for r in rows]
+    greedy = {p: _swe_answer(r, r["gold_patch"]) for p, r in zip(prompts, rows)}     # greedy: both gold
+    sampled = {prompts[0]: _swe_answer(rows[0], rows[0]["gold_patch"]),
+               prompts[1]: "<think>\nhmm\n</think>\n\nno patch"}                     # samples: 1 and -1
+    cfg = benchmarks.EvalConfig(max_new_tokens=8, sampled={"swe": {"k": 2, "headline": headline}})
+    metrics, _ = benchmarks.evaluate(ScriptedGenerator(greedy, sampled), rows, cfg)
+    assert metrics["swe_avg_of_2"] == 0.0 and metrics["swe_resolved"] == 1.0, why
+    if headline:
+        assert (metrics["swe"], metrics["swe_greedy"]) == (0.0, 1.0), why
+    else:
+        assert metrics["swe"] == 1.0 and "swe_greedy" not in metrics, why
