@@ -26,6 +26,7 @@ from pathlib import Path
 from kedro.framework.hooks import hook_impl
 
 from nemotron_cascade import journal as run_journal
+from nemotron_cascade import numerics
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +93,6 @@ def store_init_lock(uri: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def numerics_tags() -> dict[str, str]:
-    """What decides a CPU run's numbers beyond seed and code: torch's version and the instruction
-    set its CPU kernels use (pinned by :mod:`nemotron_cascade.numerics`)."""
-    import torch
-
-    from nemotron_cascade.numerics import DEFAULT_ISA, ISA_ENV, check_pin
-
-    return {"numerics.torch": torch.__version__, "numerics.cpu_capability": check_pin(),
-            "numerics.pin": os.environ.get(ISA_ENV, DEFAULT_ISA)}
-
-
 def stage_of(node) -> str:
     """The cascade stage a node belongs to."""
     ns = node.namespace or ""
@@ -167,7 +157,7 @@ class StageTrackingHook:
         tags = {"kedro.pipeline": ",".join(map(str, names)), "kedro.env": str(self._env),
                 "kedro.session_id": str(run_params.get("session_id")),
                 "kedro.load_versions": str(run_params.get("load_versions") or {}),
-                **numerics_tags()}
+                **numerics.tags()}
         journal = run_journal.current()
         previous = journal.data.get("mlflow", {}) if journal is not None and journal.resumed else {}
         if previous.get("parent"):  # a resumed run continues the killed run's MLflow runs

@@ -45,7 +45,7 @@ def pin_cpu_kernels(environ: MutableMapping[str, str] | None = None, machine: st
     they are unset; return the ones this call set. Raise ``ValueError`` naming the variable for an
     unknown value."""
     env = os.environ if environ is None else environ
-    isa = env.get(ISA_ENV, DEFAULT_ISA).strip().lower()
+    isa = requested_isa(env)
     if isa == "native":
         return {}
     if isa not in _PINS:
@@ -55,6 +55,12 @@ def pin_cpu_kernels(environ: MutableMapping[str, str] | None = None, machine: st
     added = {key: value for key, value in _PINS[isa].items() if key not in env}
     env.update(added)
     return added
+
+
+def requested_isa(environ: MutableMapping[str, str] | None = None) -> str:
+    """``NEMOTRON_CASCADE_CPU_ISA`` normalised (``avx2`` when unset)."""
+    env = os.environ if environ is None else environ
+    return env.get(ISA_ENV, DEFAULT_ISA).strip().lower()
 
 
 def expected_capability(environ: MutableMapping[str, str] | None = None) -> str | None:
@@ -83,3 +89,12 @@ def check_pin() -> str:
             actual, ISA_ENV, wanted, wanted.lower(),
         )
     return actual
+
+
+def tags() -> dict[str, str]:
+    """What decides a CPU run's numbers beyond seed and code, for the MLflow run: torch's version,
+    the instruction set its kernels use, and the pin asked for."""
+    import torch
+
+    return {"numerics.torch": torch.__version__, "numerics.cpu_capability": check_pin(),
+            "numerics.pin": requested_isa()}

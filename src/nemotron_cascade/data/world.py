@@ -721,15 +721,13 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_s
     """
     if domain not in _GENERATORS:
         raise KeyError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
-    if math_style not in MATH_STYLES:
-        raise ValueError(f"params world.math_style must be one of {MATH_STYLES}, got {math_style!r}")
-    if science_style not in SCIENCE_STYLES:
-        raise ValueError(f"params world.science_style must be one of {SCIENCE_STYLES}, got {science_style!r}")
-    generate = _GENERATORS[domain]
-    if domain == "math" and math_style == "executable":
-        generate = functools.partial(_math_task, executable=True)
-    if domain == "science" and science_style == "scan":
-        generate = functools.partial(_science_task, scan=True)
+    for name, value, styles in (("math_style", math_style, MATH_STYLES),
+                                ("science_style", science_style, SCIENCE_STYLES)):
+        if value not in styles:
+            raise ValueError(f"params world.{name} must be one of {styles}, got {value!r}")
+    generate = {"math": functools.partial(_math_task, executable=math_style == "executable"),
+                "science": functools.partial(_science_task, scan=science_style == "scan")}.get(
+        domain, _GENERATORS[domain])
     r, seen, misses = random.Random(f"{seed}:{domain}:{split}"), set(), 0
     while misses < patience:
         task = generate(r)

@@ -93,11 +93,16 @@ def evaluate(generator, benchmark: list[dict], cfg: EvalConfig) -> tuple[dict, l
     for metric, spec in cfg.sampled.items():
         sampled = sampled_metrics(generator, by_domain, metric, dict(spec), cfg)
         metrics.update(sampled)
-        avg = f"{metric}_avg_of_{int(spec.get('k', 4))}"
+        avg = f"{metric}_avg_of_{_k(spec)}"
         if spec.get("headline") and avg in sampled and metric in metrics:
             # the column reports avg@k (the paper's SWE number); the greedy score stays beside it
             metrics[f"{metric}_greedy"], metrics[metric] = metrics[metric], sampled[avg]
     return metrics, records
+
+
+def _k(spec: dict) -> int:
+    """Samples per problem of a ``sampled`` spec (4 when unset)."""
+    return int(spec.get("k", 4))
 
 
 def sampled_metrics(generator, by_domain: dict, metric: str, spec: dict, cfg: EvalConfig) -> dict:
@@ -113,7 +118,7 @@ def sampled_metrics(generator, by_domain: dict, metric: str, spec: dict, cfg: Ev
         raise KeyError(f"params evaluation.sampled: {metric!r} is not a verifiable benchmark column; "
                        f"choose from {[m for m, (_, r) in METRICS.items() if r]}")
     domain, reward = METRICS[metric]
-    k = int(spec.get("k", 4))
+    k = _k(spec)
     rows = by_domain.get(domain, [])[: int(spec.get("max_items", cfg.max_items_per_domain))]
     if not rows:
         return {}
