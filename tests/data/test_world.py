@@ -1,5 +1,7 @@
 """The embedded world: deterministic, disjoint splits, and a teacher the verifiers accept."""
 
+import collections
+
 import pytest
 
 from nemotron_cascade import chat
@@ -218,25 +220,39 @@ def test_unknown_math_style_is_named():
         world.generate_tasks("math", "sft", 1, 0, math_style="fancy")
 
 
-# world.science_style: scan ----------------------------------------------------------------------
+# world.science_style: check ---------------------------------------------------------------------
 @pytest.mark.parametrize("split", world.SPLITS)
-def test_science_scan_checks_options_in_order_until_the_worked_value(split):
-    scan = world.generate_tasks("science", split, 200, 0, science_style="scan")
+def test_science_check_subtracts_units_digits_until_the_worked_value(split):
+    check = world.generate_tasks("science", split, 200, 0, science_style="check")
     plain = world.generate_tasks("science", split, 200, 0)
-    assert [r["id"] for r in scan] == [r["id"] for r in plain]  # the same problems in both styles
-    for r, p in zip(scan, plain):
+    assert [r["id"] for r in check] == [r["id"] for r in plain]  # the same problems in both styles
+    for r, p in zip(check, plain):
         assert (r["answer"], r["choices"]) == (p["answer"], p["choices"])
         options = r["prompt"].split("Options:\n")[1].split("\nAnswer")[0].splitlines()
         assert options == [f"({world.LETTERS[i]}) {c}" for i, c in enumerate(r["choices"])]  # letter first
         lines = r["trace"].splitlines()
         assert lines[:2] == p["trace"].splitlines()[:2]  # the formula and the worked value as before
-        right = r["choices"][world.LETTERS.index(r["answer"])]
+        k = world.LETTERS.index(r["answer"])
+        right = int(r["choices"][k].split()[0])
         checks = lines[2:]
-        assert len(checks) == world.LETTERS.index(r["answer"]) + 1  # stops at the first match
-        for check, option in zip(checks, options):
-            assert check == f"{option} = {right}? {'yes' if option.endswith(' ' + right) and option[1] == r['answer'] else 'no'}"
-        assert checks[-1].endswith("? yes") and checks[-1].startswith(f"({r['answer']})")
-    assert get_reward("science")([world.oracle_response(r, True) for r in scan], scan) == [1.0] * len(scan)
+        assert len(checks) == k + 1  # stops at the first match
+        for i, (line, option) in enumerate(zip(checks, options)):
+            value = int(option.split()[1])
+            head, diff = line.rsplit(" = ", 1)
+            assert head.startswith(f"{option}: {right % 10} ") and head.endswith(f" {value % 10}"), line
+            assert (diff == "0, so the answer") == (i == k) and int(diff.split(",")[0]) == (right - value) % 10
+    assert get_reward("science")([world.oracle_response(r, True) for r in check], check) == [1.0] * len(check)
+
+
+@pytest.mark.parametrize("x, y, line, reason", [
+    (4, 2, "4 - 2 = 2", "no borrow"),
+    (4, 4, "4 - 4 = 0", "equal digits: the zero that marks the right option"),
+    (2, 7, "2 < 7, borrow, 12 - 7 = 5", "borrow, as the units column of math's column subtraction"),
+    (0, 9, "0 < 9, borrow, 10 - 9 = 1", "borrow from a zero"),
+])
+def test_units_sub_is_math_units_column(x, y, line, reason):
+    assert world.units_sub(x, y) == line, reason
+    assert world.column_sub(50 + x, 10 + y).split(": ", 1)[1].startswith(line), reason  # the same words
 
 
 def test_science_plain_style_is_unchanged_and_an_unknown_style_is_named():
@@ -245,3 +261,20 @@ def test_science_plain_style_is_unchanged_and_an_unknown_style_is_named():
     assert all(r["trace"].endswith("is the answer.") and " (A)\n" in r["prompt"] for r in plain)
     with pytest.raises(ValueError, match="world.science_style"):
         world.generate_tasks("science", "sft", 1, 0, science_style="fancy")
+
+
+# science options: no two share a units digit -----------------------------------------------------
+@pytest.mark.parametrize("split", world.SPLITS)
+def test_science_options_have_distinct_units_digits_and_hold_the_worked_value(split):
+    for r in world.generate_tasks("science", split, 300, 0):
+        values = [int(c.split()[0]) for c in r["choices"]]
+        assert len(values) == 4 and min(values) > 1, r["id"]
+        assert len({v % 10 for v in values}) == 4, (r["id"], values)  # a units digit names one option
+        right = values[world.LETTERS.index(r["answer"])]
+        assert r["trace"].splitlines()[1].endswith(str(right)), r["id"]  # the worked value is an option
+        assert r["trace"].endswith(f"{r['choices'][world.LETTERS.index(r['answer'])]} ({r['answer']}) is the answer.")
+
+
+def test_science_answer_letters_are_balanced():
+    letters = collections.Counter(r["answer"] for r in world.generate_tasks("science", "sft", 1000, 0))
+    assert set(letters) == set(world.LETTERS) and min(letters.values()) > 200, letters

@@ -138,11 +138,15 @@ def column_add(a: int, b: int) -> str:
     return f"{a} + {b}: {units}; {tens}; so {a + b}"
 
 
+def units_sub(x: int, y: int) -> str:
+    """The units column of a column subtraction of digit ``y`` from digit ``x``, borrowing if needed."""
+    return f"{x} < {y}, borrow, {x + 10} - {y} = {x + 10 - y}" if x < y else f"{x} - {y} = {x - y}"
+
+
 def column_sub(a: int, b: int) -> str:
     """Column subtraction (a >= b, both below 100) with borrowing, as a worked trace line."""
     borrow = a % 10 < b % 10
-    units = (f"{a % 10} < {b % 10}, borrow, {a % 10 + 10} - {b % 10} = {a % 10 + 10 - b % 10}" if borrow
-             else f"{a % 10} - {b % 10} = {a % 10 - b % 10}")
+    units = units_sub(a % 10, b % 10)
     tens = f"{a // 10} - {b // 10}" + (" - 1" if borrow else "") + f" = {a // 10 - b // 10 - borrow}"
     return f"{a} - {b}: {units}; {tens}; so {a - b}"
 
@@ -269,32 +273,58 @@ _SUM_LAWS = [  # answer a + b or a - b with two-digit numbers, worked in columns
 LETTERS = "ABCD"
 
 
-SCIENCE_STYLES = ("plain", "scan")
+SCIENCE_STYLES = ("plain", "check")
 
 
-def _science_task(r: random.Random, scan: bool = False) -> dict:
+def _distinct_options(right: int, slips: list[int], r: random.Random) -> list[int]:
+    """Four options in random order: ``right`` and three wrong values, no two of them with the same
+    units digit, so that the units digits alone tell the options apart (what the ``check`` trace
+    compares). The wrong values are the plausible slips that keep to that rule, in random order,
+    topped up with values drawn near ``right``; all are at least 2. A student must still work the
+    value out: no option can be told right from its own digits."""
+    order, pool = list(slips), [v for v in range(max(2, right - 40), right + 41) if v != right]
+    r.shuffle(order)
+    r.shuffle(pool)
+    options = [right]
+    for v in order + pool:
+        if v > 1 and all(v % 10 != o % 10 for o in options):
+            options.append(v)
+            if len(options) == 4:
+                break
+    r.shuffle(options)
+    return options
+
+
+def _science_check(right: int, value: int, unit: str, letter: str, last: bool) -> str:
+    """One line of the ``check`` trace: the option, then its units digit subtracted from the worked
+    value's, written as the units column of math's column subtraction (:func:`units_sub`)."""
+    line = f"({letter}) {value} {unit}: {units_sub(right % 10, value % 10)}"
+    return line + ", so the answer" if last else line
+
+
+def _science_task(r: random.Random, check: bool = False) -> dict:
     """A multiple-choice physics problem. The trace works the value out, then names its option.
 
-    ``scan`` (``world.science_style: scan``): instead of jumping to the right option ("48 N (B) is
-    the answer", which asks the student to find its value among the options and copy the letter after
-    it: a multi-token match the tiny model gets wrong three times in four), the options are printed
-    letter first, "(A) 58 N", and the trace checks them in order until one matches:
-    "(A) 58 N = 48 N? no" ... "(B) 48 N = 48 N? yes". Each line copies what follows a single,
-    predictable letter token in the prompt, restates the worked value beside it, so the yes/no
-    compares two adjacent numbers, and the boxed letter is the one on the line just written. (A
-    first try without the letter-first options and the restated value had the student copy the
-    worked value into every line.) The same tasks are drawn in both styles.
+    ``plain``: the options list the value before the letter ("48 N (B)") and the trace ends
+    "48 N (B) is the answer.": the student must find its value among the options and copy the
+    letter after it. The tiny model never learns that lookup: after SFT it has the right value
+    on ~70 of 100 benchmark items and the right letter on a quarter of those (README, "Science").
 
-    Measured (README, "Science"): with ``scan`` the student copies the options (78% of check lines)
-    but its yes/no does not follow the equality of the two numbers, and science stays at 0.17 after
-    SFT, so ``plain`` remains the default.
+    ``check`` (``world.science_style: check``): the options are printed letter first, as GPQA
+    prints them ("(A) 58 N"), and the trace checks them in order until one matches, each check
+    subtracting the option's units digit from the worked value's in the units column of math's
+    column subtraction: "(A) 58 N: 8 < 8..."; "(A) 57 N: 8 - 7 = 1", "(B) 48 N: 8 - 8 = 0, so the
+    answer". The options' units digits all differ, so a zero marks the right one; the line copies
+    the next option (positional copying, which the student does well) and reuses a subtraction
+    table math teaches, instead of an equality or a lookup the student has no other use for; the
+    boxed letter is the one on the line just written. The same tasks are drawn in both styles.
     """
     if r.random() < 0.5:
         law = r.randrange(len(_PRODUCT_LAWS))
         template, formula, unit = _PRODUCT_LAWS[law]
         a, b = r.randint(2, 9), r.randint(2, 9)
         right, work = a * b, f"{a} * {b} = {a * b}"
-        wrong = {a + b, right + a, right - b, a * (b + 1), right + 10}
+        slips = [a + b, right + a, right - b, right + 2 * a, right - 2 * b, right + 1, right - 1]
     else:
         law = len(_PRODUCT_LAWS) + r.randrange(len(_SUM_LAWS))
         template, formula, unit, sign = _SUM_LAWS[law - len(_PRODUCT_LAWS)]
@@ -304,24 +334,18 @@ def _science_task(r: random.Random, scan: bool = False) -> dict:
         else:
             a, b = r.randint(20, 89), r.randint(10, 19)
             right, work = a - b, column_sub(a, b)
-        wrong = {right + 10, right - 10, right + 1, right - 1, right + 11}
-    wrong = sorted(wrong - {right})
-    r.shuffle(wrong)
-    options = [right] + wrong[:3]
-    r.shuffle(options)
-    letter = LETTERS[options.index(right)]
-    if scan:  # options letter first, as GPQA prints them; each check restates the worked value
+        slips = [right + 1, right - 1, right + 11, right - 11, right + 9, right - 9]  # carry slips
+    options = _distinct_options(right, slips, r)
+    k = options.index(right)
+    if check:
         choices = "\n".join(f"({LETTERS[i]}) {v} {unit}" for i, v in enumerate(options))
-        checks = [f"({LETTERS[i]}) {v} {unit} = {right} {unit}? {'yes' if v == right else 'no'}"
-                  for i, v in enumerate(options[: options.index(right) + 1])]
+        checks = [_science_check(right, v, unit, LETTERS[i], i == k) for i, v in enumerate(options[:k + 1])]
         trace = "\n".join([formula, work, *checks])
     else:
-        # the value comes before its letter ("48 N (B)"), so reading the letter off the options is
-        # copying what follows a match — what attention learns first — rather than looking behind it
         choices = "\n".join(f"{v} {unit} ({LETTERS[i]})" for i, v in enumerate(options))
-        trace = f"{formula}\n{work}\n{right} {unit} ({letter}) is the answer."
+        trace = f"{formula}\n{work}\n{right} {unit} ({LETTERS[k]}) is the answer."
     prompt = f"{template.format(a=a, b=b)}\nOptions:\n{choices}\nAnswer with the letter."
-    return {"prompt": prompt, "answer": letter, "choices": [f"{v} {unit}" for v in options],
+    return {"prompt": prompt, "answer": LETTERS[k], "choices": [f"{v} {unit}" for v in options],
             "trace": trace, "key": f"{law}|{a}|{b}"}
 
 
@@ -715,7 +739,7 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_s
                science_style: str = "plain") -> Iterator[dict]:
     """Yield distinct tasks of one domain and split, deterministically from ``seed``; math tasks in
     ``math_style`` (``plain`` or ``executable``: :func:`_math_task`), science tasks in
-    ``science_style`` (``plain`` or ``scan``: :func:`_science_task`).
+    ``science_style`` (``plain`` or ``check``: :func:`_science_task`).
 
     Stops when ``patience`` draws in a row bring nothing new (the domain is exhausted).
     """
@@ -726,7 +750,7 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000, math_s
         if value not in styles:
             raise ValueError(f"params world.{name} must be one of {styles}, got {value!r}")
     generate = {"math": functools.partial(_math_task, executable=math_style == "executable"),
-                "science": functools.partial(_science_task, scan=science_style == "scan")}.get(
+                "science": functools.partial(_science_task, check=science_style == "check")}.get(
         domain, _GENERATORS[domain])
     r, seen, misses = random.Random(f"{seed}:{domain}:{split}"), set(), 0
     while misses < patience:
