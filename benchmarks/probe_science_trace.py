@@ -52,12 +52,10 @@ def render(task: dict, check_task: dict, style: str) -> tuple[str, str]:
     question, values, unit, k = _parts(task)
     right = values[k]
     work = task["trace"].splitlines()[:2]
-    if style == "check":
-        opts = check_task["prompt"].split("Options:\n")[1].split("\nAnswer")[0]
-        body = check_task["trace"].splitlines()[2:]
-    elif style in ("plain", "copyopts"):
-        opts = "\n".join(f"{v} {unit} ({L[i]})" for i, v in enumerate(values))
-        body = [f"{right} {unit} ({L[k]}) is the answer."]
+    if style in ("plain", "copyopts", "check"):  # the world's own options and trace
+        own = check_task if style == "check" else task
+        opts = own["prompt"].split("Options:\n")[1].split("\nAnswer")[0]
+        body = own["trace"].splitlines()[2:]
         if style == "copyopts":
             body = [" ".join(f"{v} ({L[i]})" for i, v in enumerate(values))] + body
     elif style == "nounit":

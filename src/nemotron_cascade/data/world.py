@@ -313,8 +313,8 @@ def _science_task(r: random.Random, check: bool = False) -> dict:
     ``check`` (``world.science_style: check``): the options are printed letter first, as GPQA
     prints them ("(A) 58 N"), and the trace checks them in order until one matches, each check
     subtracting the option's units digit from the worked value's in the units column of math's
-    column subtraction: "(A) 58 N: 8 < 8..."; "(A) 57 N: 8 - 7 = 1", "(B) 48 N: 8 - 8 = 0, so the
-    answer". The options' units digits all differ, so a zero marks the right one; the line copies
+    column subtraction: "(A) 57 N: 8 - 7 = 1", "(B) 49 N: 8 < 9, borrow, 18 - 9 = 9", "(C) 48 N:
+    8 - 8 = 0, so the answer". The options' units digits all differ, so a zero marks the right one; the line copies
     the next option (positional copying, which the student does well) and reuses a subtraction
     table math teaches, instead of an equality or a lookup the student has no other use for; the
     boxed letter is the one on the line just written. The same tasks are drawn in both styles.
