@@ -3,6 +3,9 @@
 Every option of ``kedro run`` stays as it is; only the default of ``--runner`` changes to
 :class:`nemotron_cascade.journal.ResumableRunner` (``--runner SequentialRunner`` gives Kedro's
 plain runner back). See :mod:`nemotron_cascade.journal` for what resuming means.
+
+``run`` is also what the packaged project's entry points call (``nemotron-cascade`` and
+``python -m nemotron_cascade``, see ``__main__.py``): Kedro's ``find_run_command`` looks it up here.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ def cli() -> None:
     """Project-specific commands of nemotron-cascade."""
 
 
-def _with_default_runner(command: click.Command, runner: str) -> click.Command:
+def with_default_runner(command: click.Command, runner: str) -> click.Command:
+    """A copy of ``command`` whose ``--runner`` option defaults to ``runner`` (the original is untouched)."""
     command = copy.copy(command)
     command.params = [copy.copy(p) for p in command.params]
     for param in command.params:
@@ -30,4 +34,5 @@ def _with_default_runner(command: click.Command, runner: str) -> click.Command:
     return command
 
 
-cli.add_command(_with_default_runner(kedro_run, DEFAULT_RUNNER), name="run")
+run = with_default_runner(kedro_run, DEFAULT_RUNNER)
+cli.add_command(run, name="run")

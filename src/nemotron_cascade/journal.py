@@ -20,8 +20,14 @@ finish that node?":
   reopens them, so the resumed stage's curve continues in the same run instead of starting a new one.
 * Inside the interrupted stage the trainers resume from their last mid-stage checkpoint (their
   fingerprint includes the parent checkpoint version, which the pinning keeps equal). They keep
-  the state after their last step too, and this hook removes a node's ``params:*resume_dir`` only
+  the state after their last step too, and this hook removes a node's resume directory (a
+  ``params:*resume_dir`` input, or the ``resume_dir`` in the lineage of a checkpoint it saved) only
   once all the node's outputs are saved, so a kill between the last step and the save costs nothing.
+
+No module global ties them: the :class:`ResumeHook` registered in ``settings.py`` owns the journal;
+the runner finds that hook among the plugins of the session's hook manager, and the tracking hook
+is handed it in ``settings.py`` (it is the tracking hook's
+:class:`~nemotron_cascade.tracking.runs.RunStore`).
 
 ``NEMOTRON_CASCADE_RESUME=0`` turns resuming off (the journal is still written).
 """
@@ -44,12 +50,6 @@ from nemotron_cascade.training import resume as resume_state
 log = logging.getLogger(__name__)
 
 JOURNAL_DIR = Path("data/09_tracking/runs")
-_current: RunJournal | None = None
-
-
-def current() -> RunJournal | None:
-    """The journal of the ``kedro run`` in progress in this process, if any."""
-    return _current
 
 
 def run_key(env: str, node_names, parameters: dict) -> str:
@@ -152,8 +152,9 @@ class RunJournal:
     def done(self) -> dict[str, dict]:
         return self.data["done"]
 
-    def remaining(self, pipeline, catalog):
-        """The sub-pipeline still to run, with the done nodes' versioned outputs pinned in ``catalog``."""
+    def remaining_nodes(self, pipeline, catalog) -> list[str]:
+        """The names of the nodes of ``pipeline`` still to run: those not done, and a done node whose
+        in-memory (ephemeral) output a node still to run needs, children before parents."""
         def ephemeral(name: str) -> bool:
             ds = catalog.get(name, fallback_to_runtime_pattern=True)
             return ds is None or getattr(ds, "_EPHEMERAL", False)
@@ -164,6 +165,10 @@ class RunJournal:
             if node.name not in self.done or any(o in needed and ephemeral(o) for o in node.outputs):
                 to_run.append(node.name)
                 needed.update(node.inputs)
+        return to_run
+
+    def pin_done_versions(self, catalog) -> None:
+        """Pin every versioned output of the done nodes in ``catalog`` to the version the killed run wrote."""
         for versions in self.done.values():
             for name, version in versions.items():
                 if version is None:
@@ -171,11 +176,31 @@ class RunJournal:
                 ds = catalog.get(name, fallback_to_runtime_pattern=True)
                 if isinstance(ds, AbstractVersionedDataset):
                     catalog[name] = catalog.get(name, version=Version(version, ds._version.save))
+
+    def remaining(self, pipeline, catalog):
+        """The sub-pipeline still to run (``None``: nothing), with the done nodes' versioned outputs pinned."""
+        to_run = self.remaining_nodes(pipeline, catalog)
+        self.pin_done_versions(catalog)
         return pipeline.filter(node_names=to_run) if to_run else None
 
 
+def resume_dirs_of(inputs: dict) -> list[str]:
+    """The resume directories a node reads from its parameters (``params:*resume_dir``)."""
+    return [v for k, v in inputs.items() if k.startswith("params:") and k.endswith("resume_dir") and v]
+
+
+def resume_dir_of(data) -> str | None:
+    """The resume directory recorded in a saved output's lineage (a checkpoint's ``resume_dir``)."""
+    lineage = getattr(data, "lineage", None)
+    return lineage.get("resume_dir") or None if isinstance(lineage, dict) else None
+
+
 class ResumeHook:
-    """Writes the run journal (see module docstring); registered before the tracking hook."""
+    """Owns the run journal and writes it (see module docstring); registered before the tracking hook.
+
+    It is also the tracking hook's run store (:meth:`mlflow_runs`, :meth:`record_mlflow_runs`,
+    :meth:`nodes_to_run`) and :class:`ResumableRunner` asks it for the journal.
+    """
 
     def __init__(self):
         self._project_path = Path.cwd()
@@ -183,30 +208,51 @@ class ResumeHook:
         self._pending: dict[str, set[str]] = {}
         self._resume_dirs: dict[str, list[str]] = {}
         self._catalog = None
+        self.journal: RunJournal | None = None
 
     @hook_impl
     def after_context_created(self, context) -> None:
+        """Remember the project and environment: the journal lives under the project, keyed by the env."""
         self._project_path, self._env = Path(context.project_path), context.env or "base"
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
-        global _current
+        """Open this configuration's journal: a killed run's (to resume) or a fresh one."""
         params = catalog.load("parameters") if "parameters" in catalog else {}
         key = run_key(self._env, [n.name for n in pipeline.nodes], params)
         allow = os.environ.get("NEMOTRON_CASCADE_RESUME", "1") != "0"
         session = str(run_params.get("run_id") or run_params.get("session_id"))
-        _current = RunJournal.open(self._project_path / JOURNAL_DIR, key, session, allow)
-        if _current.resumed:
+        self.journal = journal = RunJournal.open(self._project_path / JOURNAL_DIR, key, session, allow)
+        if journal.resumed:
             log.info("resuming the killed run %s: %d of %d nodes already done (journal %s; "
-                     "NEMOTRON_CASCADE_RESUME=0 starts afresh)", _current.data["session_id"],
-                     len(set(_current.done) & {n.name for n in pipeline.nodes}), len(pipeline.nodes), _current.path)
-        self._pending = {}
+                     "NEMOTRON_CASCADE_RESUME=0 starts afresh)", journal.data["session_id"],
+                     len(set(journal.done) & {n.name for n in pipeline.nodes}), len(pipeline.nodes), journal.path)
+        self._pending, self._resume_dirs, self._catalog = {}, {}, catalog
 
+    # -- the tracking hook's run store ----------------------------------------------------------
+    def mlflow_runs(self) -> dict:
+        """The MLflow runs of the killed run being resumed (``{}`` when this run starts afresh)."""
+        journal = self.journal
+        return dict(journal.data.get("mlflow") or {}) if journal is not None and journal.resumed else {}
+
+    def record_mlflow_runs(self, parent: str, children: dict[str, str]) -> None:
+        """Record this run's MLflow parent and stage runs in the journal."""
+        if self.journal is not None:
+            self.journal.set_mlflow(parent, children)
+
+    def nodes_to_run(self, pipeline) -> set[str]:
+        """The nodes of ``pipeline`` this run executes: all of them unless it resumes a killed run."""
+        journal = self.journal
+        if journal is None or not journal.resumed or self._catalog is None:
+            return {n.name for n in pipeline.nodes}
+        return set(journal.remaining_nodes(pipeline, self._catalog))
+
+    # -- recording -------------------------------------------------------------------------------
     @hook_impl
     def after_node_run(self, node, catalog, inputs: dict) -> None:
-        # a trainer keeps its last state in ``resume_dir`` until the node's checkpoint is saved
-        self._resume_dirs[node.name] = [v for k, v in inputs.items()
-                                        if k.startswith("params:") and k.endswith("resume_dir") and v]
+        """Note the node's resume directories; it is done now if it has no outputs, else once all are saved."""
+        # a trainer keeps its last state in its resume dir until the node's checkpoint is saved
+        self._resume_dirs[node.name] = resume_dirs_of(inputs)
         self._catalog = catalog
         if not node.outputs:
             self._done(node, {})
@@ -214,15 +260,19 @@ class ResumeHook:
             self._pending[node.name] = set(node.outputs)
 
     def _done(self, node, versions: dict) -> None:
-        if _current is not None:
-            _current.node_done(node.name, versions)
-        for directory in self._resume_dirs.pop(node.name, []):
+        if self.journal is not None:
+            self.journal.node_done(node.name, versions)
+        for directory in dict.fromkeys(self._resume_dirs.pop(node.name, [])):
             resume_state.clear(directory)
 
     @hook_impl
-    def after_dataset_saved(self, dataset_name: str, node) -> None:
+    def after_dataset_saved(self, dataset_name: str, data, node) -> None:
+        """Mark the node done, with its outputs' versions, once its last output is saved."""
         if node is None or node.name not in self._pending:
             return
+        directory = resume_dir_of(data)
+        if directory:
+            self._resume_dirs.setdefault(node.name, []).append(directory)
         left = self._pending[node.name]
         left.discard(dataset_name)
         if not left:
@@ -235,25 +285,37 @@ class ResumeHook:
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        global _current
-        if _current is not None:
-            _current.finish()
-        _current = None
+        """The run succeeded: its journal goes."""
+        if self.journal is not None:
+            self.journal.finish()
+        self.journal = None
 
     @hook_impl
     def on_pipeline_error(self) -> None:
-        global _current
-        if _current is not None:
-            log.info("run journal kept at %s: rerun the same command to resume", _current.path)
-            _current.release()
-        _current = None
+        """The run failed: keep its journal for the next identical command, drop the lock."""
+        if self.journal is not None:
+            log.info("run journal kept at %s: rerun the same command to resume", self.journal.path)
+            self.journal.release()
+        self.journal = None
+
+
+def resume_hook_of(hook_manager) -> ResumeHook | None:
+    """The :class:`ResumeHook` registered with a session's hook manager, if any."""
+    plugins = hook_manager.get_plugins() if hasattr(hook_manager, "get_plugins") else ()
+    return next((p for p in plugins if isinstance(p, ResumeHook)), None)
 
 
 class ResumableRunner(SequentialRunner):
-    """``SequentialRunner`` that skips the nodes a killed run with the same journal key finished."""
+    """``SequentialRunner`` that skips the nodes a killed run with the same journal key finished.
+
+    The journal comes from the :class:`ResumeHook` registered with the session's hook manager;
+    without one (a bare runner) it runs every node, as ``SequentialRunner`` does.
+    """
 
     def run(self, pipeline, catalog, hook_manager=None, run_id=None, only_missing_outputs=False):
-        journal = current()
+        """Run what the killed run left, with its finished checkpoints pinned; else the whole pipeline."""
+        hook = resume_hook_of(hook_manager)
+        journal = hook.journal if hook is not None else None
         if journal is not None and journal.resumed:
             remaining = journal.remaining(pipeline, catalog)
             skipped = len(pipeline.nodes) - (len(remaining.nodes) if remaining else 0)

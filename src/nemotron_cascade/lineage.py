@@ -2,7 +2,7 @@
 
 Every checkpoint's ``lineage.json`` (written by :class:`~nemotron_cascade.datasets.CheckpointDataset`)
 names the checkpoint it was trained from, the MLflow run that trained it and, added by
-:class:`~nemotron_cascade.hooks.DataLineageHook`, the data files its node read (directly or through
+:class:`~nemotron_cascade.tracking.data_lineage.DataLineageHook`, the data files its node read (directly or through
 in-memory intermediate datasets) with their SHA-256 digests. Following the parents gives the whole
 cascade behind a checkpoint, across separate ``kedro run``\\ s::
 
@@ -107,19 +107,29 @@ def _check_inputs(inputs: dict, root: Path) -> dict:
     return out
 
 
+def shown_path(path: Path, root: Path) -> str:
+    """How a checkpoint path is reported, the same way for every record: relative to the project
+    ``root`` when inside it (as the data files are), else absolute."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(resolved)
+
+
 def chain(ref: str, root: Path = Path(".")) -> list[dict]:
     """The lineage records from the checkpoint ``ref`` back to the first one (no parent), newest first."""
     out, seen = [], set()
     path = find_checkpoint(ref, root)
     while True:
         record = json.loads((path / LINEAGE_FILE).read_text())
-        record["path"] = str(path)
+        record["path"] = shown_path(path, root)
         record["inputs"] = _check_inputs(record.get("inputs", {}), root)
         if record.get("reward_model"):
             try:
                 rm_path = _locate(record["reward_model"], root)
                 rm = json.loads((rm_path / LINEAGE_FILE).read_text())
-                record["reward_model"] = {**record["reward_model"], "path": str(rm_path),
+                record["reward_model"] = {**record["reward_model"], "path": shown_path(rm_path, root),
                                           "inputs": _check_inputs(rm.get("inputs", {}), root),
                                           "mlflow_run_id": rm.get("mlflow_run_id"),
                                           "parent": rm.get("parent")}

@@ -2,11 +2,23 @@
 
 from kedro.config import OmegaConfigLoader
 
-from nemotron_cascade.hooks import DataLineageHook, StageTrackingHook, UpstreamCheckHook
 from nemotron_cascade.journal import ResumeHook
+from nemotron_cascade.tracking.data_lineage import DataLineageHook
+from nemotron_cascade.tracking.runs import StageTrackingHook
+from nemotron_cascade.tracking.upstream import UpstreamCheckHook
 
+# The resume hook owns the run journal; the tracking hook keeps its MLflow run ids there (so a
+# resumed run continues the killed run's runs) and the ResumableRunner finds it through the hook manager.
+RESUME = ResumeHook()
 # pluggy calls the last registered first: the upstream check runs before tracking opens a run
-HOOKS = (ResumeHook(), StageTrackingHook(), DataLineageHook(), UpstreamCheckHook())
+HOOKS = (
+    RESUME,
+    StageTrackingHook(run_store=RESUME,  # the matrix and its heatmap go on the parent run too
+                      parent_artifacts={"cascade_matrix": "cascade_matrix.json",
+                                        "cascade_matrix_plot": "cascade_matrix.png"}),
+    DataLineageHook(),
+    UpstreamCheckHook(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

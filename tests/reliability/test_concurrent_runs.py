@@ -113,7 +113,7 @@ def test_a_run_reads_back_its_own_checkpoint_when_another_run_saved_a_newer_one(
 MLFLOW_WORKER = """
 import json, os, sys, time, types
 import mlflow
-from nemotron_cascade.hooks import StageTrackingHook
+from nemotron_cascade.tracking.runs import StageTrackingHook
 
 go, project = sys.argv[1:3]
 context = types.SimpleNamespace(project_path=project, env="test", config_loader={"mlflow": {"tracking": {

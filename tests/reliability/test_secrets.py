@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nemotron_cascade.hooks import REDACTED, StageTrackingHook, flatten, is_secret_key, redact
+from nemotron_cascade.tracking.redaction import REDACTED, flatten, is_secret_key, redact
+from nemotron_cascade.tracking.runs import StageTrackingHook
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """Thin helpers for logging to the MLflow run of the current stage.
 
-The :class:`~nemotron_cascade.hooks.StageTrackingHook` activates the stage's run around every node,
+The :class:`~nemotron_cascade.tracking.runs.StageTrackingHook` activates the stage's run around every node,
 so library loops only receive a callback (:func:`log_metrics`) and never touch MLflow themselves.
 Outside a Kedro run (no active run) every helper is a no-op.
 """
