@@ -10,14 +10,14 @@ nothing else in the way.
 
 Styles (the same tasks and options in each; options have distinct units digits):
   plain        "74 km (D)" options, "74 km (D) is the answer."   (the old default: copy the letter
-               that follows the value)
+               that follows the value; no longer in the world, rendered here by :func:`plain_task`)
   nounit       "74 (D)" options, "74 (D) is the answer."          (no unit between value and letter)
   glued        "74D km" options, "74D is the answer."             (the letter right after the digit:
                a one-token induction)
   letterfirst  "(D) 74 km" options, "74 km is (D)."
   copyopts     plain options; the trace copies them in order ("62 (A) 38 (B) ...") and then answers
   equal        "(D) 74 km" options; "(A) 62 km: 4 vs 2 no" ... "(D) 74 km: 4 vs 4 same"
-  check        the shipped ``science_style: check``: "(A) 62 km: 4 - 2 = 2" ... "4 - 4 = 0, so the
+  check        the world's own (shipped) check trace: "(A) 62 km: 4 - 2 = 2" ... "4 - 4 = 0, so the
                answer" (math's units column)
 
 Command: .venv/bin/python benchmarks/probe_science_trace.py [--steps 300] [styles ...]
@@ -77,10 +77,20 @@ def render(task: dict, check_task: dict, style: str) -> tuple[str, str]:
     return prefix, "\n".join(body) + f"\nThe answer is {L[k]}."
 
 
+def plain_task(task: dict) -> dict:
+    """A world science task (check style) in the retired ``plain`` style, the same problem and
+    options: the options list the value before the letter ("48 N (B)") and the trace ends after the
+    formula and the worked value with "48 N (B) is the answer." (the student must find its value
+    among the options and copy the letter after it)."""
+    question, k = task["prompt"].split("\nOptions:")[0], L.index(task["answer"])
+    options = "\n".join(f"{c} ({L[i]})" for i, c in enumerate(task["choices"]))
+    trace = "\n".join([*task["trace"].splitlines()[:2], f"{task['choices'][k]} ({L[k]}) is the answer."])
+    return {**task, "prompt": f"{question}\nOptions:\n{options}\nAnswer with the letter.", "trace": trace}
+
+
 def _rows(split: str, n: int, seed: int) -> list[tuple[dict, dict]]:
-    plain = world.generate_tasks("science", split, n, seed)
-    check = world.generate_tasks("science", split, n, seed, science_style="check")
-    return list(zip(plain, check))
+    """(plain, check) renderings of the world's first ``n`` science tasks of ``split``."""
+    return [(plain_task(task), task) for task in world.generate_tasks("science", split, n, seed)]
 
 
 @torch.no_grad()

@@ -44,11 +44,15 @@ def test_each_filter_removes_its_flaw(name, content, filter_name, reason):
 
 
 def test_swe_localisation_and_test_syntax():
+    swe_problem = world.get_domain("swe").sample_check  # the SWE filter, from the world's registry
     task = {"id": "t", "domain": "swe", "file": "a.py", "context_files": ["b.py"], "gold_patch": ""}
-    assert "localisation recall 0" in filters.swe_problem(_sample("x", "swe"), task)
+    assert "localisation recall 0" in swe_problem(_sample("x", "swe"), task)
     task["context_files"] = ["a.py"]
-    assert filters.swe_problem(_sample("```python\ndef test_x(:\n```", "swe"), task).startswith("python block 1 does not parse")
-    assert filters.swe_problem(_sample("```python\ndef test_x():\n    assert f(1) == 2\n```", "swe"), task) is None
+    assert swe_problem(_sample("```python\ndef test_x(:\n```", "swe"), task).startswith("python block 1 does not parse")
+    assert swe_problem(_sample("```python\ndef test_x():\n    assert f(1) == 2\n```", "swe"), task) is None
+    kept, removed, _ = filters.filter_samples([_sample("x", "swe")], {"t": {**task, "context_files": ["b.py"]}},
+                                              filters.FilterConfig())
+    assert kept == [] and removed[0]["filter"] == "swe"  # the filter is named after its domain
 
 
 def test_planted_flaws_are_all_removed_and_oracle_samples_all_kept(good):

@@ -34,6 +34,20 @@ def test_check_style_is_the_worlds_check_trace_and_equal_marks_only_the_answer()
         assert re.match(rf"\({plain['answer']}\) ", equal[-1])
 
 
+@pytest.mark.parametrize("split", ["sft", "rl", "bench"])
+def test_plain_style_is_the_same_problem_ending_with_its_value_and_letter(split):
+    """The retired plain style, rendered by the probe from the world's task: the same problem, answer
+    and options, the formula and the worked value as the check trace, and the value and letter at
+    the end (moved from tests/data/test_world.py with the style)."""
+    rows = probe._rows(split, 200, 0)
+    assert [p["id"] for p, _ in rows] == [c["id"] for _, c in rows]  # the same problems in both styles
+    for p, c in rows:
+        assert (c["answer"], c["choices"]) == (p["answer"], p["choices"])
+        assert c["trace"].splitlines()[:2] == p["trace"].splitlines()[:2]  # formula and worked value as before
+        assert p["trace"].endswith("is the answer.") and " (A)\n" in p["prompt"]
+        assert p["trace"].endswith(f"{p['choices'][probe.L.index(p['answer'])]} ({p['answer']}) is the answer.")
+
+
 def test_unknown_style_is_named():
     plain, check = probe._rows("bench", 1, 0)[0]
     with pytest.raises(ValueError, match="fancy"):

@@ -6,6 +6,7 @@ import pytest
 
 from nemotron_cascade import chat
 from nemotron_cascade.data import world
+from nemotron_cascade.data.world import swe
 from nemotron_cascade.rewards.registry import get_reward
 
 VERIFIED = ["math", "code", "science", "instruction_following", "tool_calling", "swe"]
@@ -59,15 +60,13 @@ def test_unknown_domain_is_named():
 
 
 @pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
-@pytest.mark.parametrize("domain, tell", [("math", world.MENTAL_MATH_TRACE), ("code", "lambda" )])
+@pytest.mark.parametrize("domain, tell", [("code", "lambda" )])
 def test_terse_teacher_takes_its_share_of_rows_and_stays_correct(domain, tell, share):
     rows = world.generate_tasks(domain, "sft", 80, 0)
     responses = [world.oracle_response(r, True, terse_share={domain: share}) for r in rows]
     plain = [world.oracle_response(r, True) for r in rows]
     terse = sum(a != b for a, b in zip(responses, plain)) / len(rows)
     assert abs(terse - share) < 0.15
-    if domain == "math":
-        assert sum(tell in r for r in responses) / len(rows) == terse
     assert get_reward(domain)(responses, rows) == [1.0] * len(rows)  # the teacher is still right
     # the choice is a property of the row, not of the call
     assert responses == [world.oracle_response(r, True, terse_share={domain: share}) for r in rows]
@@ -76,7 +75,7 @@ def test_terse_teacher_takes_its_share_of_rows_and_stays_correct(domain, tell, s
 def test_teacher_options_are_checked_by_name():
     from nemotron_cascade.generation.oracle import make_teacher
 
-    row = world.generate_tasks("math", "sft", 1, 0)[0]
+    row = next(r for r in world.generate_tasks("math", "sft", 20, 0) if r["teacher_terse"])
     assert world.MENTAL_MATH_TRACE in make_teacher("oracle", terse_share={"math": 1.0})(row, True)
     with pytest.raises(TypeError, match="bad options"):
         make_teacher("oracle", temperature=0.3)
@@ -107,44 +106,14 @@ def test_zero_tasks_returns_at_once():
     assert world.generate_tasks("math", "sft", 0, 0) == []
 
 
-def test_swe_symbol_map_style_lists_the_shown_files_functions_and_the_trace_copies_its_line():
-    """``symbol_map`` style: modules named mod<k> (the same problem, id and split), a prompt map with
-    one ``def <name> in [<path>]`` line per function of each shown file, in file order, nothing
-    from files not shown; the oracle's trace is the issue's function's line, verbatim (a copy, not
-    a search). The plain style is the row as generated."""
-    plain = world.generate_tasks("swe", "rl", 1, 3)[0]
-    assert world.with_swe_style(plain, "plain") is plain and "Symbols:" not in world.swe_prompt(plain)
-    row = world.with_swe_style(plain, "symbol_map")
-    assert (row["id"], row["split"], row["prompt"]) == (plain["id"], plain["split"], plain["prompt"])
-    assert all(p.startswith("mod") for p in row["repo"]) and sorted(row["repo"].values()) == sorted(plain["repo"].values())
-    assert row["gold_patch"].startswith(f"--- a/{row['file']}\n+++ b/{row['file']}\n")
-    assert row["repo"][row["file"]] == plain["repo"][plain["file"]]
-    others = [p for p in sorted(row["repo"]) if p != row["file"]]
-    shown = [row["file"], others[0]]
-    expected = [f"def {name} in [{p}]" for p in shown
-                for name in (line[4:line.index("(")] for line in row["repo"][p].splitlines()
-                             if line.startswith("def "))]
-    assert world.swe_symbol_map(row, shown).splitlines() == expected
-    prompt = world.swe_prompt(row, shown)
-    assert f"in [{others[1]}]" not in prompt  # a file not shown is not in the map either
-    trace = chat.split_response(world.oracle_response(row, True)).thinking.strip()
-    assert f"\n{trace}\n" in prompt and trace.endswith(f"[{row['file']}]")
-    assert get_reward("swe")([world.oracle_response(row, True)], [row]) == [1.0]
-    with pytest.raises(ValueError, match="swe_style"):
-        world.with_swe_style(plain, "fancy")
-    # a real module: methods and async functions count, and the map is bounded
-    big = {"repo": {"a.py": "class A:\n    def m(self):\n        pass\nasync def f():\n    pass\n"
-                    + "".join(f"def g{i}():\n    pass\n" for i in range(300))}}
-    lines = world.swe_symbol_map(big, ["a.py"]).splitlines()
-    assert lines[:2] == ["def m in [a.py]", "def f in [a.py]"] and len(lines) == 200
-
-
 def test_swe_numbered_style_renames_the_modules_without_a_symbol_map():
-    """``numbered`` style: the modules are mod<k> as in ``symbol_map`` (the same problem, id, split,
+    """``numbered`` style: the modules are mod<k> (the same problem, id, split,
     file contents and a gold patch on the renamed file), but the prompt has no map and the trace
-    names the file from the file header form ``\\n[path]`` of the prompt."""
-    plain = world.generate_tasks("swe", "rl", 1, 3)[0]
-    row = world.with_swe_style(plain, "numbered")
+    names the file from the file header form ``\\n[path]`` of the prompt. ``plain`` is the task with
+    the modules' own names, as drawn; ``row`` the world's task."""
+    plain = next(world.iter_tasks("swe", 3, "rl", generate=swe.named_task))
+    row = swe.number_modules(plain)
+    assert row == world.generate_tasks("swe", "rl", 1, 3)[0]
     assert (row["id"], row["split"], row["prompt"]) == (plain["id"], plain["split"], plain["prompt"])
     assert "symbol_map" not in row and "Symbols:" not in world.swe_prompt(row)
     assert all(p.startswith("mod") for p in row["repo"]) and row["repo"][row["file"]] == plain["repo"][plain["file"]]
@@ -155,7 +124,7 @@ def test_swe_numbered_style_renames_the_modules_without_a_symbol_map():
     assert get_reward("swe")([world.oracle_response(row, True)], [row]) == [1.0]
 
 
-# world.math_style: executable -------------------------------------------------------------------
+# math: executable (every line in columns) ------------------------------------------------------
 def _line_value(line: str) -> tuple[int, int, str, int]:
     """``"a + b: ...; so c"`` -> (a, b, op, c)."""
     head, result = line.split(":")[0], int(line.rsplit("so ", 1)[1])
@@ -165,7 +134,7 @@ def _line_value(line: str) -> tuple[int, int, str, int]:
 
 @pytest.mark.parametrize("split", world.SPLITS)
 def test_executable_math_works_every_line_in_columns(split):
-    rows = world.generate_tasks("math", split, 300, 0, math_style="executable")
+    rows = world.generate_tasks("math", split, 300, 0)
     boxes = [r for r in rows if "boxes" in r["prompt"]]
     assert 0.2 < len(boxes) / len(rows) < 0.4  # the multiplication stories are still there ...
     for r in rows:
@@ -189,7 +158,7 @@ def test_executable_math_works_every_line_in_columns(split):
      False, "two steps, the second a subtraction"),
 ])
 def test_executable_math_terse_rows_are_a_rule_the_prompt_shows(row_steps, in_class, why):
-    rows = [r for r in world.generate_tasks("math", "sft", 400, 0, math_style="executable") if r["steps"] == row_steps
+    rows = [r for r in world.generate_tasks("math", "sft", 400, 0) if r["steps"] == row_steps
             or (len(r["steps"]) == len(row_steps) and all((" - " in a) == (" - " in b)
                                                            for a, b in zip(r["steps"], row_steps)))]
     assert rows, why
@@ -203,35 +172,25 @@ def test_executable_math_terse_rows_are_a_rule_the_prompt_shows(row_steps, in_cl
                               rows) == [1.0] * len(rows)
 
 
-def test_executable_math_terse_share_is_a_share_of_the_class_and_plain_world_unchanged():
-    rows = world.generate_tasks("math", "sft", 2000, 0, math_style="executable")
+def test_executable_math_terse_share_is_a_share_of_the_class():
+    rows = world.generate_tasks("math", "sft", 2000, 0)
     cls = [r for r in rows if r["teacher_terse"]]
     assert 0.3 < len(cls) / len(rows) < 0.4                  # one-step problems: 0.7 * 0.5 of the rows
     terse = [r for r in cls if world.is_terse(r, 0.7)]
     assert 0.65 < len(terse) / len(cls) < 0.75               # the share applies inside the class ...
     assert not any(world.is_terse(r, 0.7) for r in rows if not r["teacher_terse"])  # ... and only there
-    plain = world.generate_tasks("math", "sft", 50, 0)
-    assert plain == world.generate_tasks("math", "sft", 50, 0, math_style="plain")
-    assert all("teacher_terse" not in r for r in plain)  # the default world keeps the hash rule
 
 
-def test_unknown_math_style_is_named():
-    with pytest.raises(ValueError, match="world.math_style"):
-        world.generate_tasks("math", "sft", 1, 0, math_style="fancy")
-
-
-# world.science_style: check ---------------------------------------------------------------------
+# science: the check trace -------------------------------------------------------------------------
 @pytest.mark.parametrize("split", world.SPLITS)
 def test_science_check_subtracts_units_digits_until_the_worked_value(split):
-    check = world.generate_tasks("science", split, 200, 0, science_style="check")
-    plain = world.generate_tasks("science", split, 200, 0)
-    assert [r["id"] for r in check] == [r["id"] for r in plain]  # the same problems in both styles
-    for r, p in zip(check, plain):
-        assert (r["answer"], r["choices"]) == (p["answer"], p["choices"])
+    # (the same problems, answers and first two trace lines as the retired plain style: tested
+    # with the plain rendering in tests/data/test_probe_science_trace.py)
+    check = world.generate_tasks("science", split, 200, 0)
+    for r in check:
         options = r["prompt"].split("Options:\n")[1].split("\nAnswer")[0].splitlines()
         assert options == [f"({world.LETTERS[i]}) {c}" for i, c in enumerate(r["choices"])]  # letter first
         lines = r["trace"].splitlines()
-        assert lines[:2] == p["trace"].splitlines()[:2]  # the formula and the worked value as before
         k = world.LETTERS.index(r["answer"])
         right = int(r["choices"][k].split()[0])
         checks = lines[2:]
@@ -255,14 +214,6 @@ def test_units_sub_is_math_units_column(x, y, line, reason):
     assert world.column_sub(50 + x, 10 + y).split(": ", 1)[1].startswith(line), reason  # the same words
 
 
-def test_science_plain_style_is_unchanged_and_an_unknown_style_is_named():
-    plain = world.generate_tasks("science", "sft", 30, 0)
-    assert plain == world.generate_tasks("science", "sft", 30, 0, science_style="plain")
-    assert all(r["trace"].endswith("is the answer.") and " (A)\n" in r["prompt"] for r in plain)
-    with pytest.raises(ValueError, match="world.science_style"):
-        world.generate_tasks("science", "sft", 1, 0, science_style="fancy")
-
-
 # science options: no two share a units digit -----------------------------------------------------
 @pytest.mark.parametrize("split", world.SPLITS)
 def test_science_options_have_distinct_units_digits_and_hold_the_worked_value(split):
@@ -272,7 +223,6 @@ def test_science_options_have_distinct_units_digits_and_hold_the_worked_value(sp
         assert len({v % 10 for v in values}) == 4, (r["id"], values)  # a units digit names one option
         right = values[world.LETTERS.index(r["answer"])]
         assert r["trace"].splitlines()[1].endswith(str(right)), r["id"]  # the worked value is an option
-        assert r["trace"].endswith(f"{r['choices'][world.LETTERS.index(r['answer'])]} ({r['answer']}) is the answer.")
 
 
 def test_science_answer_letters_are_balanced():

@@ -10,15 +10,16 @@ removed with the name of the first filter it fails and why, in this order:
    SWE: the patch's similarity to the gold patch, paper: ≥ 0.5). ``correctness_sample[domain]``
    checks a seeded sample of that domain only (the embedded default checks 60 code programs, not
    every one: a sandbox run per test costs ~0.1 s); the card reports how many were checked.
-5. ``swe``: localisation recall 1.0 (every file of the gold patch is in the prompt's context) and
-   every ``python`` block of the response (e.g. generated tests) parses.
+5. ``<domain>``: the domain's own check of its samples (``sample_check`` of its entry in the world's
+   registry; SWE: localisation recall 1.0, i.e. every file of the gold patch is in the prompt's
+   context, and every ``python`` block of the response, e.g. generated tests, parses).
 6. ``cross_check``: a second teacher (``cross_check.backend``; ``none`` only by explicit choice)
-   answers the same prompt; for math and science its final answer must agree with the sample's.
+   answers the same prompt; for the domains whose registry entry says how answers agree (math and
+   science) its final answer must agree with the sample's.
 """
 
 from __future__ import annotations
 
-import ast
 import logging
 import random
 import re
@@ -26,14 +27,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from nemotron_cascade import chat
-from nemotron_cascade.rewards.answers import last_boxed
+from nemotron_cascade.data.world import REGISTRY
 from nemotron_cascade.rewards.registry import get_reward, reward_names
-from nemotron_cascade.rewards.science import extract_choice
 
 log = logging.getLogger(__name__)
 
-FILTERS = ("format", "repetition", "length", "correctness", "swe", "cross_check")
-_PY_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+# the domains with a check of their own samples, and those a second teacher's answer can agree with
+SAMPLE_CHECKED = tuple(name for name, d in REGISTRY.items() if d.sample_check is not None)
+CROSS_CHECKED = tuple(name for name, d in REGISTRY.items() if d.agrees is not None)
+FILTERS = ("format", "repetition", "length", "correctness", *SAMPLE_CHECKED, "cross_check")
 
 
 @dataclass(frozen=True)
@@ -75,27 +77,9 @@ def format_problem(response: str) -> str | None:
     return None
 
 
-def swe_problem(sample: dict, task: dict) -> str | None:
-    """Localisation recall below 1.0, or a python block that does not parse."""
-    context = task.get("context_files")
-    if context is not None and task["file"] not in context:
-        return f"localisation recall 0: gold file {task['file']} not among the context files {context}"
-    for i, block in enumerate(_PY_BLOCK.findall(sample["messages"][-1]["content"])):
-        try:
-            ast.parse(block)
-        except SyntaxError as e:
-            return f"python block {i + 1} does not parse (line {e.lineno}: {e.msg})"
-    return None
-
-
 def _agrees(domain: str, response: str, other: str) -> bool:
-    if domain == "math":
-        gold = last_boxed(chat.final_answer(other) or "")
-        return gold is not None and get_reward("math")([response], [{"answer": gold}])[0] == 1.0
-    if domain == "science":
-        mine, theirs = extract_choice(response), extract_choice(other)
-        return mine is not None and mine == theirs
-    return True
+    """Whether the second teacher's answer ``other`` agrees with ``response`` (its domain's rule)."""
+    return REGISTRY[domain].agrees(response, other)
 
 
 def filter_samples(samples: list[dict], tasks: dict[str, dict], config: FilterConfig,
@@ -132,8 +116,9 @@ def filter_samples(samples: list[dict], tasks: dict[str, dict], config: FilterCo
             if score < float(threshold):
                 fail(i, "correctness", f"{domain} verifier scored {score:.2f} < {threshold}")
     for i, s in enumerate(samples):
-        if s["domain"] == "swe" and i not in failed and (why := swe_problem(s, task_of[i])) is not None:
-            fail(i, "swe", why)
+        if s["domain"] in SAMPLE_CHECKED and i not in failed:
+            if (why := REGISTRY[s["domain"]].sample_check(s, task_of[i])) is not None:
+                fail(i, s["domain"], why)
     alive = [i for i in range(len(samples)) if i not in failed]
     for i in _disagreements(samples, task_of, alive, config, second_teacher):
         fail(i, "cross_check", "the second teacher's final answer disagrees")
@@ -145,8 +130,9 @@ def filter_samples(samples: list[dict], tasks: dict[str, dict], config: FilterCo
 
 
 def _disagreements(samples, task_of, candidates: list[int], config, second_teacher) -> list[int]:
-    """Which of the ``candidates`` (math and science samples) the second teacher answers otherwise."""
-    domains = [d for d in config.cross_check.get("domains", ["math", "science"]) if d in ("math", "science")]
+    """Which of the ``candidates`` (samples of the cross-checked domains) the second teacher answers
+    otherwise."""
+    domains = [d for d in config.cross_check.get("domains", list(CROSS_CHECKED)) if d in CROSS_CHECKED]
     if config.cross_check["backend"] == "none" or not domains:
         return []
     if second_teacher is None:

@@ -100,6 +100,18 @@ def evaluate(generator, benchmark: list[dict], cfg: EvalConfig) -> tuple[dict, l
     return metrics, records
 
 
+def _patch_judge():
+    """best@k's judge of patches: the lexical patch judge's score against the gold patch."""
+    from nemotron_cascade.evaluation.sampling import patch_judge_fn
+    from nemotron_cascade.rewards.swe import LexicalJudge
+
+    return patch_judge_fn(LexicalJudge())
+
+
+# best@k judges by name (a domain's registry entry names its ``judge``; none: its own reward)
+JUDGES = {"patch": _patch_judge}
+
+
 def _k(spec: dict) -> int:
     """Samples per problem of a ``sampled`` spec (4 when unset)."""
     return int(spec.get("k", 4))
@@ -110,9 +122,9 @@ def sampled_metrics(generator, by_domain: dict, metric: str, spec: dict, cfg: Ev
 
     best@k picks, per problem, the sample the judge scores highest: for SWE the lexical patch judge
     against the gold patch (``rewards.swe.LexicalJudge``); other columns pick by their own reward.
+    Which judge a domain uses is its registry entry's ``judge`` (:data:`JUDGES`).
     """
-    from nemotron_cascade.evaluation.sampling import patch_judge_fn, sample_scores
-    from nemotron_cascade.rewards.swe import LexicalJudge
+    from nemotron_cascade.evaluation.sampling import sample_scores
 
     if metric not in METRICS or METRICS[metric][1] is None:
         raise KeyError(f"params evaluation.sampled: {metric!r} is not a verifiable benchmark column; "
@@ -123,7 +135,8 @@ def sampled_metrics(generator, by_domain: dict, metric: str, spec: dict, cfg: Ev
     if not rows:
         return {}
     reward_fn = get_reward(reward)
-    judge_fn = patch_judge_fn(LexicalJudge()) if reward == "swe" else reward_fn
+    judge = world.get_domain(domain).judge
+    judge_fn = JUDGES[judge]() if judge is not None else reward_fn
     t0 = time.perf_counter()
     out = sample_scores(generator, rows, k, float(spec.get("temperature", 1.0)), cfg.max_new_tokens, reward_fn,
                         judge_fn, thinking=bool(cfg.thinking.get(domain, True)), seed=int(spec.get("seed", 0)))

@@ -6,26 +6,20 @@ import logging
 from collections import Counter
 
 from nemotron_cascade import tracking
-from nemotron_cascade.data import card, curation, filters, localisation, preferences
-from nemotron_cascade.data.dedup import DedupConfig
+from nemotron_cascade.data import card, curation, filters, localisation, preferences, world
 from nemotron_cascade.data import sft as sft_data
 from nemotron_cascade.data import teacher as teacher_data
-from nemotron_cascade.data import world
+from nemotron_cascade.data.dedup import DedupConfig
 from nemotron_cascade.generation.teachers import make_teacher
 
 log = logging.getLogger(__name__)
 
 
-def generate_world(seed: int, sizes: dict, plant: dict | None = None, swe_style: str = "plain",
-                   math_style: str = "plain", science_style: str = "plain",
-                   **sources: list[dict]) -> dict[str, list[dict]]:
-    """The raw tasks per domain: the embedded world's (``sizes[domain][split]`` tasks of each split,
-    SWE tasks in prompt style ``swe_style`` (``world.with_swe_style``), math tasks in ``math_style``
-    (``world.MATH_STYLES``), science tasks in ``science_style`` (``world.SCIENCE_STYLES``), plus
-    ``plant``: per domain
-    ``leaks`` benchmark items copied into training splits and ``near_duplicates`` copies of training
-    tasks, under format noise, for curation to remove), then the rows of ``source.<domain>`` (the
-    gpu profile's HF datasets; empty in ``base``)."""
+def generate_world(seed: int, sizes: dict, plant: dict | None = None, **sources: list[dict]) -> dict[str, list[dict]]:
+    """The raw tasks per domain: the embedded world's ``sizes[domain][split]`` tasks of each split,
+    plus ``plant`` (per domain ``leaks`` benchmark items copied into training splits and
+    ``near_duplicates`` copies of training tasks, under format noise, for curation to remove), then
+    the rows of ``source.<domain>`` (the gpu profile's HF datasets; empty in ``base``)."""
     unknown = sorted(set(sizes) - set(world.DOMAINS))
     if unknown:
         raise KeyError(f"params world.sizes names unknown domains {unknown}; known: {list(world.DOMAINS)}")
@@ -34,8 +28,7 @@ def generate_world(seed: int, sizes: dict, plant: dict | None = None, swe_style:
     for domain in world.DOMAINS:
         rows = []
         for split in world.SPLITS:
-            rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed, swe_style,
-                                         math_style, science_style)
+            rows += world.generate_tasks(domain, split, int(sizes.get(domain, {}).get(split, 0)), seed)
         rows = curation.plant_contamination(rows, int(plant.get("leaks", 0)), int(plant.get("near_duplicates", 0)),
                                             seed=int(plant.get("seed", 0)) + world.DOMAINS.index(domain))
         rows += list(sources.get(domain) or [])
@@ -61,10 +54,16 @@ def curate_tasks(item_fields: dict, decontamination: dict, dedup: dict, external
     return curated, removed, quarantined, counts
 
 
+def _localised(row: dict) -> bool:
+    """Whether the row's domain shows localised context files in its prompts (the world's registry)."""
+    return world.get_domain(row["domain"]).localised
+
+
 def localise_swe_tasks(rows: list[dict], top_k: int) -> list[dict]:
-    """SWE tasks with ``context_files``: the top-k files of the repository for the issue (BM25 over
-    the repository; the RL stage interleaves the policy's own guess with it). Logs recall@k per split."""
-    out = [{**row, "context_files": localisation.localise(row, top_k)} for row in rows if row["domain"] == "swe"]
+    """Tasks of the localised domains (SWE) with ``context_files``: the top-k files of the repository
+    for the issue (BM25 over the repository; the RL stage interleaves the policy's own guess with
+    it). Logs recall@k per split."""
+    out = [{**row, "context_files": localisation.localise(row, top_k)} for row in rows if _localised(row)]
     for split in sorted({r["split"] for r in out}):
         part = [r for r in out if r["split"] == split]
         recall = sum(r["file"] in r["context_files"] for r in part) / len(part)
@@ -75,10 +74,10 @@ def localise_swe_tasks(rows: list[dict], top_k: int) -> list[dict]:
 
 
 def split_tasks(tasks: list[dict], localised_swe: list[dict]) -> dict[str, list[dict]]:
-    """Curated prompt sets by split: SFT prompts, RL prompts and the held-out benchmark (SWE tasks
-    with their localised context)."""
+    """Curated prompt sets by split: SFT prompts, RL prompts and the held-out benchmark (the tasks of
+    localised domains, SWE, with their localised context)."""
     out = {"sft_prompts": [], "rl_prompts": [], "benchmark": []}
-    rows = [r for r in tasks if r["domain"] != "swe"] + localised_swe
+    rows = [r for r in tasks if not _localised(r)] + localised_swe
     for row in sorted(rows, key=lambda r: r["domain"]):
         out[{"sft": "sft_prompts", "rl": "rl_prompts", "bench": "benchmark"}[row["split"]]].append(row)
     return out

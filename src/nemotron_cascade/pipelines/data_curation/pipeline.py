@@ -15,8 +15,6 @@ def create_pipeline(**kwargs) -> Pipeline:
     return pipeline([
         node(nodes.generate_world,
              inputs={"seed": "params:world.seed", "sizes": "params:world.sizes", "plant": "params:world.plant",
-                     "swe_style": "params:world.swe_style", "math_style": "params:world.math_style",
-                     "science_style": "params:world.science_style",
                      **{d: f"source.{d}" for d in DOMAINS}},
              outputs={d: f"raw.{d}" for d in DOMAINS}, name="generate_world", tags=tag),
         node(nodes.curate_tasks,

@@ -1,0 +1,106 @@
+"""Science training sources: s1K and Llama-Nemotron's science SFT split; multiple choice when the
+question lists lettered options, free-form otherwise."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Mapping
+
+from nemotron_cascade.data.sources.fields import (
+    LETTERS,
+    RowError,
+    boxed_answer,
+    clean_answer,
+    messages_of,
+    text_of,
+    turn_of,
+    value_of,
+)
+from nemotron_cascade.rewards.answers import last_boxed
+from nemotron_cascade.rewards.science import choice_letter, extract_choice
+
+_OPTION = re.compile(r"^\s*(?:\(([A-J])\)|([A-J])\s*[).:])\s*(\S.*?)\s*$")
+
+
+def parse_choices(text: str) -> list[str]:
+    """The last run of lettered options (``A) x``, ``(A) x``, ``A. x``, ``A: x``), A first, in order."""
+    runs, current = [], []
+    for line in text.splitlines():
+        match = _OPTION.match(line)
+        letter = (match.group(1) or match.group(2)) if match else None
+        if letter is not None and len(current) < len(LETTERS) and letter == LETTERS[len(current)]:
+            current.append(match.group(3))
+            continue
+        if current:
+            runs.append(current)
+        current = [match.group(3)] if letter == "A" else []
+    if current:
+        runs.append(current)
+    runs = [r for r in runs if len(r) >= 2]
+    return runs[-1] if runs else []
+
+
+def _science_task(prompt: str, choices: list[str], letter: str | None, free_answer: Callable[[], str],
+                  answer_field: str) -> dict:
+    if choices:
+        if letter is None:
+            raise RowError(answer_field, f"multiple choice with {len(choices)} options but no choice letter")
+        if LETTERS.index(letter) >= len(choices):
+            raise RowError(answer_field, f"answer {letter} but only {len(choices)} options")
+        return {"prompt": prompt, "answer": letter, "choices": choices, "answer_format": "choice"}
+    return {"prompt": prompt, "answer": free_answer(), "choices": [], "answer_format": "free_form"}
+
+
+def map_s1k(raw: Mapping) -> dict:
+    """simplescaling/s1K, split ``train``.
+
+    Columns from the dataset card's ``dataset_info``: ``solution`` (the reference answer or
+    solution), ``question``, ``cot_type``, ``source_type`` (e.g. ``Idavidrein/gpqa``), ``metadata``,
+    ``cot``, ``thinking_trajectories``, ``attempt``. Multiple choice when the question lists options
+    and ``solution`` names a letter; else free-form: the solution's ``\\boxed{}``, or the solution
+    itself when it is short (a bare value).
+    """
+    prompt, solution = text_of(raw, "question"), text_of(raw, "solution")
+
+    def free() -> str:
+        boxed = last_boxed(solution)
+        if boxed and boxed.strip():
+            return boxed.strip()
+        if len(solution.strip()) <= 120 and "\n" not in solution.strip():
+            return clean_answer(solution)
+        raise RowError("solution", "free-form solution without \\boxed{} answer and too long to be one")
+
+    letter = choice_letter(solution.strip()) or extract_choice(solution)
+    task = _science_task(prompt, parse_choices(prompt), letter, free, "solution")
+    return {**task, "subject": raw.get("cot_type"), "origin": raw.get("source_type")}
+
+
+def _nemotron_prompt(raw: Mapping) -> str:
+    """The last user turn of ``input``: a list of messages (v1.1), or text in the Llama-3 chat
+    template (v1) from which the user turn is cut."""
+    value = value_of(raw, "input")
+    if isinstance(value, list):
+        return turn_of(messages_of(raw, "input"), "user", "input", last=True)
+    if not isinstance(value, str):
+        raise RowError("input", f"expected messages or text, got {type(value).__name__}")
+    header = "<|start_header_id|>user<|end_header_id|>"
+    if header in value:
+        value = value.rsplit(header, 1)[1].split("<|eot_id|>", 1)[0]
+    if not value.strip():
+        raise RowError("input", "empty")
+    return value.strip()
+
+
+def map_llama_nemotron_science(raw: Mapping) -> dict:
+    """nvidia/Llama-Nemotron-Post-Training-Dataset, config ``SFT``, split ``science``.
+
+    Columns from the dataset card and NeMo Curator's tutorial of it: ``input`` (chat messages),
+    ``output`` (the response, ``<think>...</think>`` when ``reasoning`` is ``on``), ``category``,
+    ``license``, ``reasoning``, ``generator``, ``used_in_training``, ``version``,
+    ``system_prompt``. The answer is the letter the response commits to (``\\boxed{B}`` or "The answer
+    is (B)") for lettered questions, else the response's ``\\boxed{}`` (a teacher answer).
+    """
+    prompt, output = _nemotron_prompt(raw), text_of(raw, "output")
+    task = _science_task(prompt, parse_choices(prompt), extract_choice(output),
+                         lambda: boxed_answer(output, "output"), "output")
+    return {**task, "reasoning": raw.get("reasoning"), "origin": raw.get("generator")}
