@@ -113,3 +113,121 @@ def test_a_second_live_run_of_the_same_configuration_is_refused(tmp_path):
     j.release()
     assert not (tmp_path / "k.lock").exists()
     assert not resumed.resumed  # nothing was done yet
+
+
+# -- the hook that owns the journal, and the runner that finds it through the hook manager ----------
+
+def _session(tmp_path, hook, pipeline, catalog, runner):
+    """Drive one run as a KedroSession does: the hooks around ``runner.run`` on one hook manager."""
+    import types
+
+    from kedro.framework.hooks.manager import _create_hook_manager
+
+    manager = _create_hook_manager()
+    manager.register(hook)
+    manager.hook.after_context_created(context=types.SimpleNamespace(project_path=tmp_path, env="test"))
+    params = {"session_id": "s-now"}
+    manager.hook.before_pipeline_run(run_params=params, pipeline=pipeline, catalog=catalog)
+    runner.run(pipeline, catalog, manager)
+    manager.hook.after_pipeline_run(run_params=params, run_result={}, pipeline=pipeline, catalog=catalog)
+
+
+class _Saved:
+    """A saved output with lineage, as a trainer's checkpoint is."""
+
+    def __init__(self, lineage):
+        self.lineage = lineage
+
+
+def _state_dir(path):
+    path.mkdir(parents=True)
+    (path / "state.pt").write_text("state")
+    return path
+
+
+def _probe(on_save):
+    """A dataset that calls ``on_save`` when saved (kedro 1 has no LambdaDataset)."""
+    from kedro.io import AbstractDataset
+
+    class Probe(AbstractDataset):
+        def load(self):
+            raise NotImplementedError
+
+        def save(self, data):
+            on_save(data)
+
+        def _describe(self):
+            return {}
+
+    return Probe()
+
+
+def test_the_resume_hook_clears_a_checkpoints_resume_dir_once_all_the_nodes_outputs_are_saved(tmp_path):
+    derived = _state_dir(tmp_path / "_resume" / "derived")  # recorded in the checkpoint's lineage
+    from_params = _state_dir(tmp_path / "_resume" / "params")  # the older way: a params:*resume_dir input
+    seen = []
+
+    def save_report(_):  # saved after the checkpoint: the state must still be there
+        seen.append((derived / "state.pt").exists() and (from_params / "state.pt").exists())
+
+    def train(directory, _rows):
+        return _Saved({"resume_dir": str(derived)}), [{"done": True}]
+
+    pipeline = Pipeline([node(train, ["params:train.resume_dir", "raw"], ["ckpt", "report"], name="train")])
+    catalog = DataCatalog({"raw": MemoryDataset([1]), "params:train.resume_dir": MemoryDataset(str(from_params)),
+                           "ckpt": MemoryDataset(), "report": _probe(save_report)})
+    hook = jl.ResumeHook()
+    _session(tmp_path, hook, pipeline, catalog, jl.ResumableRunner())
+    assert seen == [True], "the resume state went before every output of the node was saved"
+    assert not derived.exists() and not from_params.exists()
+    assert hook.journal is None and not list((tmp_path / jl.JOURNAL_DIR).glob("*.json"))  # finished: no journal
+
+
+def test_the_resumable_runner_reads_the_journal_of_the_resume_hook_it_runs_with(tmp_path):
+    ran = []
+
+    def record(name):
+        def fn(x):
+            ran.append(name)
+            return x
+        return fn
+
+    pipeline = Pipeline([node(record("a"), "raw", "mem", name="a"), node(record("b"), "mem", "ckpt", name="b"),
+                         node(record("c"), "ckpt", "report", name="c")])
+    killed = "2026-11-28T00.00.01.000Z"
+    JsonlDataset(str(tmp_path / "ckpt.jsonl"), version=Version(None, killed)).save([{"x": 1}])
+    key = jl.run_key("test", [n.name for n in pipeline.nodes], {})
+    journal = jl.RunJournal.open(tmp_path / jl.JOURNAL_DIR, key, "s-killed")
+    journal.node_done("a", {"mem": None})
+    journal.node_done("b", {"ckpt": killed})
+    journal.release()  # the killed run's lock is gone with it
+
+    _session(tmp_path, jl.ResumeHook(), pipeline, _catalog(tmp_path), jl.ResumableRunner())
+    assert ran == ["c"]  # a and b were done by the killed run
+    assert JsonlDataset(str(tmp_path / "report.jsonl")).load() == [{"x": 1}]
+
+    ran.clear()  # without a ResumeHook on the hook manager the runner runs every node
+    jl.ResumableRunner().run(pipeline, _catalog(tmp_path))
+    assert ran == ["a", "b", "c"]
+
+
+def test_the_resume_hook_is_the_tracking_hooks_run_store(tmp_path):
+    import types
+
+    hook = jl.ResumeHook()
+    assert hook.mlflow_runs() == {} and hook.nodes_to_run(_pipeline()) == {"a", "b", "c"}  # no run yet
+    key = jl.run_key("test", ["a", "b", "c"], {})
+    killed = jl.RunJournal.open(tmp_path / jl.JOURNAL_DIR, key, "s-killed")
+    killed.node_done("a", {"mem": None})
+    killed.node_done("b", {"ckpt": "2026-11-28T00.00.01.000Z"})
+    killed.set_mlflow("p", {"sft": "c1"})
+    killed.release()
+
+    hook.after_context_created(types.SimpleNamespace(project_path=tmp_path, env="test"))
+    hook.before_pipeline_run({"session_id": "s-now"}, _pipeline(), _catalog(tmp_path))
+    assert hook.mlflow_runs() == {"parent": "p", "children": {"sft": "c1"}}
+    assert hook.nodes_to_run(_pipeline()) == {"c"}
+    hook.record_mlflow_runs("p", {"sft": "c1", "rlhf": "c2"})
+    assert json.loads(hook.journal.path.read_text())["mlflow"]["children"] == {"sft": "c1", "rlhf": "c2"}
+    hook.on_pipeline_error()
+    assert hook.journal is None and hook.mlflow_runs() == {}

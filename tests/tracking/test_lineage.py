@@ -74,3 +74,17 @@ def test_the_command_prints_the_chain_and_names_a_missing_checkpoint(project, ca
     assert "no checkpoint 'nope'" in capsys.readouterr().err
     assert lineage.main(["if_rl", "--project", str(project), "--json"]) == 0
     assert [r["stage"] for r in json.loads(capsys.readouterr().out)] == ["if_rl", "rlhf", "sft"]
+
+
+def test_every_checkpoint_path_is_shown_the_same_way(project, capsys, monkeypatch):
+    """Relative to the project, like the data files: the first checkpoint was found relative and its
+    parents through the absolute paths their lineage recorded, and neither shows through."""
+    monkeypatch.chdir(project)
+    records = lineage.chain("if_rl")
+    assert [r["path"] for r in records] == ["data/06_models/if_rl/v4/if_rl", "data/06_models/rlhf/v3/rlhf",
+                                            "data/06_models/sft.stage2/v1/sft.stage2"]
+    assert records[1]["reward_model"]["path"] == "data/06_models/reward_model/v2/reward_model"
+    assert lineage.main(["if_rl", "--project", str(project)]) == 0
+    shown = [line.strip() for line in capsys.readouterr().out.splitlines() if "data/06_models" in line
+             and not line.strip().startswith(("data ", "<-"))]
+    assert shown == [r["path"] for r in records]  # --project given absolute: still relative to it
