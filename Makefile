@@ -2,25 +2,37 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# what running needs (pyproject's dependencies), and the test extra on top (pytest, the notebook
+# check, DeepSpeed for the parity tests, ruff): `make run` installs only the first
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 export KEDRO_DISABLE_TELEMETRY := true
 export MLFLOW_ALLOW_FILE_STORE := false
 
-.PHONY: setup run test viz mlflow clean
+.PHONY: setup setup-test run test lint viz mlflow clean
 
 setup: $(STAMP)
+
+setup-test: $(TEST_STAMP)
 
 $(STAMP): pyproject.toml scripts/install_system_deps.sh
 	bash scripts/install_system_deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(TEST_STAMP)
 
 run: setup
 	$(BIN)/kedro run $(ARGS)
 
-test: setup
+lint: setup-test
+	$(BIN)/ruff check
+
+test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 viz: setup

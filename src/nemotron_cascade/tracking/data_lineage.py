@@ -96,7 +96,7 @@ class DataLineageHook:
                      if not (name.startswith("params:") or name == "parameters" or isinstance(data, Checkpoint))}
         self._inputs[node.name] = described
         writes_checkpoint = any(isinstance(self._dataset(o), CheckpointDataset) for o in node.outputs)
-        for name, info in described.items():
+        for info in described.values():
             for f in info["files"]:
                 log_input_file(f["path"], f["sha256"], name=Path(f["path"]).name,
                                context="training" if writes_checkpoint else "evaluation")
