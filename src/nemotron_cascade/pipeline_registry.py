@@ -1,27 +1,58 @@
 """Explicit pipeline registry (``find_pipelines()`` breaks on namespaced template pipelines).
 
-The cascade's order lives here and nowhere else: each RL stage reads the checkpoint of the stage
-before it. Stage names are stable; RL stages whose issues have not landed yet are registered empty
-and skipped in the chain.
+The cascade's order is :data:`RL_STAGES`, the one line that orders stages: each RL stage reads the
+checkpoint of the stage before it. Everything else about a stage is its parameters block in
+``conf/base/parameters_rl.yml``, the wiring included: ``reward_model: true`` gives the stage the
+reward model checkpoint, a ``localisation`` block localises its prompts with the policy first.
+The registry reads that wiring from ``conf/base`` (profiles change sizes, not wiring).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from kedro.pipeline import Pipeline
 
 from nemotron_cascade.pipelines import data_curation, evaluation, reward_model, rl_stage, sft
 
 RL_STAGES = ("rlhf", "if_rl", "math_rl", "code_rl", "swe_rl")
-BUILT_RL_STAGES = ("rlhf", "if_rl", "math_rl", "code_rl", "swe_rl")
-# stages given the reward model (RLHF's reward; IF-RL's combined reward for thinking models)
-REWARD_MODEL_STAGES = ("rlhf", "if_rl")
 REWARD_MODEL = "reward_model.model"
-# stages whose prompts are localised with the policy's own guess before training
-LOCALISED_STAGES = ("swe_rl",)
 # the checkpoint the reward model starts from
 REWARD_MODEL_INIT = "sft.stage2"
 # control runs: same template and input as the stage, parameters under their own name
 CONTROLS = {"math_rl_control": "math_rl"}
+
+
+def conf_dir() -> Path:
+    """The running project's configuration directory (the repository's when none is found)."""
+    from kedro.framework.project import settings
+    from kedro.utils import find_kedro_project
+
+    project = find_kedro_project(Path.cwd()) or Path(__file__).resolve().parents[2]
+    return project / settings.CONF_SOURCE
+
+
+def stage_wiring(conf: Path | None = None, env: str = "base") -> dict[str, dict[str, bool]]:
+    """Each RL stage's wiring from its parameters in ``<conf>/<env>/parameters*.yml``:
+    ``{stage: {"reward_model": bool, "localise": bool}}``.
+
+    The files are read as Kedro reads them (OmegaConf), without a config loader: a second
+    ``OmegaConfigLoader`` would re-register the ``globals`` resolver of the running session's.
+    """
+    from omegaconf import OmegaConf
+
+    files = sorted(((conf or conf_dir()) / env).glob("parameters*.yml"))
+    return wiring_of(OmegaConf.to_container(OmegaConf.merge(*[OmegaConf.load(f) for f in files])) if files else {})
+
+
+def wiring_of(params: dict) -> dict[str, dict[str, bool]]:
+    """Each RL stage's wiring in a parameters mapping (see :func:`stage_wiring`)."""
+    wiring = {}
+    for stage in (*RL_STAGES, *CONTROLS):
+        block = params.get(stage) or {}
+        wiring[stage] = {"reward_model": block.get("reward_model") is True,
+                         "localise": isinstance(block.get("localisation"), dict)}
+    return wiring
 
 
 class StagePipeline(Pipeline):
@@ -57,12 +88,19 @@ class StagePipeline(Pipeline):
         return StagePipeline(list(other.nodes)) + self
 
 
+def rl_pipeline(stage: str, input_checkpoint: str, wiring: dict[str, bool]) -> Pipeline:
+    """The RL stage ``stage`` reading ``<input_checkpoint>.policy``, wired as its parameters say."""
+    rm = REWARD_MODEL if wiring["reward_model"] else None
+    return rl_stage.create_pipeline(stage, input_checkpoint, reward_model=rm, localise=wiring["localise"])
+
+
 def register_pipelines() -> dict[str, Pipeline]:
     """Every stage by name; ``cascade`` (= ``__default__``) chains them with evaluation after each.
 
     A stage's pipeline trains it, evaluates its checkpoint on every domain and redraws the matrix
     over every checkpoint up to it, so ``kedro run --pipelines=math_rl`` shows forgetting too.
     """
+    wiring = stage_wiring()
     checkpoints = list(evaluation.pipeline.CHECKPOINTS)  # base, sft.stage1, sft.stage2
     evals = {c: evaluation.evaluation_of(c) for c in checkpoints}
     sft_stages = sft.create_pipeline()
@@ -74,22 +112,17 @@ def register_pipelines() -> dict[str, Pipeline]:
     trained = {}
     previous, inputs_of = "sft.stage2", {}
     for stage in RL_STAGES:
-        if stage not in BUILT_RL_STAGES:
-            pipes[stage] = Pipeline([])
-            continue
-        trained[stage] = rl_stage.create_pipeline(
-            stage, previous, reward_model=REWARD_MODEL if stage in REWARD_MODEL_STAGES else None,
-            localise=stage in LOCALISED_STAGES)
+        trained[stage] = rl_pipeline(stage, previous, wiring[stage])
         evals[stage] = evaluation.evaluation_of(stage)
         inputs_of[stage] = previous
         checkpoints.append(stage)
         pipes[stage] = StagePipeline(trained[stage] + evals[stage] + evaluation.report_of(checkpoints))
         previous = stage
     for control, stage in CONTROLS.items():
-        pipes[control] = rl_stage.create_pipeline(control, inputs_of[stage]) + evaluation.evaluation_of(control)
+        pipes[control] = rl_pipeline(control, inputs_of[stage], wiring[control]) + evaluation.evaluation_of(control)
     all_evals = sum(evals.values(), Pipeline([]))
     pipes["evaluation"] = all_evals + evaluation.report_of(checkpoints)
-    pipes["cascade"] = (pipes["data_curation"] + sft_stages + pipes["reward_model"] + sum(trained.values(), Pipeline([]))
-                        + pipes["evaluation"])
+    pipes["cascade"] = (pipes["data_curation"] + sft_stages + pipes["reward_model"]
+                        + sum(trained.values(), Pipeline([])) + pipes["evaluation"])
     pipes["__default__"] = pipes["cascade"]
     return pipes

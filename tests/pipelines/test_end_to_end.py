@@ -66,7 +66,9 @@ def test_curation_then_sft_stage_by_stage(project):
     lineage = json.loads((stage2 / "sft.stage2" / "lineage.json").read_text())
     (stage1,) = (project / "data/06_models/sft.stage1").iterdir()
     assert lineage["parent"]["version"] == stage1.name and lineage["stage"] == "sft"
-    assert not list((project / "data/06_models/_resume").glob("*/state.pt"))
+    # the trainers' last states (data/06_models/_resume/<stage>/<run key>) went once the checkpoints were saved
+    assert lineage["resume_dir"].startswith("data/06_models/_resume/sft.stage2/")
+    assert not list((project / "data/06_models/_resume").glob("*/*/state.pt"))
 
 
 @pytest.mark.slow
@@ -124,6 +126,8 @@ def test_rl_stages_run_one_by_one_from_the_catalogued_checkpoints(project):
     assert math_lineage["parent"]["version"] == if_version
     assert math_lineage["reward"] == "math" and code_lineage["reward"] == "code"
     assert code_lineage["parent"]["version"] == math_version
+    for stage in ("rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"):  # each stage's curves, a catalogued figure
+        assert (project / f"data/08_reporting/curves/{stage}.png").stat().st_size > 1000, stage
     rlhf_history = json.loads((project / "data/07_model_output/rlhf/train_history.json").read_text())
     assert {"gt_quality", "repeated_sentences", "response_length"} <= set(rlhf_history[-1])
     history = json.loads((project / "data/07_model_output/math_rl/train_history.json").read_text())
@@ -176,15 +180,15 @@ def test_a_malformed_raw_row_is_quarantined_and_a_malformed_curated_row_stops_th
     assert "curated.jsonl: row 3: missing field 'prompt'" in out.replace("│ ", "").replace(" │", "")
 
 
-def _kill_when(proc: subprocess.Popen, ready: Path, timeout: float = 300) -> None:
-    """SIGKILL the run (its whole process group) as soon as ``ready`` exists."""
+def _kill_when(proc: subprocess.Popen, root: Path, ready: str, timeout: float = 300) -> None:
+    """SIGKILL the run (its whole process group) as soon as a file matching ``root/ready`` exists."""
     deadline = time.monotonic() + timeout
-    while not ready.exists():
+    while not list(root.glob(ready)):
         if proc.poll() is not None:
-            raise AssertionError(f"the run ended (rc {proc.returncode}) before {ready} appeared")
+            raise AssertionError(f"the run ended (rc {proc.returncode}) before {root / ready} appeared")
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
-            raise AssertionError(f"{ready} did not appear in {timeout} s")
+            raise AssertionError(f"{root / ready} did not appear in {timeout} s")
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
@@ -205,7 +209,7 @@ def test_the_whole_cascade_runs_in_one_kedro_run_and_resumes_after_a_kill(tmp_pa
     with open(fresh / "killed.log", "w") as log:  # a file, not a pipe nobody reads while it fills
         killed = subprocess.Popen([str(Path(sys.executable).parent / "kedro"), "run", "--env", "test", *args],
                                   cwd=fresh, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        _kill_when(killed, fresh / "data/06_models/_resume/code_rl/state.pt")
+        _kill_when(killed, fresh / "data/06_models/_resume", "code_rl/*/state.pt")  # <stage>/<run key>
     assert killed.returncode == -signal.SIGKILL
     (journal,) = (fresh / "data/09_tracking/runs").glob("*.json")
     done = json.loads(journal.read_text())["done"]
@@ -221,7 +225,7 @@ def test_the_whole_cascade_runs_in_one_kedro_run_and_resumes_after_a_kill(tmp_pa
     assert sorted(p.name for p in (fresh / "data/06_models/math_rl").iterdir()) == math_versions  # not retrained
     history = json.loads((fresh / "data/07_model_output/code_rl/train_history.json").read_text())
     assert [h["step"] for h in history] == list(range(1, steps + 1))  # as many optimiser steps as uninterrupted
-    assert not journal.exists() and not list((fresh / "data/06_models/_resume").glob("*/state.pt"))
+    assert not journal.exists() and not list((fresh / "data/06_models/_resume").glob("*/*/state.pt"))
 
     matrix = pd.read_csv(fresh / "data/08_reporting/cascade_matrix.csv")
     assert list(matrix["stage"]) == ["base", "sft_stage1", "sft", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"]

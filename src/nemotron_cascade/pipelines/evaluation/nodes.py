@@ -12,11 +12,12 @@ from nemotron_cascade.generation.hf import HFGenerator
 log = logging.getLogger(__name__)
 
 
-def evaluate_policy(policy: Checkpoint, benchmark: list[dict], evaluation: dict) -> tuple[dict, list[dict]]:
-    """Scores of one checkpoint on every domain's held-out benchmark, and the per-item records."""
-    cfg = benchmarks.EvalConfig(**evaluation)
-    generator = HFGenerator(policy.model, policy.tokenizer, batch_size=cfg.batch_size)
-    metrics, records = benchmarks.evaluate(generator, benchmark, cfg)
+def evaluate_policy(policy: Checkpoint, benchmark: list[dict],
+                    evaluation: benchmarks.EvalConfig) -> tuple[dict, list[dict]]:
+    """Scores of one checkpoint on every domain's held-out benchmark, and the per-item records
+    (``params:evaluation``, typed: Kedro builds the config before any node runs)."""
+    generator = HFGenerator(policy.model, policy.tokenizer, batch_size=evaluation.batch_size)
+    metrics, records = benchmarks.evaluate(generator, benchmark, evaluation)
     metrics = {"checkpoint_version": policy.lineage.get("version"), **metrics}
     tracking.log_metrics(metrics, prefix="eval/")
     return metrics, records

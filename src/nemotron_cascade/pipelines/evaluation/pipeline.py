@@ -3,9 +3,10 @@
 from kedro.pipeline import Pipeline, node, pipeline
 
 from nemotron_cascade.pipelines.evaluation import nodes
+from nemotron_cascade.stages import label_of
 
-# checkpoint dataset prefix -> row label in the matrix (cascade order)
-CHECKPOINTS = {"base": "base", "sft.stage1": "sft_stage1", "sft.stage2": "sft"}
+# the checkpoints before RL: dataset prefix -> row label in the matrix (cascade order)
+CHECKPOINTS = {c: label_of(c) for c in ("base", "sft.stage1", "sft.stage2")}
 
 
 def evaluation_of(checkpoint: str) -> Pipeline:
@@ -22,7 +23,7 @@ def evaluation_of(checkpoint: str) -> Pipeline:
 
 def report_of(checkpoints: list[str]) -> Pipeline:
     """The matrix over the given checkpoints (rows in the given order)."""
-    labels = [CHECKPOINTS.get(c, c) for c in checkpoints]
+    labels = [label_of(c) for c in checkpoints]
     return pipeline([
         node(lambda *m, _labels=labels: nodes.report_matrix(_labels, *m),
              inputs=[f"evaluation.{c}.metrics" for c in checkpoints],

@@ -3,34 +3,30 @@
 from kedro.pipeline import Pipeline, node, pipeline
 
 from nemotron_cascade.pipelines.sft import nodes
+from nemotron_cascade.stages import for_stage
 
 STAGES = ("stage1", "stage2")
 
 
-def stage_template() -> Pipeline:
-    """One SFT stage: ``policy_in`` + ``blend`` → ``policy`` (+ its training history)."""
+def stage_template(stage: str) -> Pipeline:
+    """One SFT stage: ``policy_in`` + ``blend`` → ``policy`` (+ its training history); ``params:config``."""
     return pipeline([
-        node(nodes.train_sft_stage,
-             inputs={"policy": "policy_in", "blend": "blend", "train": "params:train",
-                     "stage": "params:name", "resume_dir": "params:resume_dir"},
+        node(for_stage(nodes.train_sft_stage, stage),
+             inputs={"policy": "policy_in", "blend": "blend", "config": "params:config"},
              outputs=["policy", "train_history"], name="train_sft"),
     ])
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """base model → sft.stage1 → sft.stage2."""
+    """base model → sft.stage1 → sft.stage2; parameters ``params:base_model`` and ``params:sft.<stage>``."""
     base = pipeline([
-        node(nodes.build_base_model,
-             inputs={"samples": "teacher_samples", "source": "params:base_model.source",
-                     "name_or_path": "params:base_model.name_or_path",
-                     "vocab_size": "params:base_model.vocab_size", "tiny": "params:base_model.tiny",
-                     "pretrain": "params:base_model.pretrain", "resume_dir": "params:base_model.resume_dir",
-                     "dtype": "params:base_model.dtype", "attn_implementation": "params:base_model.attn_implementation"},
+        node(nodes.build_base_model, inputs={"samples": "teacher_samples", "config": "params:base_model"},
              outputs="base.policy", name="build_base_model", tags=["stage.base"]),
     ])
     previous, stages = "base.policy", []
     for s in STAGES:
-        stages.append(pipeline(stage_template(), namespace=f"sft.{s}",
+        stage = f"sft.{s}"
+        stages.append(pipeline(stage_template(stage), namespace=stage, parameters={"params:config": f"params:{stage}"},
                                inputs={"policy_in": previous, "blend": f"sft_blend_{s}"}))
-        previous = f"sft.{s}.policy"
+        previous = f"{stage}.policy"
     return base + sum(stages, Pipeline([]))

@@ -1,0 +1,34 @@
+"""The typed parameters of the reward model (``params:reward_model``), built by Kedro before any
+node of the run starts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nemotron_cascade import stages
+from nemotron_cascade.training.launch import LaunchConfig
+from nemotron_cascade.training.reward_model import RMConfig
+
+INITS = ("policy", "scratch")
+
+
+@dataclass(frozen=True)
+class RMStageConfig:
+    """``init: policy`` (the input checkpoint's body, a fresh scalar head) or ``scratch`` (a new
+    tiny model of ``size``, fields of ``TinyModelConfig``); a ``train`` block of :class:`RMConfig`
+    fields and an optional ``launch`` block."""
+
+    init: str
+    train: RMConfig
+    size: Mapping[str, Any] | None = None
+    launch: LaunchConfig = field(init=False, default=None)
+    train_params: Mapping[str, Any] = field(init=False, default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f"params reward_model.init must be 'policy' or 'scratch', got {self.init!r}")
+        cfg, launch, written, _ = stages.split_train_block(self.train, RMConfig, "train")
+        for name, value in (("train", cfg), ("launch", launch), ("train_params", written)):
+            object.__setattr__(self, name, value)
