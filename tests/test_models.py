@@ -50,12 +50,14 @@ def test_the_base_model_node_loads_a_pretrained_directory_in_the_profile_dtype(t
     import torch
 
     from nemotron_cascade.pipelines.sft import nodes
+    from nemotron_cascade.pipelines.sft.config import BaseModelConfig
 
     tiny_model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    ckpt = nodes.build_base_model([], "pretrained", str(tmp_path), 0, {}, dtype="bfloat16", attn_implementation="eager")
+    ckpt = nodes.build_base_model([], BaseModelConfig(source="pretrained", name_or_path=str(tmp_path), vocab_size=0,
+                                                      tiny={}, dtype="bfloat16", attn_implementation="eager"))
     assert next(ckpt.model.parameters()).dtype == torch.bfloat16
     assert ckpt.model.config._attn_implementation == "eager"
     assert ckpt.lineage["source"] == "pretrained" and ckpt.tokenizer.get_vocab() == tokenizer.get_vocab()
-    with pytest.raises(ValueError, match="name_or_path is required"):
-        nodes.build_base_model([], "pretrained", None, 0, {})
+    with pytest.raises(ValueError, match="name_or_path is required"):  # when Kedro builds the config, before any node
+        BaseModelConfig(source="pretrained", name_or_path=None, vocab_size=0, tiny={})
