@@ -24,11 +24,16 @@ class RMStageConfig:
     train: RMConfig
     size: Mapping[str, Any] | None = None
     launch: LaunchConfig = field(init=False, default=None)
-    train_params: Mapping[str, Any] = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.init not in INITS:
             raise ValueError(f"params reward_model.init must be 'policy' or 'scratch', got {self.init!r}")
         cfg, launch, written, _ = stages.split_train_block(self.train, RMConfig, "train")
-        for name, value in (("train", cfg), ("launch", launch), ("train_params", written)):
+        for name, value in (("train", cfg), ("launch", launch), ("_train_params", written)):
             object.__setattr__(self, name, value)
+
+    @property
+    def train_params(self) -> Mapping[str, Any]:
+        """The ``train`` block as written, without ``launch``: what the resume fingerprint hashes
+        (not a field, so neither Kedro nor the tracking hook lists it beside ``train``)."""
+        return self._train_params

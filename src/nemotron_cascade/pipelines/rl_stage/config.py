@@ -42,7 +42,6 @@ class RLStageConfig:
     reward_model: bool = False
     localisation: LocalisationConfig | None = None
     launch: LaunchConfig = field(init=False, default=None)
-    train_params: Mapping[str, Any] = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self):
         cfg, launch, written, _ = stages.split_train_block(self.train, GRPOConfig, "train")
@@ -51,6 +50,12 @@ class RLStageConfig:
             loc = config.config_from_params(LocalisationConfig, loc, "localisation")
         if not isinstance(self.reward_model, bool):
             raise ValueError(f"reward_model must be true or false, got {self.reward_model!r}")
-        for name, value in (("train", cfg), ("launch", launch), ("train_params", written), ("localisation", loc),
+        for name, value in (("train", cfg), ("launch", launch), ("_train_params", written), ("localisation", loc),
                             ("domains", tuple(self.domains)), ("diagnostics", tuple(self.diagnostics or ()))):
             object.__setattr__(self, name, value)
+
+    @property
+    def train_params(self) -> Mapping[str, Any]:
+        """The ``train`` block as written, without ``launch``: what the resume fingerprint hashes
+        (not a field, so neither Kedro nor the tracking hook lists it beside ``train``)."""
+        return self._train_params

@@ -26,13 +26,18 @@ class SFTStageConfig:
     train: SFTConfig
     block_size: int = field(init=False, default=None)
     launch: LaunchConfig = field(init=False, default=None)
-    train_params: Mapping[str, Any] = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self):
         cfg, launch, written, extras = stages.split_train_block(self.train, SFTConfig, "train", ("block_size",))
-        for name, value in (("train", cfg), ("launch", launch), ("train_params", written),
+        for name, value in (("train", cfg), ("launch", launch), ("_train_params", written),
                             ("block_size", int(extras["block_size"]))):
             object.__setattr__(self, name, value)
+
+    @property
+    def train_params(self) -> Mapping[str, Any]:
+        """The ``train`` block as written, without ``launch``: what the resume fingerprint hashes
+        (not a field, so neither Kedro nor the tracking hook lists it beside ``train``)."""
+        return self._train_params
 
 
 @dataclass(frozen=True)
