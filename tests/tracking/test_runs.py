@@ -15,7 +15,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 
-from nemotron_cascade.tracking.runs import POSITION_KEY, POSITION_TAG, StageTrackingHook
+from nemotron_cascade.tracking.runs import BUSY_KEY, POSITION_KEY, POSITION_TAG, StageTrackingHook
 
 PAUSE_S = 0.4
 
@@ -130,6 +130,8 @@ def test_each_stage_run_ends_when_its_last_node_has_saved_its_outputs(tracked):
     assert base.end_time <= sft.start_time + 50
     assert sft.end_time - base.end_time >= PAUSE_S * 1000 * 0.9
     assert parent.info.end_time - base.end_time >= PAUSE_S * 1000 * 0.9
+    # the time of a stage's own nodes, whatever ran between them
+    assert children["sft.stage1"].data.metrics[BUSY_KEY] >= PAUSE_S * 0.9 > children["base"].data.metrics[BUSY_KEY]
     assert children["report"].info.end_time <= parent.info.end_time
 
 
@@ -175,6 +177,8 @@ def test_a_resumed_run_continues_the_killed_runs_and_ends_only_what_it_reopened(
     for stage in ("base", "reward_model"):  # not touched again: their end is the first run's
         assert after[stage].info.end_time == before[stage].info.end_time
     assert after["sft.stage1"].info.end_time > before["sft.stage1"].info.end_time
+    # its summed node time continues the killed run's: the slow node ran once in each
+    assert after["sft.stage1"].data.metrics[BUSY_KEY] >= before["sft.stage1"].data.metrics[BUSY_KEY] + PAUSE_S * 0.9
 
 
 def test_a_failed_run_fails_only_the_stages_left_open(tracked):

@@ -8,10 +8,11 @@ under a parent that ties one cascade together. :class:`StageTrackingHook` does e
 * every node belongs to a stage (:func:`~nemotron_cascade.tracking.stages.stage_of`); around each
   node the stage's child run is made active, so ``tracking.log_metrics`` inside the library loops
   lands there, and the node's ``params:`` inputs are logged as flat, redacted parameters;
-* a stage's child run ends when the last node of that stage in this run has saved its outputs, so
-  its duration is the stage's own; it records its place in the cascade (tag ``cascade.position``,
-  param and metric ``cascade_position``) so that MLflow's tables, charts and compare view can
-  order the stages;
+* a stage's child run ends when the last node of that stage in this run has saved its outputs
+  (it starts with the stage's first node, which for an RL stage is its early prompt selection, so
+  the metric ``stage_seconds`` sums the time of the stage's own nodes); it records its place in the
+  cascade (tag ``cascade.position``, param and metric ``cascade_position``) so that MLflow's
+  tables, charts and compare view can order the stages;
 * every checkpoint read or written is tagged on the stage run (``read.<dataset>`` /
   ``wrote.<dataset>`` = version), and the checkpoint's own ``lineage.json`` names the run;
 * the datasets named in ``parent_artifacts`` (the cascade matrix as an MLflow table, its heatmap)
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 POSITION_TAG = "cascade.position"
 POSITION_KEY = "cascade_position"  # the param and the metric
+BUSY_KEY = "stage_seconds"  # the wall time of the stage's own nodes, summed
 # dataset -> artifact file on the parent run: the matrix as a table (a JSON the UI shows as one), its heatmap
 PARENT_ARTIFACTS = {"cascade_matrix": "cascade_matrix.json", "cascade_matrix_plot": "cascade_matrix.png"}
 
@@ -124,6 +127,8 @@ class StageTrackingHook:
         self._open: set[str] = set()  # stages whose child run this process opened and has not ended
         self._stage_nodes: dict[str, set[str]] = {}  # stage -> its nodes still to finish in this run
         self._unsaved: dict[str, set[str]] = {}  # node -> its outputs not saved yet
+        self._started: dict[str, float] = {}  # node -> when it started
+        self._busy: dict[str, float] = {}  # stage -> seconds its nodes took so far
         self._positions: dict[str, float] = {}
         self._order: list[str] = []
 
@@ -197,6 +202,7 @@ class StageTrackingHook:
         stage = stage_of(node)
         mlflow.start_run(run_id=self._child(stage), nested=True)
         self._open.add(stage)
+        self._started[node.name] = time.monotonic()
         params = {}
         for name, value in inputs.items():
             if name.startswith("params:"):
@@ -233,8 +239,15 @@ class StageTrackingHook:
             mlflow.end_run(status=status)
 
     def _node_finished(self, node) -> None:
-        """End the node's stage run when no other node of that stage is left to finish."""
+        """Add the node's time to its stage's; end the stage run when no node of the stage is left."""
         stage = stage_of(node)
+        started = self._started.pop(node.name, None)
+        if started is not None and stage in self._children:
+            run_id = self._children[stage]
+            if stage not in self._busy:  # a stage reopened on resume continues the killed run's sum
+                self._busy[stage] = self._client.get_run(run_id).data.metrics.get(BUSY_KEY, 0.0)
+            self._busy[stage] += time.monotonic() - started
+            self._client.log_metric(run_id, BUSY_KEY, round(self._busy[stage], 3), step=0)
         left = self._stage_nodes.get(stage, set())
         left.discard(node.name)
         if not left and stage in self._open:
