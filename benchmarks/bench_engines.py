@@ -2,7 +2,7 @@
 
 Same tiny model, data, seed and global batch in every arm; the DeepSpeed arm runs under
 ``torchrun --nproc_per_node 2`` with one thread per rank and each rank taking half of every global
-batch (``nemotron_cascade.training.ds_parity``). Torch runs once with 1 thread and once with 2
+batch (``ds_parity``). Torch runs once with 1 thread and once with 2
 threads (the same 2 cores as the DeepSpeed arm). Reported, fp32 throughout (CPU):
 
 * SFT: assistant tokens/s of the training loop (engine set-up excluded) and the last-step loss;
@@ -32,12 +32,15 @@ def launch(nproc: int, threads: int, args, extra: list[str]) -> dict:
         s.close()
         out = os.path.join(tmp, "out.json")
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port,
-               "-m", "nemotron_cascade.training.ds_parity", "--out", out, "--tasks", "sft", "grpo",
+               "-m", "ds_parity", "--out", out, "--tasks", "sft", "grpo",
                "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len),
                "--grpo-steps", str(args.grpo_steps), "--grpo-prompts", str(args.grpo_prompts),
                "--grpo-group", str(args.grpo_group), "--grpo-max-tokens", str(args.grpo_max_tokens),
                "--grpo-micro", str(args.grpo_micro), "--grpo-poison-step", "-1", *extra]
-        proc = subprocess.run(cmd, cwd=tmp, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+        tests = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+               "PYTHONPATH": os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)}
+        proc = subprocess.run(cmd, cwd=tmp, env=env,
                               capture_output=True, text=True)
         if proc.returncode:
             sys.exit(proc.stderr[-3000:])

@@ -7,6 +7,9 @@ import os
 import pytest
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+# test helpers (ds_parity, vllm_fakes) importable by name in launched ranks and subprocesses too
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_TESTS, os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ both (same rewards, same advantages). The table shows throughput and peak memory
 the largest loss difference from the twin, which must stay under ``--tol`` (fp32, TF32 off).
 Exit status: 0 on parity, 1 on a mismatch, 2 when the device is not there.
 
-The steps are written here, device-aware, from the project's pieces (``token_loss``, ``collate``,
-``batches``, ``group_advantages``, ``policy_loss``): the Kedro loops (``train_sft``,
-``train_grpo``, ``HFGenerator``) build their tensors on the CPU and do not run on a GPU yet.
+The steps are written here from the project's pieces (``token_loss``, ``collate``, ``batches``,
+``group_advantages``, ``policy_loss`` and the trainer's ``sequence_logprobs``, which follow the
+model's device); the Kedro loops do not place the model on a GPU yet (the scale issue).
 """
 
 from __future__ import annotations
@@ -21,27 +21,6 @@ import argparse
 import copy
 import sys
 import time
-
-
-def _seq_logprobs(model, prompt_ids, completion_ids, pad_id, device):
-    """Per-token log-probs of the completions (``rl.trainer.sequence_logprobs`` on ``device``)."""
-    import torch
-
-    seqs = [p + c for p, c in zip(prompt_ids, completion_ids)]
-    L, T = max(map(len, seqs)), max(1, max(map(len, completion_ids)))
-    ids = torch.full((len(seqs), L), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(seqs), L), dtype=torch.long)
-    index = torch.zeros((len(seqs), T), dtype=torch.long)
-    targets = torch.zeros((len(seqs), T), dtype=torch.long)
-    mask = torch.zeros((len(seqs), T))
-    for b, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
-        ids[b, :len(p) + len(c)], attn[b, :len(p) + len(c)] = torch.tensor(p + c), 1
-        index[b, :len(c)] = torch.arange(len(p) - 1, len(p) - 1 + len(c))
-        targets[b, :len(c)], mask[b, :len(c)] = torch.tensor(c, dtype=torch.long), 1.0
-    ids, attn, index, targets, mask = (t.to(device) for t in (ids, attn, index, targets, mask))
-    logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits.float()
-    picked = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.size(-1)))
-    return torch.log_softmax(picked, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1), mask
 
 
 def _sample(model, tokenizer, prompts, group, max_new_tokens, seed, device):
@@ -64,6 +43,91 @@ def _sample(model, tokenizer, prompts, group, max_new_tokens, seed, device):
     return p_ids, comps, texts
 
 
+class _Twins:
+    """The model on the device and its CPU twin, each with its AdamW, stepped in lock-step."""
+
+    def __init__(self, base, device: str):
+        import torch
+
+        self.models = {"dev": copy.deepcopy(base).to(device), "cpu": base}
+        self.opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.95)) for k, m in self.models.items()}
+        self.where, self.cuda = {"dev": device, "cpu": "cpu"}, device.startswith("cuda")
+        self.device = device
+
+    def step(self, key: str, loss_fn) -> float:
+        """One clipped AdamW step of twin ``key`` on ``loss_fn(model, device)``; the loss."""
+        import torch
+
+        m, opt = self.models[key], self.opts[key]
+        m.train()
+        loss = loss_fn(m, self.where[key])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        return float(loss.detach())
+
+    def sync(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+
+def _sft_phase(twins: _Twins, samples, tok, steps: int, seed: int) -> dict:
+    """``steps`` SFT steps on both twins: tokens/s on the device, final loss, largest loss difference."""
+    from nemotron_cascade.training import packing
+    from nemotron_cascade.training.sft import batches, collate, token_loss
+
+    blocks, _ = packing.prepare_blocks(samples, tok, 256, seed)
+    diff, tokens, spent, loss = 0.0, 0, 0.0, float("nan")
+    for s in range(steps):
+        ids, labels, pos = collate(batches(blocks, 8, s, seed))
+        t0 = time.perf_counter()
+        loss = twins.step("dev", lambda m, d: token_loss(m, ids.to(d), labels.to(d), pos.to(d)))
+        twins.sync()
+        spent += time.perf_counter() - t0
+        tokens += int((labels != -100).sum())
+        diff = max(diff, abs(loss - twins.step("cpu", lambda m, d: token_loss(m, ids, labels, pos))))
+    return {"sft_steps": steps, "sft_tokens_per_s": tokens / max(spent, 1e-9), "sft_final_loss": loss,
+            "sft_max_loss_diff": diff}
+
+
+def _grpo_phase(twins: _Twins, tok, steps: int, seed: int) -> dict:
+    """``steps`` GRPO steps, rollouts sampled on the device and fed to both twins.
+
+    The reward is the response length, a stand-in with variance (the untrained tiny model solves no
+    task, and all-zero rewards would give zero advantages and a vacuous parity check)."""
+    import torch
+
+    from nemotron_cascade.data import world
+    from nemotron_cascade.rl.grpo import group_advantages, policy_loss
+    from nemotron_cascade.rl.update import sequence_logprobs
+
+    rl_rows = world.generate_tasks("math", "rl", 4 * max(1, steps), 0)
+    diff, tokens, spent, loss, rewards_seen = 0.0, 0, 0.0, float("nan"), []
+    for s in range(steps):
+        t0 = time.perf_counter()
+        twins.models["dev"].eval()
+        p_ids, c_ids, _ = _sample(twins.models["dev"], tok, [world.render_prompt(r, True) for r in rl_rows[4 * s:4 * s + 4]],
+                                  4, 48, seed + s, twins.device)
+        rewards = torch.tensor([float(len(c)) for c in c_ids])
+        adv = group_advantages(rewards, 4)
+
+        def loss_fn(m, d):
+            lp, mask, _ = sequence_logprobs(m, p_ids, c_ids, tok.pad_token_id)
+            return policy_loss(lp, adv.to(d), mask)
+
+        loss = twins.step("dev", loss_fn)
+        twins.sync()
+        spent += time.perf_counter() - t0
+        tokens += sum(map(len, c_ids))
+        rewards_seen.append(float(rewards.mean()))
+        diff = max(diff, abs(loss - twins.step("cpu", loss_fn)))
+    return {"grpo_steps": steps, "grpo_tokens_per_s": tokens / max(spent, 1e-9), "grpo_final_loss": loss,
+            "grpo_mean_reward": sum(rewards_seen) / max(1, len(rewards_seen)), "grpo_max_loss_diff": diff}
+
+
 def run(device: str = "cuda", sft_steps: int = 20, grpo_steps: int = 3, seed: int = 0) -> dict:
     """Train on ``device`` and on a CPU twin in lock-step; throughput, memory and loss differences."""
     import torch
@@ -71,9 +135,6 @@ def run(device: str = "cuda", sft_steps: int = 20, grpo_steps: int = 3, seed: in
     from nemotron_cascade import chat, models
     from nemotron_cascade.data import sft as sft_data
     from nemotron_cascade.data import world
-    from nemotron_cascade.rl.grpo import group_advantages, policy_loss
-    from nemotron_cascade.training import packing
-    from nemotron_cascade.training.sft import batches, collate, token_loss
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -82,68 +143,13 @@ def run(device: str = "cuda", sft_steps: int = 20, grpo_steps: int = 3, seed: in
     tok = models.train_tokenizer((chat.render(s["messages"], s["tools"]) for s in samples), 400)
     base = models.build_tiny_model(tok, models.TinyModelConfig(
         hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128, seed=seed))
-    twins = {"dev": copy.deepcopy(base).to(device), "cpu": base}
-    opts = {k: torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.95)) for k, m in twins.items()}
-    where = {"dev": device, "cpu": "cpu"}
-    cuda = device.startswith("cuda")
-    if cuda:
+    twins = _Twins(base, device)
+    if twins.cuda:
         torch.cuda.reset_peak_memory_stats(device)
-
-    def step(key, loss_fn):
-        m, opt = twins[key], opts[key]
-        m.train()
-        loss = loss_fn(m, where[key])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        opt.step()
-        return float(loss.detach())
-
-    def sync():
-        if cuda:
-            torch.cuda.synchronize(device)
-
-    blocks, _ = packing.prepare_blocks(samples, tok, 256, seed)
-    sft_diff, sft_tokens, sft_time, sft_loss = 0.0, 0, 0.0, float("nan")
-    for s in range(sft_steps):
-        ids, labels, pos = collate(batches(blocks, 8, s, seed))
-        t0 = time.perf_counter()
-        sft_loss = step("dev", lambda m, d: token_loss(m, ids.to(d), labels.to(d), pos.to(d)))
-        sync()
-        sft_time += time.perf_counter() - t0
-        sft_tokens += int((labels != -100).sum())
-        sft_diff = max(sft_diff, abs(sft_loss - step("cpu", lambda m, d: token_loss(m, ids, labels, pos))))
-
-    # reward: the response length, a stand-in with variance (the untrained tiny model solves no
-    # task, and all-zero rewards would give zero advantages and a vacuous parity check)
-    rl_rows = world.generate_tasks("math", "rl", 4 * max(1, grpo_steps), 0)
-    pad = tok.pad_token_id
-    grpo_diff, grpo_tokens, grpo_time, grpo_loss, rewards_seen = 0.0, 0, 0.0, float("nan"), []
-    for s in range(grpo_steps):
-        batch_rows = rl_rows[4 * s:4 * s + 4]
-        t0 = time.perf_counter()
-        twins["dev"].eval()
-        p_ids, c_ids, texts = _sample(twins["dev"], tok, [world.render_prompt(r, True) for r in batch_rows], 4,
-                                      48, seed + s, device)
-        rewards = torch.tensor([float(len(c)) for c in c_ids])
-        adv = group_advantages(rewards, 4)
-
-        def loss_fn(m, d):
-            lp, mask = _seq_logprobs(m, p_ids, c_ids, pad, d)
-            return policy_loss(lp, adv.to(d), mask)
-
-        grpo_loss = step("dev", loss_fn)
-        sync()
-        grpo_time += time.perf_counter() - t0
-        grpo_tokens += sum(map(len, c_ids))
-        rewards_seen.append(float(rewards.mean()))
-        grpo_diff = max(grpo_diff, abs(grpo_loss - step("cpu", loss_fn)))
-
-    return {"device": device, "sft_steps": sft_steps, "sft_tokens_per_s": sft_tokens / max(sft_time, 1e-9),
-            "sft_final_loss": sft_loss, "sft_max_loss_diff": sft_diff, "grpo_steps": grpo_steps,
-            "grpo_tokens_per_s": grpo_tokens / max(grpo_time, 1e-9), "grpo_final_loss": grpo_loss,
-            "grpo_mean_reward": sum(rewards_seen) / max(1, len(rewards_seen)), "grpo_max_loss_diff": grpo_diff,
-            "peak_gpu_mem_mib": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None}
+    out = {"device": device, **_sft_phase(twins, samples, tok, sft_steps, seed),
+           **_grpo_phase(twins, tok, grpo_steps, seed)}
+    out["peak_gpu_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if twins.cuda else None
+    return out
 
 
 def table(r: dict, tol: float) -> str:

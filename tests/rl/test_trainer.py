@@ -217,7 +217,7 @@ def test_resume_restores_a_stateful_generator_and_the_fault_counters(tmp_path, t
     """A generator with state between calls (FixedRollouts: completions keyed by its call count) has
     it saved with the resume state, so the resumed run samples the rollouts of its step; the fault
     guard's counters come back too."""
-    from nemotron_cascade.training.ds_parity import FixedRollouts
+    from ds_parity import FixedRollouts
 
     cfg = GRPOConfig(max_steps=4, prompts_per_step=2, group_size=4, lr=1e-2, length_schedule=((0, 8),),
                      checkpoint_every=2, seed=0)
@@ -384,7 +384,7 @@ def test_gradient_checkpointing_gives_the_same_grpo_steps(tokenizer):
     """``gradient_checkpointing: true`` recomputes activations in the training backward only: the
     same rollouts (FixedRollouts), losses and weights as without it, and the model leaves the loop
     without checkpointing."""
-    from nemotron_cascade.training.ds_parity import FixedRollouts
+    from ds_parity import FixedRollouts
 
     out = {}
     for gc in (False, True):

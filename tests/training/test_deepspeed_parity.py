@@ -1,6 +1,6 @@
 """Training engines: config loading, the torch engine, and DeepSpeed ZeRO-2/3 parity on 2 CPU ranks.
 
-One ``torchrun --nproc_per_node 2 -m nemotron_cascade.training.ds_parity --tasks sft grpo rm`` (a
+One ``torchrun --nproc_per_node 2 -m ds_parity --tasks sft grpo rm`` (a
 module fixture) trains, per task, one plain torch process and ZeRO-2 and ZeRO-3 runs on 2 ranks from
 the same seed, in fp32:
 
@@ -86,11 +86,11 @@ def test_loops_refuse_an_engine_or_a_batch_that_does_not_fit(monkeypatch, tiny_m
     with pytest.raises(ValueError, match="unknown training engine"):
         rm_lib.RMConfig(engine="jax")
     monkeypatch.setenv("WORLD_SIZE", "3")  # checked before DeepSpeed starts
-    opt = torch.optim.AdamW(tiny_model.parameters())
     with pytest.raises(ValueError, match="not divisible by the world size 3"):
-        trainer._make_engine(trainer.GRPOConfig(prompts_per_step=4, engine="deepspeed"), tiny_model, opt)
+        trainer.train_grpo(tiny_model, None, [{}] * 4, None, trainer.GRPOConfig(prompts_per_step=4, engine="deepspeed"),
+                           None, None)
     with pytest.raises(ValueError, match="leaves a rank without pairs"):
-        rm_lib._make_engine(rm_lib.RMConfig(batch_size=8, engine="deepspeed"), tiny_model, opt, n_pairs=18)
+        rm_lib.train_reward_model(tiny_model, None, [{}] * 18, [], rm_lib.RMConfig(batch_size=8, engine="deepspeed"))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def parity(tmp_path_factory):
         port = str(s.getsockname()[1])
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-         "-m", "nemotron_cascade.training.ds_parity", "--out", str(out), "--tasks", "sft", "grpo", "rm",
+         "-m", "ds_parity", "--out", str(out), "--tasks", "sft", "grpo", "rm",
          "--steps", "5", "--batch-size", "4", "--grpo-steps", "4", "--grpo-prompts", "4", "--grpo-group", "4",
          "--grpo-micro", "4", "--grpo-poison-step", "2", "--rm-steps", "4"],
         cwd=tmp, env=env, capture_output=True, text=True, timeout=300)

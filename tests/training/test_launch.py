@@ -19,7 +19,8 @@ import sys
 import pytest
 import torch
 
-from nemotron_cascade.training import ds_parity, launch, resume
+import ds_parity
+from nemotron_cascade.training import launch, resume
 
 TOL, WEIGHT_TOL = 1e-5, 1e-4
 SFT_PARAMS = {"block_size": 128, "batch_size": 4, "lr": 1e-2, "warmup_steps": 2, "max_steps": 4, "log_every": 1,
@@ -149,14 +150,17 @@ def tiny():
     return ds_parity.tiny_tokenizer_and_model()
 
 
-def test_world_size_one_trains_in_process_as_without_a_launch_block(tiny, world_samples, tmp_path):
+def test_world_size_one_trains_in_process_as_without_a_launch_block(tiny, world_samples, tmp_path, monkeypatch):
+    from nemotron_cascade import stages
     from nemotron_cascade.pipelines.sft import nodes
+    from nemotron_cascade.pipelines.sft.config import SFTStageConfig
 
     tok, fresh = tiny
     runs = []
     for extra in ({}, {"launch": {"world_size": 1}}):
-        ckpt, hist = nodes.train_sft_stage(_policy(fresh, tok), world_samples[:40], {**SFT_PARAMS, **extra}, "s",
-                                           str(tmp_path / f"resume{len(runs)}"))
+        monkeypatch.setattr(stages, "RESUME_ROOT", str(tmp_path / f"resume{len(runs)}"))  # each run its own
+        ckpt, hist = nodes.train_sft_stage(_policy(fresh, tok), world_samples[:40],
+                                           SFTStageConfig({**SFT_PARAMS, **extra}), stage="s")
         runs.append((ckpt.model.state_dict(), hist))
     (a, ha), (b, hb) = runs
     assert [h["loss"] for h in ha] == [h["loss"] for h in hb]
@@ -164,18 +168,23 @@ def test_world_size_one_trains_in_process_as_without_a_launch_block(tiny, world_
 
 
 def test_base_model_pretraining_launches_with_world_size_2(world_samples, monkeypatch):
+    from nemotron_cascade import stages
     from nemotron_cascade.pipelines.sft import nodes
+    from nemotron_cascade.pipelines.sft.config import BaseModelConfig
 
     calls = []
     def fake(model, tok, blocks, cfg, lc, on_metrics, **kw):
         calls.append((cfg.max_steps, lc.world_size, kw["resume_dir"], kw["keep_final_state"]))
 
-    monkeypatch.setattr(nodes.launch_lib, "train_sft_distributed", fake)
+    monkeypatch.setattr(launch, "train_sft_distributed", fake)
+    monkeypatch.setattr(stages, "RESUME_ROOT", "/r")
     tiny = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64}
     pretrain = {"max_steps": 3, "block_size": 128, "batch_size": 4, "engine": "deepspeed",
                 "launch": {"world_size": 2}}
-    nodes.build_base_model(world_samples[:40], "tiny", None, 300, tiny, pretrain, resume_dir="/r/base")
-    assert calls == [(3, 2, "/r/base", True)]
+    ckpt = nodes.build_base_model(world_samples[:40], BaseModelConfig(source="tiny", vocab_size=300, tiny=tiny,
+                                                                      pretrain=pretrain))
+    resume_dir = ckpt.lineage["resume_dir"]  # derived: <root>/base/<key of the run>
+    assert calls == [(3, 2, resume_dir, True)] and resume_dir.startswith("/r/base/")
 
 
 # ---------------------------------------------------------------------------------------- launched jobs
@@ -205,7 +214,11 @@ def test_two_rank_sft_through_the_node_killed_and_relaunched_matches_one_process
     last checkpoint at step 2; the node's rerun relaunches and resumes from step 2. Same losses and
     weights as one torch process; every step streamed to the node's MLflow logging exactly once
     (step 3, logged before the kill, is not logged again); only rank 0 wrote in the work dirs."""
+    from pathlib import Path
+
+    from nemotron_cascade import stages, tracking
     from nemotron_cascade.pipelines.sft import nodes
+    from nemotron_cascade.pipelines.sft.config import SFTStageConfig
     from nemotron_cascade.training import packing, sft
 
     tok, fresh = tiny
@@ -215,21 +228,26 @@ def test_two_rank_sft_through_the_node_killed_and_relaunched_matches_one_process
     ref = sft.train_sft(ref_model, blocks, sft.config_from_params({k: v for k, v in SFT_PARAMS.items()
                                                                    if k != "block_size"}))
     logged = []
-    monkeypatch.setattr(nodes.tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
+    monkeypatch.setattr(tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
     monkeypatch.setenv(launch.KEEP_DIR_ENV, "1")  # to inspect what the ranks wrote
     monkeypatch.setenv("MLFLOW_RUN_ID", "parent-run")  # the ranks must not inherit it
-    runs, resume_dir = tmp_path / "runs", tmp_path / "r"
-    (resume_dir / "step2").mkdir(parents=True)  # another run's committed state
-    (resume_dir / resume.POINTER).write_text(json.dumps({"fingerprint": "another-run", "tag": "step2", "step": 2,
-                                                         "world_size": 2, "zero_stage": 2}))
+    monkeypatch.setattr(stages, "RESUME_ROOT", str(tmp_path / "r"))
+    runs = tmp_path / "runs"
     train = {**SFT_PARAMS, "checkpoint_every": 2, "engine": "deepspeed", "deepspeed": ds_parity.fp32_zero(2),
              "launch": {"world_size": 2, "workdir_root": str(runs), "timeout_s": 300,
                         "env": {launch.KILL_AFTER_STEP_ENV: "3"}}}
+    # the node's resume dir (derived from the stage and its run) holds another run's committed state
+    run = nodes.stage_run(_policy(fresh, tok), world_samples, SFTStageConfig(train), "sft_test")
+    resume_dir = Path(run.resume_dir)
+    (resume_dir / "step2").mkdir(parents=True)
+    (resume_dir / resume.POINTER).write_text(json.dumps({"fingerprint": "another-run", "tag": "step2", "step": 2,
+                                                         "world_size": 2, "zero_stage": 2}))
     with pytest.raises(RuntimeError, match="failed with exit code"):
-        nodes.train_sft_stage(_policy(fresh, tok), world_samples, train, "sft_test", str(resume_dir))
+        nodes.train_sft_stage(_policy(fresh, tok), world_samples, SFTStageConfig(train), stage="sft_test")
     assert resume.read_pointer(resume_dir)["step"] == 2  # this run's checkpoint replaced the other run's
     train["launch"] = {k: v for k, v in train["launch"].items() if k != "env"}  # the rerun
-    ckpt, hist = nodes.train_sft_stage(_policy(fresh, tok), world_samples, train, "sft_test", str(resume_dir))
+    ckpt, hist = nodes.train_sft_stage(_policy(fresh, tok), world_samples, SFTStageConfig(train), stage="sft_test")
+    assert ckpt.lineage["resume_dir"] == str(resume_dir)  # the same dir: launch is no part of the run's key
 
     loss, ref_loss = [h["loss"] for h in hist], [h["loss"] for h in ref]
     assert len(loss) == 4 and all(abs(x - y) < TOL for x, y in zip(loss, ref_loss)), (loss, ref_loss)
@@ -328,7 +346,9 @@ def test_reward_model_task_through_the_launcher_matches_one_process(tiny, tmp_pa
 
 
 def test_the_reward_model_node_launches_with_world_size_2(tiny, monkeypatch):
+    from nemotron_cascade import stages
     from nemotron_cascade.pipelines.reward_model import nodes
+    from nemotron_cascade.pipelines.reward_model.config import RMStageConfig
 
     tok, fresh = tiny
     train_pairs, val_pairs = _rm_pairs()
@@ -339,11 +359,14 @@ def test_the_reward_model_node_launches_with_world_size_2(tiny, monkeypatch):
                       kw["keep_final_state"], len(kw["fingerprint"])))
         return [{"step": 1, "loss": 0.5, "val_accuracy": 1.0}]
 
-    monkeypatch.setattr(nodes.launch_lib, "train_reward_model_distributed", fake)
-    ckpt, hist = nodes.train_reward_model_node(
-        _policy(fresh, tok), train_pairs + val_pairs, "scratch", RM_SIZE,
-        {"epochs": 1, "batch_size": 8, "engine": "deepspeed", "launch": {"world_size": 2}}, resume_dir="/r/rm")
-    assert calls == [(32, 16, "deepspeed", 2, "/r/rm", True, 16)]  # the resume dir and fingerprint go to the job
+    monkeypatch.setattr(launch, "train_reward_model_distributed", fake)
+    monkeypatch.setattr(stages, "RESUME_ROOT", "/r")
+    ckpt, hist = nodes.train_reward_model_node(_policy(fresh, tok), train_pairs + val_pairs, RMStageConfig(
+        init="scratch", size=RM_SIZE,
+        train={"epochs": 1, "batch_size": 8, "engine": "deepspeed", "launch": {"world_size": 2}}))
+    resume_dir = ckpt.lineage["resume_dir"]
+    assert resume_dir.startswith("/r/reward_model/")
+    assert calls == [(32, 16, "deepspeed", 2, resume_dir, True, 16)]  # the resume dir and fingerprint go to the job
     assert ckpt.lineage["validation"] == {"val_accuracy": 1.0}
 
 
@@ -363,26 +386,41 @@ def _if_rows(n: int = 16) -> list[dict]:
             for i, r in enumerate(world.generate_tasks("instruction_following", "rl", n, 0))]
 
 
+def _rl_config(train, reward="instruction_following", diagnostics=()):
+    from nemotron_cascade.pipelines.rl_stage.config import RLStageConfig
+
+    return RLStageConfig(domains=["instruction_following"], reward=reward, train=train, diagnostics=diagnostics)
+
+
 def _rl_node(policy, train, **kw):
+    """The rl_stage node as stage ``if_rl_test``; its resume dir under ``stages.RESUME_ROOT``."""
     from nemotron_cascade.pipelines.rl_stage import nodes
 
-    args = {"prompts": _if_rows(), "reward": "instruction_following", "stage": "if_rl_test", "resume_dir": None,
-            **kw}
-    return nodes.train_rl_stage(policy, train=train, **args)
+    return nodes.train_rl_stage(policy, _if_rows(), _rl_config(train, **kw), stage="if_rl_test")
+
+
+def _rl_curves(hist, train, **kw):
+    """The figure the stage's ``plot_curves`` node makes of the history (catalogued ``<stage>.curves``)."""
+    from nemotron_cascade import stages
+    from nemotron_cascade.pipelines.rl_stage import nodes
+
+    return stages.for_stage(nodes.plot_stage_curves, "if_rl_test")(hist, _rl_config(train, **kw))
 
 
 def test_grpo_world_size_one_trains_in_process_as_without_a_launch_block(tiny, tmp_path, monkeypatch):
     # the in-process path: same losses, weights and resume fingerprint (HF rollouts, seeded)
-    from nemotron_cascade.pipelines.rl_stage import nodes
+    from nemotron_cascade import stages
+    from nemotron_cascade.rl import trainer
 
     tok, fresh = tiny
-    fingerprints, real = [], nodes.train_grpo
-    monkeypatch.setattr(nodes, "train_grpo", lambda *a, **k: fingerprints.append(k["fingerprint"]) or real(*a, **k))
-    monkeypatch.setattr(nodes.launch_lib, "run_distributed", lambda *a, **k: pytest.fail("launched"))
+    fingerprints, real = [], trainer.train_grpo
+    monkeypatch.setattr(trainer, "train_grpo", lambda *a, **k: fingerprints.append(k["fingerprint"]) or real(*a, **k))
+    monkeypatch.setattr(launch, "run_distributed", lambda *a, **k: pytest.fail("launched"))
     runs = []
     for extra in ({}, {"launch": {"world_size": 1}}):
         train = {**GRPO_PARAMS, "max_steps": 2, **extra}
-        ckpt, hist = _rl_node(_policy(fresh, tok), train, resume_dir=str(tmp_path / f"r{len(runs)}"))
+        monkeypatch.setattr(stages, "RESUME_ROOT", str(tmp_path / f"r{len(runs)}"))  # each run its own
+        ckpt, hist = _rl_node(_policy(fresh, tok), train)
         runs.append((ckpt.model.state_dict(), hist))
     (a, ha), (b, hb) = runs
     assert [h["loss"] for h in ha] == [h["loss"] for h in hb] and len(ha) == 2
@@ -391,29 +429,33 @@ def test_grpo_world_size_one_trains_in_process_as_without_a_launch_block(tiny, t
 
 
 def test_the_rl_node_launches_with_world_size_2_and_logs_in_the_parent(tiny, monkeypatch, caplog):
+    from nemotron_cascade import stages, tracking
     from nemotron_cascade.data import world
-    from nemotron_cascade.pipelines.rl_stage import nodes
 
     tok, fresh = tiny
-    calls, logged, figures = [], [], []
+    calls, logged = [], []
 
     def fake(model, tokenizer, rows, reward, cfg, launch_cfg, on_metrics, **kw):
         calls.append((len(rows), reward, cfg.engine, launch_cfg.world_size, kw))
         on_metrics({"loss": 0.5, "reward": 0.25}, 1)  # what run_distributed relays from rank 0
         return [{"step": 1, "loss": 0.5, "reward": 0.25, "accuracy": 0.25}]
 
-    monkeypatch.setattr(nodes.launch_lib, "train_grpo_distributed", fake)
-    monkeypatch.setattr(nodes.tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
-    monkeypatch.setattr(nodes.tracking, "log_figure", lambda fig, name: figures.append(name))
+    monkeypatch.setattr(launch, "train_grpo_distributed", fake)
+    monkeypatch.setattr(tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
+    monkeypatch.setattr(stages, "RESUME_ROOT", "/nonexistent")
     train = {**GRPO_PARAMS, "engine": "deepspeed", "launch": {"world_size": 2}}
-    ckpt, hist = _rl_node(_policy(fresh, tok), train, resume_dir="/nonexistent/resume", diagnostics=["repetition"])
+    ckpt, hist = _rl_node(_policy(fresh, tok), train, diagnostics=["repetition"])
     ((n, reward, engine, world_size, kw),) = calls
     assert (n, reward, engine, world_size) == (16, "instruction_following", "deepspeed", 2)
     fingerprint = kw.pop("fingerprint")
+    resume_dir = ckpt.lineage["resume_dir"]
+    assert resume_dir == f"/nonexistent/if_rl_test/{fingerprint[:stages.KEY_CHARS]}"  # the stage and its run's key
     assert kw == {"render_prompt": world.render_prompt, "reward_model": None, "diagnostics": ["repetition"],
-                  "resume_dir": "/nonexistent/resume", "keep_final_state": True}
+                  "resume_dir": resume_dir, "keep_final_state": True}
     assert len(fingerprint) == 16  # resume.fingerprint's, computed as for the in-process path
-    assert logged == [("train/", 1, {"loss": 0.5, "reward": 0.25})] and figures == ["if_rl_test_curves.png"]
+    assert logged == [("train/", 1, {"loss": 0.5, "reward": 0.25})]
+    # the curves figure is the stage's plot_curves node's (catalogued as if_rl_test.curves), made in the parent
+    assert _rl_curves(hist, train)._suptitle.get_text() == "if_rl_test: GRPO with reward 'instruction_following'"
     assert hist[0]["loss"] == 0.5 and ckpt.lineage["stage"] == "if_rl_test" and ckpt.lineage["reward"] == reward
     assert "no mid-stage resume" not in caplog.text
 
@@ -432,10 +474,8 @@ def test_the_rl_node_launches_with_world_size_2_and_logs_in_the_parent(tiny, mon
      "no_such_diag"),
 ])
 def test_bad_grpo_launch_params_fail_before_anything_starts(tiny, monkeypatch, train, kw, error, match):
-    from nemotron_cascade.pipelines.rl_stage import nodes
-
     tok, fresh = tiny
-    monkeypatch.setattr(nodes.launch_lib, "run_distributed", lambda *a, **k: pytest.fail("launched"))
+    monkeypatch.setattr(launch, "run_distributed", lambda *a, **k: pytest.fail("launched"))
     with pytest.raises(error, match=match):
         _rl_node(_policy(fresh, tok), {**GRPO_PARAMS, **train}, **kw)
 
@@ -483,7 +523,7 @@ def test_a_grpo_work_dir_rebuilds_the_reward_model_reward_by_name(tiny, tmp_path
     launch_tasks.write_grpo({"rows": rows, "reward": "instruction_following_rm", "reward_model": rm,
                              "diagnostics": ["repetition"],
                              "render_prompt": "nemotron_cascade.data.world:render_prompt",
-                             "generator": "nemotron_cascade.training.ds_parity:fixed_rollouts"}, tmp_path)
+                             "generator": "ds_parity:fixed_rollouts"}, tmp_path)
     job = launch_tasks.read_grpo(tmp_path, cfg)
     texts = ["A plain answer.", "Herons wade, fish and wait.", "Short one", "Herons fish in shallow water."]
     batch_rows = [rows[0], rows[0], rows[1], rows[1]]
@@ -508,8 +548,8 @@ def test_two_rank_grpo_through_the_node_killed_and_relaunched_matches_one_proces
     rank 0 wrote results."""
     import functools
 
+    from nemotron_cascade import stages, tracking
     from nemotron_cascade.data import world
-    from nemotron_cascade.pipelines.rl_stage import nodes
     from nemotron_cascade.rewards.registry import get_reward
     from nemotron_cascade.rl import trainer
 
@@ -517,22 +557,24 @@ def test_two_rank_grpo_through_the_node_killed_and_relaunched_matches_one_proces
     init, ref_model = fresh().state_dict(), fresh()
     ref = trainer.train_grpo(ref_model, tok, _if_rows(), get_reward("instruction_following"),
                              trainer.config_from_params(GRPO_PARAMS), ds_parity.FixedRollouts(tok), world.render_prompt)
-    logged, figures = [], []
-    monkeypatch.setattr(nodes.launch_lib, "train_grpo_distributed",
+    logged = []
+    monkeypatch.setattr(launch, "train_grpo_distributed",
                         functools.partial(launch.train_grpo_distributed, generator=ds_parity.fixed_rollouts))
-    monkeypatch.setattr(nodes.tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
-    monkeypatch.setattr(nodes.tracking, "log_figure", lambda fig, name: figures.append(name))
+    monkeypatch.setattr(tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
     monkeypatch.setenv(launch.KEEP_DIR_ENV, "1")  # to inspect what the ranks wrote
     monkeypatch.setenv("MLFLOW_RUN_ID", "parent-run")  # the ranks must not inherit it
-    runs, resume_dir = tmp_path / "runs", tmp_path / "r"
+    monkeypatch.setattr(stages, "RESUME_ROOT", str(tmp_path / "r"))
+    runs = tmp_path / "runs"
     train = {**GRPO_PARAMS, "checkpoint_every": 2, "engine": "deepspeed", "deepspeed": ds_parity.fp32_zero(2),
              "launch": {"world_size": 2, "workdir_root": str(runs), "timeout_s": 300,
                         "env": {launch.KILL_AFTER_STEP_ENV: "3"}}}
     with pytest.raises(RuntimeError, match="failed with exit code"):
-        _rl_node(_policy(fresh, tok), train, resume_dir=str(resume_dir), diagnostics=["repetition"])
-    assert resume.read_pointer(resume_dir)["step"] == 2 and not figures
+        _rl_node(_policy(fresh, tok), train, diagnostics=["repetition"])
+    (resume_dir,) = (tmp_path / "r" / "if_rl_test").iterdir()  # the stage's dir of this run's key
+    assert resume.read_pointer(resume_dir)["step"] == 2  # (the curves node runs only after a good training)
     train["launch"] = {k: v for k, v in train["launch"].items() if k != "env"}  # the rerun
-    ckpt, hist = _rl_node(_policy(fresh, tok), train, resume_dir=str(resume_dir), diagnostics=["repetition"])
+    ckpt, hist = _rl_node(_policy(fresh, tok), train, diagnostics=["repetition"])
+    assert ckpt.lineage["resume_dir"] == str(resume_dir)  # resumed from the same dir: launch is no part of the key
 
     loss, ref_loss = [h["loss"] for h in hist], [h["loss"] for h in ref]
     assert len(loss) == 4 and all(abs(x - y) < TOL for x, y in zip(loss, ref_loss)), (loss, ref_loss)
@@ -549,7 +591,7 @@ def test_two_rank_grpo_through_the_node_killed_and_relaunched_matches_one_proces
     for (_, m), h in zip(streamed, hist):
         assert m.keys() == h.keys() - {"step"}
         assert all(m[k] == h[k] or abs(m[k] - h[k]) < TOL for k in m.keys() - TIMINGS), (m, h)
-    assert figures == ["if_rl_test_curves.png"] and ckpt.lineage["data"]["prompts"] == 16
+    assert _rl_curves(hist, train).axes and ckpt.lineage["data"]["prompts"] == 16
     _check_resume_dir(resume_dir, 4)
 
     killed, wd = _work_dirs(runs)  # the parent's payload and log, rank 0's metrics and result, nothing else

@@ -117,7 +117,10 @@ def test_the_deepspeed_path_resumes_through_sharded_checkpoints(tmp_path, tokeni
     from ds_fakes import OneRankDeepSpeed
     from nemotron_cascade.training import resume
 
-    monkeypatch.setattr(rm_lib, "_make_engine", lambda cfg, model, opt, n: OneRankDeepSpeed(model, opt, cfg.grad_clip))
+    from nemotron_cascade.training import loop
+
+    monkeypatch.setattr(loop.engines, "make_loop_engine",
+                        lambda kind, model, opt, ds, grad_clip, micro: OneRankDeepSpeed(model, opt, grad_clip))
     train, val = resume_pairs
     cfg = rm_lib.RMConfig(epochs=1, batch_size=5, lr=1e-3, warmup_steps=1, checkpoint_every=2, engine="deepspeed")
     straight = rm_lib.reward_model_from_scratch(tokenizer, RESUME_SIZE)

@@ -6,15 +6,25 @@ import pytest
 import torch
 
 from nemotron_cascade.training import packing, sft
+from nemotron_cascade.training.loop import lr_at
 
 
 def test_lr_schedule_worked_by_hand():
-    cfg = sft.SFTConfig(warmup_steps=4, max_steps=14, min_lr_ratio=0.1)
+    cfg = sft.loop_settings(sft.SFTConfig(warmup_steps=4, max_steps=14, min_lr_ratio=0.1))
     # warm-up: (step + 1) / 4
-    assert sft.lr_at(0, cfg) == 0.25 and sft.lr_at(3, cfg) == 1.0
+    assert lr_at(0, cfg) == 0.25 and lr_at(3, cfg) == 1.0
     # cosine over the 10 steps after warm-up: halfway (step 9) is 0.1 + 0.9 * 0.5 = 0.55
-    assert math.isclose(sft.lr_at(9, cfg), 0.55)
-    assert math.isclose(sft.lr_at(14, cfg), 0.1) and math.isclose(sft.lr_at(100, cfg), 0.1)
+    assert math.isclose(lr_at(9, cfg), 0.55)
+    assert math.isclose(lr_at(14, cfg), 0.1) and math.isclose(lr_at(100, cfg), 0.1)
+
+
+def test_constant_schedule_after_warm_up_worked_by_hand():
+    """GRPO and the reward model: (step + 1) / warm-up, then exactly 1 (the paper's constant RL LR)."""
+    from nemotron_cascade.rl.config import GRPOConfig, loop_settings
+
+    cfg = loop_settings(GRPOConfig(warmup_steps=4, max_steps=40))
+    assert [lr_at(s, cfg) for s in (0, 1, 3, 4, 39)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert lr_at(0, loop_settings(GRPOConfig(warmup_steps=0))) == 1.0  # no warm-up: constant from step 0
 
 
 def test_batches_cover_an_epoch_without_repeats():

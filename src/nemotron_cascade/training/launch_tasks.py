@@ -99,12 +99,6 @@ def _read_blocks(wd: Path):
                                                         d["position_ids"].tolist(), d["n_real"].tolist())]
 
 
-def _sft_config(params: dict):
-    from nemotron_cascade.training import sft
-
-    return sft.config_from_params(params)
-
-
 def resume_kwargs(resume: dict | None) -> dict:
     """A loop's ``resume_dir``, ``fingerprint`` and ``keep_final_state`` from a payload's resume block."""
     if not resume:
@@ -122,13 +116,6 @@ def _run_sft(wd: Path, model, tokenizer, cfg, on_metrics, resume=None):
 # ------------------------------------------------------------------------------------------ reward model
 def _write_pairs(data: dict, wd: Path) -> None:
     (wd / DATA_JSON).write_text(json.dumps({"train": list(data["train"]), "validation": list(data["validation"])}))
-
-
-def _rm_config(params: dict):
-    from nemotron_cascade.training.reward_model import RMConfig
-    from nemotron_cascade.training.sft import dataclass_from_params
-
-    return dataclass_from_params(RMConfig, params)
 
 
 def _run_reward_model(wd: Path, model, tokenizer, cfg, on_metrics, resume=None):
@@ -187,12 +174,6 @@ def read_grpo(wd: Path, cfg) -> GRPOJob:
                    make_generator=import_object(spec["generator"]) if spec["generator"] else None)
 
 
-def _grpo_config(params: dict):
-    from nemotron_cascade.rl.trainer import config_from_params
-
-    return config_from_params(params)
-
-
 def _run_grpo(wd: Path, model, tokenizer, cfg, on_metrics, resume=None):
     from nemotron_cascade.rl.trainer import train_grpo
 
@@ -211,6 +192,16 @@ class Task:
     run: Callable[..., list[dict]]           # rank: (wd, model, tokenizer, config, on_metrics, resume) -> history
 
 
-TASKS = {"sft": Task(_write_blocks, _sft_config, _run_sft),
-         "reward_model": Task(_write_pairs, _rm_config, _run_reward_model),
-         "grpo": Task(write_grpo, _grpo_config, _run_grpo)}
+def _config(dotted: str) -> Callable[[dict], Any]:
+    """The rank's config builder: the dataclass at ``dotted`` from the payload's parameters."""
+    def make(params: dict):
+        from nemotron_cascade.config import config_from_params
+
+        return config_from_params(import_object(dotted), params)
+    return make
+
+
+TASKS = {"sft": Task(_write_blocks, _config("nemotron_cascade.training.sft:SFTConfig"), _run_sft),
+         "reward_model": Task(_write_pairs, _config("nemotron_cascade.training.reward_model:RMConfig"),
+                              _run_reward_model),
+         "grpo": Task(write_grpo, _config("nemotron_cascade.rl.config:GRPOConfig"), _run_grpo)}

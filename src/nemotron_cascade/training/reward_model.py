@@ -26,12 +26,12 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from nemotron_cascade import chat
 from nemotron_cascade.training import engines
-from nemotron_cascade.training import resume as resume_lib
-from nemotron_cascade.training.faults import FaultGuard, guarded_update
+from nemotron_cascade.training.faults import guarded_update
+from nemotron_cascade.training.loop import Loop, LoopSettings, MetricsCallback, Resume, StepFn, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -161,30 +161,27 @@ def pairwise_accuracy(model, tokenizer, pairs: Sequence[Mapping], cfg: RMConfig)
     return out
 
 
+def loop_settings(cfg: RMConfig, total_steps: int, world_size: int = 1) -> LoopSettings:
+    """The training loop's settings of the reward model: warm-up, then a constant LR."""
+    return LoopSettings(name="reward model", max_steps=total_steps, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                        warmup_steps=cfg.warmup_steps, grad_clip=cfg.grad_clip, max_bad_steps=cfg.max_bad_steps,
+                        checkpoint_every=cfg.checkpoint_every, seed=cfg.seed, engine=cfg.engine,
+                        deepspeed=cfg.deepspeed, micro_batch=-(-cfg.batch_size // world_size),
+                        gradient_checkpointing=cfg.gradient_checkpointing)
+
+
 def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
-                       cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None,
+                       cfg: RMConfig, on_metrics: MetricsCallback | None = None,
                        resume_dir: str | None = None, fingerprint: str = "", keep_final_state: bool = False) -> list[dict]:
-    """Train the reward model (see :func:`_train_reward_model`), with activation checkpointing when
-    ``cfg.gradient_checkpointing``."""
-    with engines.gradient_checkpointing(model, cfg.gradient_checkpointing):
-        return _train_reward_model(model, tokenizer, train_pairs, val_pairs, cfg, on_metrics, resume_dir,
-                                   fingerprint, keep_final_state)
-
-
-def _train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
-                        cfg: RMConfig, on_metrics: Callable[[dict, int], None] | None = None,
-                        resume_dir: str | None = None, fingerprint: str = "",
-                        keep_final_state: bool = False) -> list[dict]:
     """Train ``model`` in place on ``train_pairs``; the history of train and validation metrics.
 
-    With a ``resume_dir`` the state (model, optimiser, scheduler, RNG, step, history, fault
-    counters; the data position is the step) is saved every ``cfg.checkpoint_every`` steps, and a
-    run with the same ``fingerprint`` resumes from it (torch: :func:`~nemotron_cascade.training.resume.save`,
-    DeepSpeed: :func:`~nemotron_cascade.training.resume.save_sharded`, every rank). A finished run
-    removes it, or with ``keep_final_state`` leaves the state after the last step (a rerun then
-    returns at once; the Kedro run journal clears it after the node's checkpoint is saved).
+    ``cfg.epochs`` epochs of seeded shuffles of the pairs, ``cfg.batch_size`` pairs a step, through
+    :func:`~nemotron_cascade.training.loop.train_loop` (optimiser, schedule, engine, fault guard,
+    mid-stage resume in ``resume_dir`` under ``fingerprint``; the data position is the step).
+    Validation (pairwise accuracy, overall and per flaw) runs every ``eval_every`` steps (default:
+    once per epoch) and at the end.
 
-    ``cfg.engine: deepspeed`` (under torchrun, world size ``w``): rank ``r`` scores pairs
+    ``cfg.engine: deepspeed`` (under a launcher, world size ``w``): rank ``r`` scores pairs
     ``[⌊rB/w⌋, ⌊(r+1)B/w⌋)`` of each batch of ``B`` pairs and its loss is its pairs' Bradley–Terry
     loss times ``w · n_r / B``, so that DeepSpeed's mean over ranks is the whole batch's loss (both
     terms of the loss are means over pairs). Every batch must give each rank a pair. The logged
@@ -192,97 +189,62 @@ def _train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pa
     parameters in each forward); ``on_metrics`` runs on rank 0; at the end the model is a plain,
     full module on every rank.
     """
-    import torch
-    from tqdm.auto import tqdm
-
     if not train_pairs:
         raise ValueError("no training preference pairs")
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = -(-len(train_pairs) // cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
-    eval_every = cfg.eval_every or steps_per_epoch
-    texts = [(render_scored(p["prompt"], p["chosen"]), render_scored(p["prompt"], p["rejected"])) for p in train_pairs]
-    eng = _make_engine(cfg, model, opt, len(train_pairs))
-    w, r = eng.world_size, eng.rank
-    guard = FaultGuard("reward model", cfg.max_bad_steps)
-    sharded = cfg.engine != "torch"
-    if resume_dir:
-        load = resume_lib.load_sharded if sharded else resume_lib.load
-        state = load(resume_dir, fingerprint, eng if sharded else model, opt, sched)
-    else:
-        state = None
-    history, step = (state["history"], state["step"]) if state else ([], 0)
-    if state:
-        guard.load_state_dict(state["extra"]["guard"])
-
-    def save(at: int) -> None:
-        save_state = resume_lib.save_sharded if sharded else resume_lib.save
-        save_state(resume_dir, fingerprint, eng if sharded else model, opt, sched, at, history,
-                   extra={"guard": guard.state_dict()})
-
-    start = step
-    first_epoch, first_batch = divmod(start, steps_per_epoch)
-    bar = tqdm(total=total, initial=start, desc="reward model", leave=False, disable=not eng.is_rank0)
-    for epoch in range(first_epoch, cfg.epochs):
-        order = list(range(len(texts)))
-        random.Random(cfg.seed * 1009 + epoch).shuffle(order)
-        skip = first_batch * cfg.batch_size if epoch == first_epoch else 0  # a resumed run's batches already done
-        for s in range(skip, len(order), cfg.batch_size):
-            t0 = time.perf_counter()
-            batch = order[s:s + cfg.batch_size]
-            idx = batch[len(batch) * r // w:len(batch) * (r + 1) // w]  # this rank's share (all of it for w = 1)
-            model.train()
-            scores = score_texts(eng.forward_module, tokenizer, [texts[i][0] for i in idx] + [texts[i][1] for i in idx],
-                                 cfg.max_length, batch_size=2 * len(idx), grad=True)
-            rc, rr = scores[:len(idx)], scores[len(idx):]
-            local = bradley_terry_loss(rc, rr, cfg.center_coef)
-            if w > 1:  # rank r's share of the batch mean; the all-reduced mean is the batch's loss
-                local = local * (len(idx) * w / len(batch))
-            loss = eng.all_reduce_mean(local)
-            _, grad_norm = guarded_update(eng, guard, step + 1, loss, backward_loss=local)
-            sched.step()
-            step += 1
-            right = (rc > rr).float()
-            train_accuracy = float(right.mean()) if w == 1 else float(eng.all_reduce_sum(right.sum())) / len(batch)
-            m = {"loss": float(loss.detach()), "train_accuracy": train_accuracy,
-                 "grad_norm": float("nan") if grad_norm is None else float(grad_norm), "lr": sched.get_last_lr()[0],
-                 "pairs_per_s": len(batch) / (time.perf_counter() - t0), "epoch": epoch}
-            if step % eval_every == 0 or step == total:
-                val = pairwise_accuracy(eng.forward_module, tokenizer, val_pairs, cfg)
-                m.update({f"val_{k}": v for k, v in val.items()})
-                if eng.is_rank0:
-                    log.info("reward model step %d: loss %.3f, validation accuracy %.3f", step, m["loss"],
-                             m.get("val_accuracy", float("nan")))
-            history.append({"step": step, **m})
-            bar.update(1)
-            bar.set_postfix(loss=f"{m['loss']:.3f}")
-            if on_metrics and eng.is_rank0:
-                on_metrics(m, step)
-            if resume_dir and step % cfg.checkpoint_every == 0 and step < total:
-                save(step)
-    bar.close()
-    if resume_dir and keep_final_state:
-        if start < total:
-            save(total)
-    elif resume_dir:
-        if sharded:
-            resume_lib.clear_sharded(resume_dir, eng)
-        else:
-            resume_lib.clear(resume_dir)
-    eng.finish()
-    model.eval()
-    return history
-
-
-def _make_engine(cfg: RMConfig, model, opt, n_pairs: int):
-    """The training engine of ``cfg``; DeepSpeed's ``auto`` batch sizes from ``batch_size`` (pairs)."""
-    if cfg.engine == "torch":
-        return engines.make_engine("torch", model, opt, grad_clip=cfg.grad_clip)
-    world = engines.launched_world_size()
-    smallest = min(cfg.batch_size, n_pairs % cfg.batch_size or cfg.batch_size)
+    world = engines.launched_world_size() if cfg.engine != "torch" else 1
+    smallest = min(cfg.batch_size, len(train_pairs) % cfg.batch_size or cfg.batch_size)
     if smallest < world:
         raise ValueError(f"reward model on {world} ranks: a batch of {smallest} pairs leaves a rank without pairs "
                          "(raise batch_size, or drop pairs so the last batch is not that small)")
-    return engines.make_loop_engine(cfg.engine, model, opt, cfg.deepspeed, cfg.grad_clip, -(-cfg.batch_size // world))
+    steps_per_epoch = -(-len(train_pairs) // cfg.batch_size)
+    settings = loop_settings(cfg, steps_per_epoch * cfg.epochs, world)
+    return train_loop(model, settings, lambda loop: rm_step(loop, tokenizer, train_pairs, val_pairs, cfg),
+                      resume=Resume(resume_dir, fingerprint, keep_final_state), on_metrics=on_metrics)
+
+
+def epoch_batches(n_pairs: int, cfg: RMConfig, epoch: int) -> list[list[int]]:
+    """The pair indices of each step of ``epoch``: a seeded shuffle cut into batches of ``batch_size``."""
+    order = list(range(n_pairs))
+    random.Random(cfg.seed * 1009 + epoch).shuffle(order)
+    return [order[s:s + cfg.batch_size] for s in range(0, n_pairs, cfg.batch_size)]
+
+
+def rm_step(loop: Loop, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
+            cfg: RMConfig) -> StepFn:
+    """One Bradley–Terry step on the step's batch of pairs (this rank's share of it)."""
+    import torch
+
+    eng, model = loop.engine, loop.model
+    w, r = eng.world_size, eng.rank
+    texts = [(render_scored(p["prompt"], p["chosen"]), render_scored(p["prompt"], p["rejected"])) for p in train_pairs]
+    steps_per_epoch = -(-len(texts) // cfg.batch_size)
+    eval_every = cfg.eval_every or steps_per_epoch
+
+    def step(i: int) -> dict:
+        t0 = time.perf_counter()
+        epoch, k = divmod(i, steps_per_epoch)
+        batch = epoch_batches(len(texts), cfg, epoch)[k]
+        idx = batch[len(batch) * r // w:len(batch) * (r + 1) // w]  # this rank's share (all of it for w = 1)
+        model.train()
+        scores = score_texts(eng.forward_module, tokenizer, [texts[j][0] for j in idx] + [texts[j][1] for j in idx],
+                             cfg.max_length, batch_size=2 * len(idx), grad=True)
+        rc, rr = scores[:len(idx)], scores[len(idx):]
+        local = bradley_terry_loss(rc, rr, cfg.center_coef)
+        if w > 1:  # rank r's share of the batch mean; the all-reduced mean is the batch's loss
+            local = local * (len(idx) * w / len(batch))
+        loss = eng.all_reduce_mean(local)
+        _, grad_norm = guarded_update(eng, loop.guard, i + 1, loss, backward_loss=local)
+        right = (rc > rr).float()
+        train_accuracy = float(right.mean()) if w == 1 else float(eng.all_reduce_sum(right.sum())) / len(batch)
+        m = {"loss": float(loss.detach()), "train_accuracy": train_accuracy,
+             "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
+             "pairs_per_s": len(batch) / (time.perf_counter() - t0), "epoch": epoch}
+        if (i + 1) % eval_every == 0 or i + 1 == loop.settings.max_steps:
+            val = pairwise_accuracy(eng.forward_module, tokenizer, val_pairs, cfg)
+            m.update({f"val_{k}": v for k, v in val.items()})
+            if eng.is_rank0:
+                log.info("reward model step %d: loss %.3f, validation accuracy %.3f", i + 1, m["loss"],
+                         m.get("val_accuracy", float("nan")))
+        return m
+
+    return step

@@ -14,19 +14,16 @@ run (:mod:`nemotron_cascade.training.faults`).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
-from typing import Callable
 
+from nemotron_cascade import config
 from nemotron_cascade.training import engines
-from nemotron_cascade.training import resume as resume_lib
-from nemotron_cascade.training.faults import FaultGuard, guarded_update
+from nemotron_cascade.training.faults import guarded_update
+from nemotron_cascade.training.loop import Loop, LoopSettings, MetricsCallback, Resume, StepFn, train_loop
 from nemotron_cascade.training.packing import Block
 
 log = logging.getLogger(__name__)
-
-MetricsCallback = Callable[[dict, int], None]
 
 
 @dataclass(frozen=True)
@@ -52,24 +49,19 @@ class SFTConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward (memory for compute)
 
 
-def dataclass_from_params(cls, params: dict):
-    """``cls(**params)`` with YAML lists turned into tuples, nested ones too (frozen configs)."""
-    def tup(v):
-        return tuple(tup(x) for x in v) if isinstance(v, list) else v
-    return cls(**{k: tup(v) for k, v in params.items()})
-
-
 def config_from_params(params: dict) -> SFTConfig:
     """An :class:`SFTConfig` from a parameters mapping (YAML lists become tuples)."""
-    return dataclass_from_params(SFTConfig, params)
+    return config.config_from_params(SFTConfig, params)
 
 
-def lr_at(step: int, cfg: SFTConfig) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up, then cosine to ``min_lr_ratio``."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+def loop_settings(cfg: SFTConfig, world_size: int = 1) -> LoopSettings:
+    """The training loop's settings of an SFT (or pretraining) stage: cosine decay after warm-up."""
+    return LoopSettings(name="sft", max_steps=cfg.max_steps, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                        warmup_steps=cfg.warmup_steps, decay="cosine", min_lr_ratio=cfg.min_lr_ratio,
+                        grad_clip=cfg.grad_clip, max_bad_steps=cfg.max_bad_steps,
+                        checkpoint_every=cfg.checkpoint_every, seed=cfg.seed, engine=cfg.engine,
+                        deepspeed=cfg.deepspeed, micro_batch=cfg.batch_size // world_size,
+                        gradient_checkpointing=cfg.gradient_checkpointing)
 
 
 def collate(blocks: list[Block]):
@@ -114,135 +106,56 @@ def batches(blocks: list[Block], batch_size: int, step: int, seed: int) -> list[
 
 def train_sft(model, blocks: list[Block], cfg: SFTConfig, on_metrics: MetricsCallback | None = None,
               resume_dir: str | None = None, fingerprint: str = "", keep_final_state: bool = False) -> list[dict]:
-    """Train ``model`` in place on packed ``blocks`` (see :func:`_train_sft`), with activation
-    checkpointing when ``cfg.gradient_checkpointing``."""
-    with engines.gradient_checkpointing(model, cfg.gradient_checkpointing):
-        return _train_sft(model, blocks, cfg, on_metrics, resume_dir, fingerprint, keep_final_state)
-
-
-def _train_sft(
-    model,
-    blocks: list[Block],
-    cfg: SFTConfig,
-    on_metrics: MetricsCallback | None = None,
-    resume_dir: str | None = None,
-    fingerprint: str = "",
-    keep_final_state: bool = False,
-) -> list[dict]:
     """Train ``model`` in place on packed ``blocks``; return the per-step metrics history.
 
-    With ``keep_final_state`` the state after the last step stays in ``resume_dir`` (a rerun then
-    returns at once): the Kedro run journal clears it only after the node's checkpoint is saved, so
-    a kill between the last step and the save does not cost the stage.
-    """
-    import torch
-    from tqdm.auto import tqdm
+    The loop (optimiser, schedule, engine, fault guard, resume, metrics) is
+    :func:`~nemotron_cascade.training.loop.train_loop`'s; this stage supplies :func:`sft_step`. With
+    ``keep_final_state`` the state after the last step stays in ``resume_dir`` (a rerun then returns
+    at once): the Kedro run journal clears it only after the node's checkpoint is saved.
 
+    Data parallel (``engine: deepspeed`` under a launcher, world size ``w``): rank ``r`` takes
+    blocks ``[r*b/w, (r+1)*b/w)`` of each global batch of ``b = batch_size`` blocks and its loss is
+    ``sum_r * w / n_global`` (summed token losses over the global count of assistant tokens), so
+    DeepSpeed's mean over ranks is exactly the single-process token mean. Logged losses are that
+    global mean (all-reduced) on every rank; at the end the model is a plain full module again
+    (ZeRO-3 shards gathered) on every rank.
+    """
     if not blocks:
         raise ValueError("train_sft got no training blocks: the SFT blend is empty")
-    if cfg.engine != "torch":
-        return _train_sft_engine(model, blocks, cfg, on_metrics, resume_dir, fingerprint, keep_final_state)
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
-    state = resume_lib.load(resume_dir, fingerprint, model, opt, sched) if resume_dir else None
-    start, history = (state["step"], state["history"]) if state else (0, [])
-    model.train()
-    bar = tqdm(range(start, cfg.max_steps), desc="sft", initial=start, total=cfg.max_steps, leave=False)
-    t0, tokens = time.perf_counter(), 0
-    guard = FaultGuard("sft", cfg.max_bad_steps)
-    eng = engines.TorchEngine(model, opt, cfg.grad_clip)
-    for step in bar:
-        ids, labels, pos = collate(batches(blocks, cfg.batch_size, step, cfg.seed))
-        loss = token_loss(model, ids, labels, pos)
-        stepped, grad_norm = guarded_update(eng, guard, step + 1, loss)
-        if stepped:
-            tokens += int((labels != -100).sum())
-        sched.step()
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
-            m = _step_record(loss, sched, grad_norm, tokens, t0)
-            history.append({"step": step + 1, **m})
-            bar.set_postfix(loss=f"{m['loss']:.3f}")
-            if on_metrics:
-                on_metrics(m, step + 1)
-        if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
-            resume_lib.save(resume_dir, fingerprint, model, opt, sched, step + 1, history)
-    model.eval()
-    if resume_dir and keep_final_state:
-        if start < cfg.max_steps:
-            resume_lib.save(resume_dir, fingerprint, model, opt, sched, cfg.max_steps, history)
-    elif resume_dir:
-        resume_lib.clear(resume_dir)
-    return history
-
-
-def _step_record(loss, sched, grad_norm, tokens: int, t0: float) -> dict:
-    """The metrics of a logged SFT step."""
-    return {"loss": loss.item(), "lr": sched.get_last_lr()[0],
-            "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
-            "assistant_tokens_per_s": tokens / (time.perf_counter() - t0)}
-
-
-def _train_sft_engine(model, blocks: list[Block], cfg: SFTConfig, on_metrics: MetricsCallback | None,
-                      resume_dir: str | None = None, fingerprint: str = "",
-                      keep_final_state: bool = False) -> list[dict]:
-    """:func:`train_sft` through a :mod:`~nemotron_cascade.training.engines` engine (DeepSpeed).
-
-    Data parallel: rank ``r`` of ``w`` takes blocks ``[r*b/w, (r+1)*b/w)`` of each global batch of
-    ``b = batch_size`` blocks and its loss is ``sum_r * w / n_global`` (summed token losses over
-    the global count of assistant tokens), so DeepSpeed's mean over ranks is exactly the
-    single-process token mean. Logged losses are that global mean (all-reduced), on every rank;
-    ``on_metrics`` runs on rank 0 only. Mid-stage resume as :func:`train_sft`'s, through DeepSpeed's
-    sharded checkpoints (:func:`~nemotron_cascade.training.resume.save_sharded`: every rank writes
-    its ZeRO shard; the step, history, LR scheduler, fault counters and RNG states ride along; the
-    data position is the step). At the end the model is a plain full module again (ZeRO-3 shards
-    gathered) on every rank.
-    """
-    import torch
-
-    torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg))
-    world = engines.launched_world_size()
+    world = engines.launched_world_size() if cfg.engine != "torch" else 1
     if cfg.batch_size % world:
         raise ValueError(f"SFT batch_size {cfg.batch_size} is not divisible by the world size {world}")
-    eng = engines.make_loop_engine(cfg.engine, model, opt, cfg.deepspeed, cfg.grad_clip, cfg.batch_size // world)
-    w, r, per = eng.world_size, eng.rank, cfg.batch_size // eng.world_size
-    guard = FaultGuard("sft", cfg.max_bad_steps)
-    state = resume_lib.load_sharded(resume_dir, fingerprint, eng, opt, sched) if resume_dir else None
-    start, history = (state["step"], state["history"]) if state else (0, [])
-    if state:
-        guard.load_state_dict(state["extra"]["guard"])
+    return train_loop(model, loop_settings(cfg, world), lambda loop: sft_step(loop, blocks, cfg),
+                      resume=Resume(resume_dir, fingerprint, keep_final_state), on_metrics=on_metrics)
 
-    def save(step: int) -> None:
-        resume_lib.save_sharded(resume_dir, fingerprint, eng, opt, sched, step, history,
-                                extra={"guard": guard.state_dict()})
 
-    model.train()
-    t0, tokens = time.perf_counter(), 0
-    for step in range(start, cfg.max_steps):
-        batch = batches(blocks, cfg.batch_size, step, cfg.seed)
-        n_global = sum(sum(t != -100 for t in b.labels[1:]) for b in batch)
-        ids, labels, pos = collate(batch[r * per:(r + 1) * per])
-        local = token_loss_sum(eng.forward_module, ids, labels, pos) * (w / max(1, n_global))
-        loss = eng.all_reduce_mean(local)  # the global token mean, the same on every rank
+def sft_step(loop: Loop, blocks: list[Block], cfg: SFTConfig) -> StepFn:
+    """One SFT optimiser step on global batch ``step`` (token-mean cross-entropy over assistant
+    tokens); its metrics every ``log_every`` steps and at the last."""
+    eng = loop.engine
+    w, r = eng.world_size, eng.rank
+    per = cfg.batch_size // w
+    seen = {"tokens": 0, "t0": time.perf_counter()}
+    loop.model.train()
+
+    def step(i: int) -> dict | None:
+        batch = batches(blocks, cfg.batch_size, i, cfg.seed)
+        if w == 1:
+            ids, labels, pos = collate(batch)
+            loss = local = token_loss(eng.forward_module, ids, labels, pos)
+            n_tokens = int((labels != -100).sum())
+        else:  # this rank's share of the global token mean; the all-reduced mean is the batch's loss
+            n_tokens = sum(sum(t != -100 for t in b.labels[1:]) for b in batch)
+            ids, labels, pos = collate(batch[r * per:(r + 1) * per])
+            local = token_loss_sum(eng.forward_module, ids, labels, pos) * (w / max(1, n_tokens))
+            loss = eng.all_reduce_mean(local)
         # the finiteness decision is on the global loss, the same on every rank: collectives stay in step
-        stepped, grad_norm = guarded_update(eng, guard, step + 1, loss, backward_loss=local)
+        stepped, grad_norm = guarded_update(eng, loop.guard, i + 1, loss, backward_loss=local)
         if stepped:
-            tokens += n_global
-        sched.step()
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
-            m = _step_record(loss, sched, grad_norm, tokens, t0)
-            history.append({"step": step + 1, **m})
-            if on_metrics and eng.is_rank0:
-                on_metrics(m, step + 1)
-        if resume_dir and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.max_steps:
-            save(step + 1)
-    if resume_dir and keep_final_state:
-        if start < cfg.max_steps:
-            save(cfg.max_steps)
-    elif resume_dir:
-        resume_lib.clear_sharded(resume_dir, eng)
-    eng.finish()
-    model.eval()
-    return history
+            seen["tokens"] += n_tokens
+        if (i + 1) % cfg.log_every and i + 1 != cfg.max_steps:
+            return None
+        return {"loss": loss.item(), "grad_norm": float("nan") if grad_norm is None else float(grad_norm),
+                "assistant_tokens_per_s": seen["tokens"] / (time.perf_counter() - seen["t0"])}
+
+    return step

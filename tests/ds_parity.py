@@ -1,6 +1,6 @@
 """DeepSpeed ZeRO vs plain torch on the tiny model: per-step SFT, GRPO and reward-model runs, for the parity test.
 
-Launch with ``torchrun --nproc_per_node 2 -m nemotron_cascade.training.ds_parity --out FILE
+Launch with ``torchrun --nproc_per_node 2 -m ds_parity --out FILE
 [--tasks sft grpo rm]``. For each task rank 0 first trains a fresh tiny model with the plain torch
 engine (one process, whole global batch), then every rank trains fresh copies with DeepSpeed
 ZeRO-2 and ZeRO-3 in fp32, each rank taking its share of every global batch. Rank 0 alone writes
@@ -146,7 +146,9 @@ def run_grpo(args, tok, fresh, engine: dict):
             raise ValueError("the poisoned step must fall in the first epoch (the pool replay ignores filtering)")
         poison = (args.grpo_poison_step, _render(GRPO_ROWS[pool.take(cfg.prompts_per_step)[-1]], True))
     model = fresh()
-    with mock.patch.object(trainer, "sequence_logprobs", poisoned(trainer.sequence_logprobs)):
+    from nemotron_cascade.rl import update
+
+    with mock.patch.object(update, "sequence_logprobs", poisoned(update.sequence_logprobs)):
         hist = trainer.train_grpo(model, tok, GRPO_ROWS, _digit_share, cfg, FixedRollouts(tok, poison), _render)
     train_s = sum((1 - h["rollout_share"]) / h["steps_per_s"] for h in hist)  # each step minus its rollout
     return model, {"loss": [h["loss"] for h in hist], "grad_norm": [h["grad_norm"] for h in hist],
