@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PROJECT=$(cd "${1:-.}" && pwd)
 BIN=$ROOT/.venv/bin
-SHOT="chromium-headless-shell --no-sandbox --hide-scrollbars --window-size=1600,1000 --virtual-time-budget=20000"
+# MLflow's UI opens its assistant panel for a 127.0.0.1/localhost page only: the shots reach the same
+# server under another name (mapped to 127.0.0.1 inside Chromium, allowed by the server)
+SHOT=(chromium-headless-shell --no-sandbox --hide-scrollbars --window-size=1600,1000 --virtual-time-budget=20000
+      "--host-resolver-rules=MAP mlflow.screenshot 127.0.0.1")
 mkdir -p docs
 cleanup() { kill "${VIZ_PID:-}" "${MLFLOW_PID:-}" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -20,7 +23,9 @@ trap cleanup EXIT
 KEDRO_DISABLE_TELEMETRY=true $BIN/kedro viz build >/dev/null
 python3 -m http.server 4141 --bind 127.0.0.1 --directory build >/dev/null 2>&1 & VIZ_PID=$!
 (cd "$PROJECT" && MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec $BIN/mlflow server \
-  --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1 >/dev/null 2>&1) & MLFLOW_PID=$!
+  --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1 \
+  --allowed-hosts "mlflow.screenshot:5000,127.0.0.1:5000" --cors-allowed-origins "http://mlflow.screenshot:5000" \
+  >/dev/null 2>&1) & MLFLOW_PID=$!
 for _ in $(seq 60); do curl -sf http://127.0.0.1:5000/health >/dev/null && break; sleep 1; done
 # the latest cascade run (else the latest run of any pipeline) and its stage runs in cascade order
 read -r EXP PARENT STAGES < <(cd "$PROJECT" && $BIN/python - <<'PY'
@@ -42,12 +47,12 @@ PY
 # a same-origin page turns kedro-viz's onboarding tour off (localStorage) before opening the DAG
 echo '<script>localStorage.setItem("KedroViz", JSON.stringify({showFeatureHints: false}));
 location.replace("/");</script>' > build/_screenshot.html
-$SHOT --screenshot=docs/kedro-viz.png "http://127.0.0.1:4141/_screenshot.html"
-UI=http://127.0.0.1:5000/#
+shot() { "${SHOT[@]}" "--screenshot=$1" "$2" ${3:+"--window-size=$3"}; }  # file, URL, optional WxH
+shot docs/kedro-viz.png "http://127.0.0.1:4141/_screenshot.html"
+UI=http://mlflow.screenshot:5000/#
 ORDER="orderByKey=metrics.%60cascade_position%60&orderByAsc=true"
 CHILDREN=$(python3 -c "import urllib.parse; print(urllib.parse.quote(\"tags.mlflow.parentRunId = '$PARENT'\"))")
-$SHOT --screenshot=docs/mlflow-runs.png "$UI/experiments/$EXP/runs?searchFilter=$CHILDREN&$ORDER"
-$SHOT --screenshot=docs/mlflow-parent.png "$UI/experiments/$EXP/runs/$PARENT/artifacts/cascade_matrix.png"
-$SHOT --screenshot=docs/mlflow-compare.png \
-  "$UI/compare-runs?runs=$STAGES&experiments=$(python3 -c "import urllib.parse; print(urllib.parse.quote('[\"$EXP\"]'))")"
+shot docs/mlflow-runs.png "$UI/experiments/$EXP/runs?searchFilter=$CHILDREN&$ORDER"
+shot docs/mlflow-parent.png "$UI/experiments/$EXP/runs/$PARENT/artifacts/cascade_matrix.png"
+shot docs/mlflow-compare.png "$UI/compare-runs?runs=$STAGES&experiments=%5B%22$EXP%22%5D" 2000,1500  # all 8 columns
 ls -la docs/*.png
