@@ -365,29 +365,22 @@ def test_hf_benchmark_texts_dataset_reads_the_text_fields(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# conf/gpu: the catalog declares source.<domain> from the sources the parameters name
-def _gpu_conf() -> tuple[dict, dict]:
+# conf/gpu: the catalog declares source.<domain> from sources of that domain, and decontaminates
+# against every benchmark the project maps
+def test_gpu_catalog_names_sources_of_their_domain_and_every_benchmark():
     catalog = yaml.safe_load((ROOT / "conf/gpu/catalog.yml").read_text())
-    params = yaml.safe_load((ROOT / "conf/gpu/parameters_data_curation.yml").read_text())["hf_data"]
-    return catalog, params
-
-
-def test_gpu_catalog_and_parameters_name_the_same_sources():
-    catalog, params = _gpu_conf()
-    domains = set(params["sources"]) | set(params["benchmarks"])
-    assert {k for k in catalog if k.startswith("source.")} == {f"source.{d}" for d in domains}
-    for domain in domains:
-        names = [s if isinstance(s, str) else s["name"] for s in catalog[f"source.{domain}"]["sources"]]
-        assert names == params["sources"].get(domain, []) + params["benchmarks"].get(domain, []), domain
-        assert all(S.get_spec(n).domain == domain for n in names)
-    assert catalog["external_benchmarks"]["benchmarks"] == params["decontamination"]["benchmarks"]
-    assert set(params["decontamination"]["benchmarks"]) == set(S.BENCHMARKS)
+    sources = {k: v for k, v in catalog.items() if k.startswith("source.")}
+    assert sources, "conf/gpu/catalog.yml declares no source.<domain>"
+    for key, entry in sources.items():
+        names = [s if isinstance(s, str) else s["name"] for s in entry["sources"]]
+        assert names and all(S.get_spec(n).domain == key.removeprefix("source.") for n in names), key
+    assert set(catalog["external_benchmarks"]["benchmarks"]) == set(S.BENCHMARKS)
 
 
 def test_gpu_catalog_entries_instantiate():
     from kedro.io.core import AbstractDataset
 
-    catalog, _ = _gpu_conf()
+    catalog = yaml.safe_load((ROOT / "conf/gpu/catalog.yml").read_text())
     for name, config in catalog.items():
         dataset = AbstractDataset.from_config(name, copy.deepcopy(config))
         assert dataset._describe()

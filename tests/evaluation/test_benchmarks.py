@@ -42,7 +42,7 @@ def _near_miss(patch: str) -> str:
     ("prose", -1.0, 0.0, "prose is no patch: reward -1, not solved"),
 ])
 def test_swe_reports_the_share_solved_beside_the_mean_reward(kind, score, solved, why):
-    (row,) = world.generate_tasks("swe", "bench", 1, 0, swe_style="numbered")
+    (row,) = world.generate_tasks("swe", "bench", 1, 0)
     response = {"gold": _swe_answer(row, row["gold_patch"]), "near": _swe_answer(row, _near_miss(row["gold_patch"])),
                 "prose": "<think>\nhmm\n</think>\n\nI would change the function."}[kind]
     prompt = world.render_prompt(row, True)
@@ -57,7 +57,7 @@ def test_swe_reports_the_share_solved_beside_the_mean_reward(kind, score, solved
 
 
 def test_solved_share_over_a_mixed_benchmark():
-    rows = world.generate_tasks("swe", "bench", 4, 0, swe_style="numbered")
+    rows = world.generate_tasks("swe", "bench", 4, 0)
     answers = {world.render_prompt(r, True): _swe_answer(r, r["gold_patch"] if i % 2 == 0 else _near_miss(r["gold_patch"]))
                for i, r in enumerate(rows)}
     metrics, _ = benchmarks.evaluate(ScriptedGenerator(answers), rows, benchmarks.EvalConfig(max_new_tokens=8))
@@ -71,7 +71,7 @@ def test_solved_share_over_a_mixed_benchmark():
     (False, "no headline: the column stays greedy, avg@k beside it"),
 ])
 def test_sampled_headline_swaps_the_column_for_avg_at_k(headline, why):
-    rows = world.generate_tasks("swe", "bench", 2, 0, swe_style="numbered")
+    rows = world.generate_tasks("swe", "bench", 2, 0)
     prompts = [world.render_prompt(r, True) for r in rows]
     greedy = {p: _swe_answer(r, r["gold_patch"]) for p, r in zip(prompts, rows)}     # greedy: both gold
     sampled = {prompts[0]: _swe_answer(rows[0], rows[0]["gold_patch"]),

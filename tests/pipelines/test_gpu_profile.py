@@ -8,9 +8,8 @@ import pytest
 import yaml
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-# top-level keys only the gpu profile has, on purpose: `hf_data` (the public sources;
-# tests/data/test_sources.py checks it against conf/gpu/catalog.yml)
-GPU_ONLY = {"hf_data"}
+# top-level keys only the gpu profile has, on purpose (none: the sources are the catalog's)
+GPU_ONLY: set[str] = set()
 
 
 def _loader(env: str):

@@ -67,7 +67,7 @@ _FACTORIES: dict[str, Callable[..., RewardFn]] = {}
 def _needs_reward_model(name: str, reward_model) -> None:
     if reward_model is None:
         raise ValueError(f"reward {name!r} scores with a reward model, but the stage was given none: wire "
-                         f"'reward_model.model' into it (pipeline_registry.REWARD_MODEL_STAGES)")
+                         f"'reward_model.model' into it (set `reward_model: true` in the stage's block of parameters_rl.yml)")
 
 
 def _rm_factory(reward_model=None, group_size: int | None = None) -> RewardFn:

@@ -90,14 +90,8 @@ def iter_tasks(domain: str, seed: int, split: str, patience: int = 5_000,
                "domain": domain, "split": split, **task}
 
 
-def generate_tasks(domain: str, split: str, n: int, seed: int, *, swe_style: str = "numbered") -> list[dict]:
-    """``n`` distinct tasks (fewer when the domain has fewer distinct problems in that split).
-
-    ``swe_style`` is the SWE prompt style, which is always ``numbered`` (the only one the world
-    has); it is accepted for callers that still name it.
-    """
-    if swe_style != "numbered":
-        raise ValueError(f"the world's SWE prompt style is 'numbered', got swe_style={swe_style!r}")
+def generate_tasks(domain: str, split: str, n: int, seed: int) -> list[dict]:
+    """``n`` distinct tasks (fewer when the domain has fewer distinct problems in that split)."""
     if n <= 0:
         return []
     out = []
