@@ -89,7 +89,7 @@ def test_new_and_deleted_files_are_named_by_their_real_path():
 
 
 def test_40k_character_pair_scores_well_under_a_second():
-    # difflib.SequenceMatcher takes about a minute on such a pair (FACTS.md).
+    # difflib.SequenceMatcher takes about a minute on such a pair.
     lines = [f"    value_{i} = compute_something(value_{i - 1}, factor={i % 7})" for i in range(700)]
     gold = "--- a/big.py\n+++ b/big.py\n@@ -1,700 +1,700 @@\n" + "".join(
         f"-{line}\n" for line in lines

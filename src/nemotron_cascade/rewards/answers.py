@@ -1,6 +1,6 @@
 """Shared helpers that cut a model's whole output down to what the verifiers judge.
 
-The rule every verifier follows (DESIGN.md §3):
+The rule every verifier follows (docs/design.md, "Contracts"):
 
 * a response with a closed think block (``<think> ... </think> final``) is judged on the text after
   the *last* ``</think>``;

@@ -1,6 +1,6 @@
 """SWE reward: compare a predicted unified diff with the gold patch.
 
-``swe_reward(predicted_patch, gold_patch, judge=None) -> [-1.0, 1.0]`` (DESIGN.md §5):
+``swe_reward(predicted_patch, gold_patch, judge=None) -> [-1.0, 1.0]`` (docs/design.md, "Contracts"):
 
 * ``-1.0``: the prediction does not parse as a unified diff, or parses to nothing (``unidiff`` reads
   prose as an empty patch without complaint, so zero files — or files without hunks — is "empty");

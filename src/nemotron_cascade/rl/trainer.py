@@ -1,6 +1,6 @@
 """The on-policy GRPO loop shared by every RL stage of the cascade.
 
-Variant (DESIGN.md §4, the paper's): per step, ``prompts_per_step`` prompts are drawn, ``group_size``
+Variant (docs/design.md "Contracts", the paper's): per step, ``prompts_per_step`` prompts are drawn, ``group_size``
 responses sampled for each from the *current* policy (temperature sampling, no top-k), scored by the
 stage's reward (a name in :mod:`nemotron_cascade.rewards.registry`), turned into group-normalised
 advantages and used for exactly one AdamW step (strict on-policy: importance ratio 1, no clipping,
