@@ -85,7 +85,7 @@ def bench_decontamination(docs: int, bench: int) -> list[tuple]:
     for threads in sorted({1, cores}):
         numba.set_num_threads(threads)
         flags, t = timed(find_contaminated, corpus, bench_texts)
-        rows.append((f"numba kernel, streaming (chunks of 8192)", threads, t, flags))
+        rows.append(("numba kernel, streaming (chunks of 8192)", threads, t, flags))
     numba.set_num_threads(cores)
     for name, _, _, flags in rows[1:]:
         if flags != ref:
@@ -150,7 +150,7 @@ def main() -> None:
         print(f"| {name} | {th} | {t:.2f} | {dps:,.0f} | {wps:.2f} | {up:.1f}x |")
     t, dps, found, extra, peak = bench_dedup(args.dedup_docs)
     upd = bench_minhash_update(2_000)
-    print(f"\n| MinHash dedup (128 perms, 5-word shingles, threshold 0.8) | docs | seconds | docs/s | near dups | memory |")
+    print("\n| MinHash dedup (128 perms, 5-word shingles, threshold 0.8) | docs | seconds | docs/s | near dups | memory |")
     print("|---|---|---|---|---|---|")
     print(f"| per-token MinHash.update, hashing only (reference) | 2000 | {2000 / upd:.2f} | {upd:,.0f} | — | — |")
     print(f"| data.dedup: MinHash.bulk + LSH, streaming | {args.dedup_docs} | {t:.1f} | {dps:,.0f} | {found} | "

@@ -36,7 +36,8 @@ POISON_ID = 4  # a completion starting with this token id gets a -inf log-prob (
 
 
 def _samples():
-    from nemotron_cascade.data import sft as sft_data, world
+    from nemotron_cascade.data import sft as sft_data
+    from nemotron_cascade.data import world
 
     rows = [r for d in world.DOMAINS for r in world.generate_tasks(d, "sft", 30, 0)]
     return sft_data.teacher_samples(rows, 0.7, 0.2, 0, world.oracle_response)

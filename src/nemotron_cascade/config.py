@@ -9,7 +9,8 @@ dataclass does not have fails with the key's name and the valid ones, before any
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -14,8 +14,8 @@ decoding with ``skip_special_tokens=True`` must keep them, or every thinking ans
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from nemotron_cascade import chat
 

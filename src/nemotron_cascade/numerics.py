@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
-from typing import MutableMapping
+from collections.abc import MutableMapping
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import sys
 
 import pytest
-from vllm_fakes import (FakeCompletionOutput, FakeLLM, FakeLogprob, FakeModel, FakeRequestOutput,  # tests/
-                        FakeSamplingParams)
+from vllm_fakes import (  # tests/
+    FakeCompletionOutput,
+    FakeLLM,
+    FakeLogprob,
+    FakeModel,
+    FakeRequestOutput,
+    FakeSamplingParams,
+)
 
 from nemotron_cascade.generation import vllm_engine as ve
 from nemotron_cascade.generation.base import SamplingParams

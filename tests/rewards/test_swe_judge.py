@@ -72,7 +72,8 @@ def test_answer_tokens(tokenizer, single_token_setup, setup, single, reason):
 
 
 def test_a_tokenizer_without_yes_is_a_clear_error():
-    from tokenizers import Tokenizer, models as tmodels, pre_tokenizers
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers import models as tmodels
     from transformers import PreTrainedTokenizerFast
 
     raw = Tokenizer(tmodels.WordLevel({"[UNK]": 0, "no": 1}, unk_token="[UNK]"))

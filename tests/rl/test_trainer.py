@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from vllm_fakes import FakeCompletionOutput, FakeLLM, FakeRequestOutput, FakeSamplingParams  # tests/
 
 from nemotron_cascade import models

@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import sys
 
+import ds_parity
 import pytest
 import torch
 
-import ds_parity
 from nemotron_cascade.training import launch, resume
 
 TOL, WEIGHT_TOL = 1e-5, 1e-4

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 import torch
+from ds_fakes import Crash, OneRankDeepSpeed
 
 from nemotron_cascade.training import launch, resume
 from nemotron_cascade.training.faults import NonFiniteError
-
-from ds_fakes import Crash, OneRankDeepSpeed
 
 
 def _setup(seed=0):

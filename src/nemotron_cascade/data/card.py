@@ -8,8 +8,7 @@ and characters), a Markdown report, flat metrics for MLflow and a figure.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Callable
-
+from collections.abc import Callable
 
 
 def text_of(row: dict) -> str:

@@ -18,9 +18,8 @@ import json
 import logging
 import random
 import re
-from typing import Iterable
-
 from collections import Counter
+from collections.abc import Iterable
 
 from nemotron_cascade.data import decontamination
 from nemotron_cascade.data.dedup import DedupConfig, find_near_duplicates

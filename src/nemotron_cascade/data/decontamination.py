@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numba
 import numpy as np

@@ -13,8 +13,8 @@ permutations (``benchmarks/bench_decontamination.py`` measures it for 100k docum
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH

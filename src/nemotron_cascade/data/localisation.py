@@ -20,7 +20,7 @@ import itertools
 import keyword
 import logging
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import random
 from collections import Counter
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from nemotron_cascade.data import world
 

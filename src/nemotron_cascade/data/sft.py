@@ -7,7 +7,7 @@ assistant turn that is trained on (see :mod:`nemotron_cascade.training.packing`)
 from __future__ import annotations
 
 import random
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from nemotron_cascade.data import teacher as teacher_data
 from nemotron_cascade.data import world

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -147,12 +148,12 @@ def _later_version(version: str, n: int) -> str:
     """``version`` moved ``n`` milliseconds later (Kedro's timestamp format), else ``<version>_<n>``."""
     if not n:
         return version
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from kedro.io.core import VERSION_FORMAT
 
     try:
-        moment = datetime.strptime(version, VERSION_FORMAT).replace(tzinfo=timezone.utc)
+        moment = datetime.strptime(version, VERSION_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return f"{version}_{n}"
     stamp = (moment + timedelta(milliseconds=n)).strftime(VERSION_FORMAT)

@@ -19,8 +19,9 @@ deployment setting. Without a judge, ``best@k`` is ``None``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from statistics import mean
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from nemotron_cascade.generation.base import Generator, SamplingParams
 

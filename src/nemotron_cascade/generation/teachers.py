@@ -33,9 +33,9 @@ import re
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from nemotron_cascade.data import world
 from nemotron_cascade.generation.base import SamplingParams

@@ -38,7 +38,8 @@ ZeRO-3 the trainer must gather full parameters first (``deepspeed.zero.GatheredP
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from nemotron_cascade.generation.base import Completion, SamplingParams
 
@@ -193,7 +194,7 @@ class VLLMGenerator:
     def from_pretrained(cls, model_path: str, dtype: str = "bfloat16", seed: int = 0,
                         tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.5,
                         max_model_len: int | None = None, sleep_level: int = 0, max_logprobs: int = 20,
-                        enforce_eager: bool = False, **llm_kwargs) -> "VLLMGenerator":
+                        enforce_eager: bool = False, **llm_kwargs) -> VLLMGenerator:
         """A ``vllm.LLM`` on ``model_path`` (sleep mode enabled when ``sleep_level`` is set).
 
         ``gpu_memory_utilization`` defaults to 0.5: colocated with a trainer, vLLM must leave it room.

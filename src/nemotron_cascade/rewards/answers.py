@@ -17,9 +17,6 @@ import re
 
 from nemotron_cascade.chat import split_response
 
-
-
-
 _BOXED = re.compile(r"\\boxed\s*\{")
 # A fence opens at the start of a line (``` plus an optional info string) and closes on a line of its own.
 _FENCE = re.compile(

@@ -13,8 +13,8 @@ import logging
 import os
 import re
 import textwrap
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 from nemotron_cascade.rewards.answers import final_answer
 from nemotron_cascade.rewards.sandbox import SandboxLimits, run_program

@@ -25,8 +25,9 @@ import logging
 import math
 import re
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from nemotron_cascade.rewards.answers import final_answer
 

@@ -32,11 +32,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Sequence
 
 from nemotron_cascade.rewards.answers import boxed_all, final_answer
 

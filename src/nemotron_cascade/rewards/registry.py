@@ -24,7 +24,8 @@ reward name raises ``KeyError`` listing the known ones.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 logger = logging.getLogger(__name__)
 

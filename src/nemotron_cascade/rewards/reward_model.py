@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from nemotron_cascade import chat
 from nemotron_cascade.training.reward_model import render_scored, score_texts

@@ -36,10 +36,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from nemotron_cascade.rewards import sandbox_io
 
@@ -208,7 +208,7 @@ def _sandbox_backend() -> str | None:
     raise SandboxUnavailableError(INSTALL_HINT)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn_unsafe_once() -> None:
     """Log, once per process, that programs run without isolation."""
     logger.warning(
@@ -222,7 +222,7 @@ def _warn_unsafe_once() -> None:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe_bwrap(bwrap: str) -> None:
     """Start one trivial sandbox (once per process); raise a clear error when bwrap cannot."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", prefix="nc-probe-") as program:

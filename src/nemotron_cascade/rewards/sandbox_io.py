@@ -4,14 +4,13 @@ end. Used by :mod:`~nemotron_cascade.rewards.sandbox`, which builds the isolated
 
 from __future__ import annotations
 
+import logging
 import os
 import selectors
 import signal
 import subprocess
 import time
 from pathlib import Path
-
-import logging
 
 logger = logging.getLogger(__name__)
 

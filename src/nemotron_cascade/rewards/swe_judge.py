@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from nemotron_cascade import chat
 from nemotron_cascade.generation.base import Generator, SamplingParams

@@ -13,7 +13,8 @@ matter, ``1 == 1.0``, but ``1 != "1"`` and ``true != 1``.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from nemotron_cascade.chat import parse_tool_calls
 from nemotron_cascade.rewards.answers import final_answer

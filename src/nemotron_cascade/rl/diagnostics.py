@@ -15,7 +15,7 @@ answers grow longer and more repetitive.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from nemotron_cascade import chat
 from nemotron_cascade.data import world

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import random
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from nemotron_cascade.rl.config import GRPOConfig, max_tokens_at
 

@@ -43,8 +43,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from nemotron_cascade.rewards.registry import RewardFn
 from nemotron_cascade.rl.config import GRPOConfig, config_from_params, loop_settings, max_tokens_at

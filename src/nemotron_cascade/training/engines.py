@@ -41,9 +41,9 @@ in ``conf/<profile>/deepspeed/<name>.json``. Keys starting with ``_`` are commen
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import contextlib
 import os
 import socket
 from pathlib import Path

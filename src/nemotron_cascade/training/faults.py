@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from nemotron_cascade import tracking
 

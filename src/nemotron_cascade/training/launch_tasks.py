@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 DATA_JSON, DATA_PT, RM_DIR = "data.json", "data.pt", "reward_model"
 

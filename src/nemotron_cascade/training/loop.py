@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from nemotron_cascade.training import engines
 from nemotron_cascade.training import resume as resume_lib

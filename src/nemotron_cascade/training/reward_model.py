@@ -25,8 +25,8 @@ import logging
 import random
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from nemotron_cascade import chat
 from nemotron_cascade.training import engines
@@ -212,7 +212,6 @@ def epoch_batches(n_pairs: int, cfg: RMConfig, epoch: int) -> list[list[int]]:
 def rm_step(loop: Loop, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
             cfg: RMConfig) -> StepFn:
     """One Bradley–Terry step on the step's batch of pairs (this rank's share of it)."""
-    import torch
 
     eng, model = loop.engine, loop.model
     w, r = eng.world_size, eng.rank

@@ -4,7 +4,7 @@ GPQA-diamond, LiveCodeBench, IFEval. SWE-bench Verified maps like SWE-bench (:mo
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from collections.abc import Mapping
 
 from nemotron_cascade.data.sources.code import stdio_text
 from nemotron_cascade.data.sources.fields import LETTERS, RowError, clean_answer, json_of, text_of, value_of

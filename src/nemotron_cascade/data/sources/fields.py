@@ -4,7 +4,8 @@ helpers the mappers share."""
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from nemotron_cascade.rewards.answers import final_answer, last_boxed
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from nemotron_cascade.data.sources.fields import boxed_answer, clean_answer, messages_of, text_of, turn_of
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from nemotron_cascade.data.schemas import validate_row
 from nemotron_cascade.data.sources.benchmarks import map_aime, map_gpqa, map_ifeval, map_livecodebench, map_math500

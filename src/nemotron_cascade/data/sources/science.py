@@ -4,7 +4,7 @@ question lists lettered options, free-form otherwise."""
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from nemotron_cascade.data.sources.fields import (
     LETTERS,

@@ -3,7 +3,7 @@ real SWE rows need beyond ``task.swe`` (:func:`check_real_swe_task`)."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import unidiff
 from unidiff.constants import LINE_TYPE_ADDED, LINE_TYPE_NO_NEWLINE, LINE_TYPE_REMOVED

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from nemotron_cascade import chat
 from nemotron_cascade.data.world.common import (

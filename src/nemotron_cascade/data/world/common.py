@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 SPLITS = ("sft", "rl", "bench")
 

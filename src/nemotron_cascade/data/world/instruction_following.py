@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from nemotron_cascade import chat
 from nemotron_cascade.data.world.common import TOPICS, Domain, TeacherStyle, row_draw, topic_facts
