@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 FIXTURES = Path(__file__).parent / "fixtures" / "ifeval_official"
 MIN_AGREEMENT = 0.99
 
+_NAMES_IN_CAPITALS = ("a list of 80 names in capitals: langdetect calls the text as written German (IFEval's "
+                      "False) and the lower-cased text English; the project's language rule accepts either "
+                      "casing, so correct all-capitals English is not failed for its case (rewards/ifeval/language.py)")
 _RANDOM_LETTER = ("Google's build step swaps a non-letter for a random ASCII letter, so its verdict is a "
                   "draw; the project counts the given character literally")
 # (key, instruction id) -> why the project's verdict differs from the official one
@@ -28,10 +31,12 @@ EXPECTED_DISAGREEMENTS = {
     "strict": {
         (1122, "keywords:letter_frequency"): f"letter '#', at least 4: the answer has 4 hash tags (True); {_RANDOM_LETTER}",
         (1129, "keywords:letter_frequency"): f"letter '!', at least 6: the answer has 10 '!' (True); {_RANDOM_LETTER}",
+        (3456, "change_case:english_capital"): _NAMES_IN_CAPITALS,
     },
     "loose": {
         (1122, "keywords:letter_frequency"): f"letter '#', at least 4: the answer has 4 hash tags (True); {_RANDOM_LETTER}",
         # key 1129 agrees in loose mode: Google's second random draw happened to pass.
+        (3456, "change_case:english_capital"): _NAMES_IN_CAPITALS,
     },
 }
 

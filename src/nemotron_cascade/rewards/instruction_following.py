@@ -6,7 +6,8 @@ ids are the keys of :data:`INSTRUCTIONS` (package :mod:`nemotron_cascade.rewards
 per family). Checking follows IFEval's rules, measured against its official verdicts on GPT-4's 541
 responses (``tests/rewards/test_ifeval_official.py``), with these deliberate differences:
 
-* determinism: the language detector (``langdetect``, as IFEval) is seeded; IFEval's is not;
+* the language detector (``langdetect``, as IFEval) is seeded, and a text counts as in a language
+  when detected so as written or lower-cased (all-capitals English is often misread as written);
 * ``keywords:letter_frequency`` counts any single character literally (``#``, ``!``); IFEval swaps a
   non-letter for a random letter;
 * keywords are matched literally, not as regular expressions;

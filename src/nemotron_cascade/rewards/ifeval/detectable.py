@@ -1,10 +1,11 @@
 """``detectable_format:*`` and ``detectable_content:*`` checkers.
 
 Bullets follow IFEval's rule: a line whose first non-blank character is ``-`` (no space needed), or a
-single ``*`` not followed by another ``*``, is a bullet. One deliberate difference: a markdown
-thematic break (a line of three or more ``-``, ``*`` or ``_``, spaces allowed, such as ``---``) is a
-horizontal rule, not a bullet; IFEval counts ``---`` as one. No response of IFEval's GPT-4 reference
-has such a line, so the difference never shows there.
+``*`` followed on the same line by a character other than ``*``, is a bullet; ``**bold**`` and a bare
+``*`` are not (IFEval's pattern lets a bare ``*`` borrow the line break). One deliberate difference:
+a markdown thematic break (a line of three or more ``-``, ``*`` or ``_``, spaces allowed, such as
+``---``) is a horizontal rule, not a bullet; IFEval counts ``---`` as one. No response of IFEval's
+GPT-4 reference has such a line, so the difference never shows there.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 
 CONSTRAINED_RESPONSE_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
 
-_BULLET = re.compile(r"\s*(?:-|\*(?!\*))")
+_BULLET = re.compile(r"\s*(?:-|\*[^*])")
 _THEMATIC_BREAK = re.compile(r"[ \t]*([-*_])(?:[ \t]*\1){2,}[ \t]*")
 
 
@@ -36,7 +37,7 @@ def postscript(text: str, *, postscript_marker: str) -> bool:
 
 
 def count_bullets(text: str) -> int:
-    """Bullet lines (module docstring): ``-`` or single-``*`` starts, thematic breaks excluded."""
+    """Bullet lines (module docstring): ``-`` or ``*``-then-not-``*`` starts, thematic breaks excluded."""
     lines = text.split("\n")
     return sum(1 for line in lines if _BULLET.match(line) and not _THEMATIC_BREAK.fullmatch(line))
 

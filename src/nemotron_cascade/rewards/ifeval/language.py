@@ -1,18 +1,24 @@
 """Language and letter case: ``language:response_language`` and the ``change_case`` checkers.
 
 The language rule (one rule for all three language-aware checkers): a text follows "be in language
-X" when ``langdetect`` names X, as IFEval asks ``langdetect.detect``. Two differences make it a
-reward rather than a dice roll:
+X" when ``langdetect`` names X for the text as written or for the text in lower case. IFEval asks
+``langdetect.detect`` once, on the text as written. The differences, each deliberate:
 
-* the detector is seeded (seed 0, a private ``DetectorFactory``, nothing global is touched), so a text
-  always gets the same verdict; IFEval leaves ``langdetect`` unseeded and short answers can flip
-  between runs. With seed 0 every language verdict of IFEval's GPT-4 reference is reproduced;
+* the detector is seeded (seed 0, a private ``DetectorFactory``; nothing global is touched), so a
+  text always gets the same verdict; IFEval leaves ``langdetect`` unseeded and short answers can flip
+  between runs;
+* the lower-cased second look: ``langdetect``'s profiles are case-sensitive, and on text written in
+  capitals it often names another language. A correct all-capitals English note of the embedded
+  world ("CRABS LIVE NEAR RIVERS. ...") was not detected as English in 105 of 340 cases; lower-cased,
+  all 340 are. Case is judged by ``isupper``/``islower``, never by the language check;
 * as in IFEval, a text in which ``langdetect`` finds nothing to judge (no letters: digits,
   punctuation) counts as following the instruction.
 
 Short or name-only answers are judged like any other: ``"YES"`` or ``"etchings"`` are not detected as
-English, so "answer in English capitals/lowercase" fails on them, as it does in IFEval. The profiles
-ship inside the ``langdetect`` wheel: detection is offline.
+English either way, so "answer in English capitals/lowercase" fails on them, as in IFEval. On IFEval's
+GPT-4 reference the rule reproduces every official language and case verdict but one (key 3456, a
+list of names in capitals, which IFEval's draw called German). The profiles ship inside the
+``langdetect`` wheel: detection is offline.
 
 Capital words are ``\\w+`` runs joined by ``-`` or apostrophes (a hyphenated word counts once, as with
 NLTK's ``word_tokenize`` in IFEval) whose letters are all upper case.
@@ -68,9 +74,13 @@ def detect_language(text: str) -> str | None:
 
 
 def is_in_language(text: str, language: str) -> bool:
-    """The module's language rule: detected as ``language``, or nothing to detect."""
+    """The module's language rule: detected as ``language`` as written or lower-cased, or nothing to
+    detect."""
+    wanted = normalise_language(language)
     detected = detect_language(text)
-    return detected is None or detected == normalise_language(language)
+    if detected is None or detected == wanted:
+        return True
+    return text.lower() != text and detect_language(text.lower()) == wanted
 
 
 def response_language(text: str, *, language: str) -> bool:
