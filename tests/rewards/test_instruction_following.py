@@ -27,13 +27,17 @@ CASES = [
     ("keywords:forbidden_words", {"forbidden_words": ["bad"]}, "That is BAD.", False, "forbidden word, any case"),
     ("keywords:letter_frequency", {"letter": "z", "let_frequency": 2, "let_relation": AL}, "Zebra zone", True, "two z, any case"),
     ("keywords:letter_frequency", {"letter": "z", "let_frequency": 2, "let_relation": AL}, "Zebra", False, "one z"),
+    ("keywords:letter_frequency", {"letter": "#", "let_frequency": 2, "let_relation": AL}, "#one #two", True, "a non-letter is counted literally (official key 1122)"),
+    ("keywords:letter_frequency", {"letter": "!", "let_frequency": 3, "let_relation": LT}, "Wow! Yes! Go!", False, "three '!' are not fewer than 3"),
     ("language:response_language", {"language": "fr"}, "Le chien court dans le parc et les enfants jouent avec la balle.", True, "French text"),
     ("language:response_language", {"language": "fr"}, "The dog runs in the park and the children play.", False, "English text"),
     ("language:response_language", {"language": "ja"}, "12345 !!!", True, "undetectable language counts as followed (IFEval)"),
     ("language:response_language", {"language": "ru"}, "Собака бежит по парку, и дети играют с мячом.", True, "Russian text"),
+    ("language:response_language", {"language": "zh-CN"}, "今天天气很好，我们去公园散步吧。", True, "zh-CN and langdetect's zh-cn are both zh"),
     ("length_constraints:number_sentences", {"num_sentences": 3, "relation": LT}, "One. Two!", True, "two sentences < 3"),
     ("length_constraints:number_sentences", {"num_sentences": 3, "relation": LT}, "One. Two? Three.", False, "three sentences"),
     ("length_constraints:number_sentences", {"num_sentences": 2, "relation": AL}, "Dr. Smith paid 3.5 dollars. He left.", True, "abbreviation and decimal do not split"),
+    ("length_constraints:number_sentences", {"num_sentences": 4, "relation": LT}, "1. kits: these help.\n2. clinics: these heal.\n3. loans: these fund.", True, "a numbered list is 3 sentences, not 6 (official key 1967)"),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "First part.\n***\nSecond part.", True, "two paragraphs split by ***"),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "Only one paragraph.", False, "one paragraph"),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "A\n***\n***\nB", False, "an empty paragraph in between"),
@@ -43,6 +47,8 @@ CASES = [
     ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "however"}, "Intro here.\n\nHowever, this holds.", True, "second paragraph starts with However"),
     ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "however"}, "Intro here.\n\nBut this holds.", False, "wrong first word"),
     ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 1, "first_word": "intro"}, "Intro.\n\nTwo.\n\nThree.", False, "three paragraphs, two required"),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "summary"}, "Intro.\n\nSummary: it holds.", False, "':' stays in the word, as IFEval (official key 1954)"),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "summary"}, 'Intro.\n\n"Summary," she said.', True, "leading quote dropped, cut at the comma"),
     ("detectable_content:number_placeholders", {"num_placeholders": 2}, "Dear [name], at [address].", True, "two placeholders"),
     ("detectable_content:number_placeholders", {"num_placeholders": 2}, "Dear [name].", False, "one placeholder"),
     ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Hello.\nP.S. see you", True, "postscript line"),
@@ -50,6 +56,9 @@ CASES = [
     ("detectable_content:postscript", {"postscript_marker": "P.S."}, "Hello, see you.", False, "no postscript"),
     ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "Intro\n* one\n- two\n---", True, "two bullets; a --- rule is not one"),
     ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "* one\n* two\n* three", False, "three bullets"),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "-one\n  -two", True, "'-' needs no space after it (IFEval's ^\\s*-.*$)"),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "*one*\n* two\n**bold** line", True, "a single '*' starts a bullet, '**' does not"),
+    ("detectable_format:number_bullet_lists", {"num_bullets": 1}, "- one\n***\n- - -\n___", True, "thematic breaks are rules, not bullets (deliberate)"),
     ("detectable_format:constrained_response", {}, "My answer is yes.", True, "one of the options"),
     ("detectable_format:constrained_response", {}, "Yes.", False, "not one of the options"),
     ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "*one* and **two**", True, "single and double asterisks"),
@@ -72,8 +81,11 @@ CASES = [
     ("change_case:english_capital", {}, "THE DOG IS HAPPY AND THE CAT IS TOO.", True, "English in capitals"),
     ("change_case:english_capital", {}, "The dog is happy.", False, "not all capitals"),
     ("change_case:english_capital", {}, "LE CHIEN EST DANS LE PARC ET LES ENFANTS JOUENT.", False, "capitals but French"),
+    ("change_case:english_capital", {}, "YES", False, "langdetect does not call 'YES' English (official key 2341)"),
+    ("change_case:english_capital", {}, "2024 - 12 - 01", False, "no letters: isupper() is False"),
     ("change_case:english_lowercase", {}, "the dog is happy and the cat is too.", True, "English in lower case"),
     ("change_case:english_lowercase", {}, "the dog is Happy.", False, "a capital letter"),
+    ("change_case:english_lowercase", {}, "etchings", False, "a single word langdetect does not call English (official key 202)"),
     ("punctuation:no_comma", {}, "No commas here.", True, "no comma"),
     ("punctuation:no_comma", {}, "Yes, a comma.", False, "a comma"),
     ("startend:quotation", {}, '"A quoted answer."', True, "wrapped in double quotes"),
@@ -138,6 +150,7 @@ def test_final_answer_only(response, expected, reason):
         (["length_constraints:number_words"], [{"num_words": 5, "relation": "at most"}], ValueError, ["relation", "at most"]),
         (["keywords:existence"], [{"keywords": "apple"}], TypeError, ["keywords:existence", "keywords"]),
         (["keywords:letter_frequency"], [{"letter": "ab", "let_frequency": 1, "let_relation": "at least"}], ValueError, ["letter"]),
+        (["keywords:letter_frequency"], [{"letter": " ", "let_frequency": 1, "let_relation": "at least"}], ValueError, ["letter"]),
         (["language:response_language"], [{"language": "xx"}], ValueError, ["language", "xx"]),
         (["punctuation:no_comma"], [{"comma": True}], TypeError, ["punctuation:no_comma", "comma"]),
         (["punctuation:no_comma", "startend:quotation"], [{}], ValueError, ["2 instruction ids but 1"]),
@@ -151,6 +164,7 @@ def test_final_answer_only(response, expected, reason):
         "unknown relation",
         "keywords must be a list",
         "letter must be one letter",
+        "letter must not be blank",
         "unsupported language",
         "unexpected non-None kwarg",
         "length mismatch",
@@ -169,3 +183,19 @@ def test_helpers_are_deterministic():
     assert count_sentences("Mr. Brown went home. It rained! Did he mind? No") == 4
     text = "Der Hund läuft im Park und die Kinder spielen mit dem Ball."
     assert {detect_language(text) for _ in range(5)} == {"de"}
+    # short answers are where unseeded langdetect flips; the seeded detector never does
+    for short in ("YES", "A", "etchings", "coastal elegance properties"):
+        assert len({detect_language(short) for _ in range(5)}) == 1, short
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "reason"),
+    [
+        ("12345 !!!", None, "no letters: nothing to detect"),
+        ("The dog runs in the park and the children play with the ball.", "en", "English"),
+        ("今天天气很好，我们去公园散步吧。", "zh", "langdetect's zh-cn is reported as zh"),
+    ],
+    ids=["no features", "english", "chinese"],
+)
+def test_detect_language(text, expected, reason):
+    assert detect_language(text) == expected, reason

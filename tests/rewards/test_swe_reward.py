@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 
 import pytest
 
-from nemotron_cascade.rewards.swe import LexicalJudge, extract_patch, parse_patch, swe_reward
+from nemotron_cascade.rewards.swe import (
+    FileChange,
+    LexicalJudge,
+    extract_patch,
+    location_similarity,
+    parse_patch,
+    swe_reward,
+)
 
 GOLD = """diff --git a/pkg/calc.py b/pkg/calc.py
 index 1111111..2222222 100644
@@ -71,6 +79,81 @@ def test_swe_reward_table(predicted, expected, reason):
         assert low <= reward <= high, f"{reason}: {reward}"
     else:
         assert reward == expected, reason
+
+
+# --------------------------------------------------------------------------------------------------
+# Cases where a changed-lines-only comparison went wrong (issue #26), built from real file contents
+UTILS = '''def page_count(total, size):
+    if size <= 0:
+        raise ValueError("size must be positive")
+    return total // size
+
+
+def page_offset(page, size):
+    """Index of the first item on ``page`` (pages count from 1)."""
+    return page * size
+'''
+UTILS_FIXED = UTILS.replace("return total // size", "return -(-total // size)")
+
+
+def _diff(before: str, after: str, source: str = "utils.py", target: str = "utils.py", context: int = 3) -> str:
+    """A git-style unified diff of one file; a rename gets git's ``rename from/to`` header."""
+    body = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                        f"a/{source}", f"b/{target}", n=context))
+    rename = f"similarity index 90%\nrename from {source}\nrename to {target}\n" if source != target else ""
+    return f"diff --git a/{source} b/{target}\n{rename}{body}"
+
+
+PAGING_GOLD = _diff(UTILS, UTILS_FIXED)
+PAGING_GOLD_MOVED = _diff(UTILS, UTILS_FIXED, target="paging.py")
+REVERSED = _diff(UTILS_FIXED, UTILS)
+WRONG_FUNCTION = _diff(UTILS, UTILS.replace("return page * size", "return (page - 1) * size"))
+RIGHT_FIX_ONE_CONTEXT_LINE = _diff(UTILS, UTILS.replace("return total // size", "return (total + size - 1) // size"),
+                                   context=1)
+WRONG_FUNCTION_NO_CONTEXT = _diff(UTILS, UTILS.replace("return page * size", "return (page - 1) * size"), context=0)
+
+# (predicted, gold, expected (low, high), reason); before the fix these scored 0.927, 0.741 and 0.0
+PAGING_CASES = [
+    (REVERSED, PAGING_GOLD, (0.0, 0.0), "exactly undoing the gold fix earns nothing for that file (was 0.93)"),
+    (WRONG_FUNCTION, PAGING_GOLD, (0.2, 0.4),
+     "a short edit to the wrong function of the right file: similar lines, different place (was 0.74; SWE-RL 0.23)"),
+    (PAGING_GOLD, PAGING_GOLD_MOVED, (0.5, 0.5),
+     "gold moves utils.py to paging.py and fixes it; the same fix in place gets the edit, not the move (was 0.0)"),
+    (PAGING_GOLD_MOVED, PAGING_GOLD_MOVED, (1.0, 1.0), "the same move and fix"),
+    ("diff --git a/utils.py b/paging.py\nsimilarity index 100%\nrename from utils.py\nrename to paging.py\n",
+     PAGING_GOLD_MOVED, (0.5, 0.5), "a pure rename: the move without the fix"),
+    (RIGHT_FIX_ONE_CONTEXT_LINE, PAGING_GOLD, (0.7, 0.95), "another right fix in the right place, with 1 context line"),
+    (WRONG_FUNCTION_NO_CONTEXT, PAGING_GOLD, (0.7, 0.75), "-U0: no context, so the location is unknown and not weighed"),
+]
+
+
+@pytest.mark.parametrize(("predicted", "gold", "bounds", "reason"), PAGING_CASES, ids=[c[3][:40] for c in PAGING_CASES])
+def test_swe_reward_where_and_which_way(predicted, gold, bounds, reason):
+    low, high = bounds
+    assert low <= swe_reward(predicted, gold) <= high, f"{reason}: {swe_reward(predicted, gold)}"
+
+
+def test_files_are_keyed_by_their_path_before_the_patch():
+    moved = parse_patch(PAGING_GOLD_MOVED)
+    assert set(moved) == {"utils.py"}
+    assert moved["utils.py"].renamed_to == "paging.py"
+    assert moved != parse_patch(PAGING_GOLD), "the rename is part of what the patch does"
+    assert moved["utils.py"].removed == parse_patch(PAGING_GOLD)["utils.py"].removed
+
+
+def test_context_width_and_offsets_do_not_move_the_location():
+    wide, narrow = parse_patch(PAGING_GOLD)["utils.py"], parse_patch(_diff(UTILS, UTILS_FIXED, context=1))["utils.py"]
+    assert wide == narrow, "equality ignores context"
+    assert location_similarity(narrow, wide) == location_similarity(wide, narrow) == 1.0
+    wrong = parse_patch(WRONG_FUNCTION)["utils.py"]
+    assert location_similarity(wrong, wide) < 0.6
+
+
+def test_reversal_is_only_the_exact_inverse():
+    gold = FileChange(("a",), ("b",))
+    assert FileChange(("b",), ("a",)).reverses(gold)
+    assert not FileChange(("b",), ("c",)).reverses(gold)
+    assert not FileChange(("a",), ("a",)).reverses(FileChange(("a",), ("a",))), "a no-op reverses nothing"
 
 
 def test_normalisation_keeps_only_changed_lines_per_file():
