@@ -194,3 +194,24 @@ def test_a_failed_run_fails_only_the_stages_left_open(tracked):
     children = _children(client, store.recorded["parent"])
     assert children["base"].info.status == "FINISHED" and children["sft.stage1"].info.status == "FAILED"
     assert client.get_run(store.recorded["parent"]).info.status == "FAILED"
+
+
+def test_a_stage_run_stays_running_between_its_nodes(tracked):
+    seen = []
+
+    def look(x):  # a node of another stage, between the two nodes of stage a
+        import mlflow
+
+        (a,) = mlflow.search_runs(filter_string="tags.stage = 'a'", search_all_experiments=True, output_format="list")
+        seen.append(a.info.status)
+        return x
+
+    store = FakeStore()
+    pipeline = Pipeline([
+        node(_first, "raw", "a.one", name="first", namespace="a"),
+        node(look, "a.one", "b.out", name="look", namespace="b"),
+        node(_first, "b.out", "a.two", name="second", namespace="a"),
+    ])
+    client = tracked(pipeline, store)
+    assert seen == ["RUNNING"]
+    assert _children(client, store.recorded["parent"])["a"].info.status == "FINISHED"

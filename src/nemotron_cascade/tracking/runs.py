@@ -215,10 +215,12 @@ class StageTrackingHook:
 
     @hook_impl
     def after_node_run(self, node) -> None:
-        """Leave the stage run; the node is finished once its outputs are saved."""
-        self._end_active_child()
+        """Leave the stage run, still running; the node is finished once its outputs are saved."""
+        run_id = self._end_active_child()
         if not self._enabled or self._parent is None:
             return
+        if run_id is not None:  # mlflow.end_run marked it finished: the stage goes on until its last node
+            self._client.update_run(run_id, status="RUNNING")
         if node.outputs:
             self._unsaved[node.name] = set(node.outputs)
         else:
@@ -229,14 +231,17 @@ class StageTrackingHook:
         """Leave the stage run as failed (the whole run's end marks the stage failed)."""
         self._end_active_child(status="FAILED")
 
-    def _end_active_child(self, status: str = "FINISHED") -> None:
+    def _end_active_child(self, status: str = "FINISHED") -> str | None:
+        """Pop the active stage run off MLflow's stack (which ends it with ``status``); its id."""
         if not self._enabled or self._parent is None:
-            return
+            return None
         import mlflow
 
         active = mlflow.active_run()
-        if active is not None and active.info.run_id != self._parent:
-            mlflow.end_run(status=status)
+        if active is None or active.info.run_id == self._parent:
+            return None
+        mlflow.end_run(status=status)
+        return active.info.run_id
 
     def _node_finished(self, node) -> None:
         """Add the node's time to its stage's; end the stage run when no node of the stage is left."""
