@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nemotron_cascade import stages
+from nemotron_cascade import config, stages
 from nemotron_cascade.training.launch import LaunchConfig
 from nemotron_cascade.training.reward_model import RMConfig
 
@@ -26,6 +26,7 @@ class RMStageConfig:
     launch: LaunchConfig = field(init=False, default=None)
 
     def __post_init__(self):
+        config.check_fields(self)
         if self.init not in INITS:
             raise ValueError(f"params reward_model.init must be 'policy' or 'scratch', got {self.init!r}")
         cfg, launch, written, _ = stages.split_train_block(self.train, RMConfig, "train")

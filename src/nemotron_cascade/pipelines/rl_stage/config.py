@@ -44,6 +44,7 @@ class RLStageConfig:
     launch: LaunchConfig = field(init=False, default=None)
 
     def __post_init__(self):
+        config.check_fields(self)
         cfg, launch, written, _ = stages.split_train_block(self.train, GRPOConfig, "train")
         loc = self.localisation
         if isinstance(loc, Mapping):

@@ -28,6 +28,7 @@ class SFTStageConfig:
     launch: LaunchConfig = field(init=False, default=None)
 
     def __post_init__(self):
+        config.check_fields(self)
         cfg, launch, written, extras = stages.split_train_block(self.train, SFTConfig, "train", ("block_size",))
         for name, value in (("train", cfg), ("launch", launch), ("_train_params", written),
                             ("block_size", int(extras["block_size"]))):
@@ -55,6 +56,7 @@ class BaseModelConfig:
     attn_implementation: str = "sdpa"
 
     def __post_init__(self):
+        config.check_fields(self)
         if self.source not in SOURCES:
             raise ValueError(f"params base_model.source must be 'tiny' or 'pretrained', got {self.source!r}")
         if self.source == "pretrained" and not self.name_or_path:
