@@ -42,4 +42,4 @@ mlflow: setup
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
 clean:
-	rm -rf data/0*/* mlflow.db mlartifacts
+	rm -rf data/0*/* mlflow.db mlflow.db.init.lock mlruns mlartifacts
