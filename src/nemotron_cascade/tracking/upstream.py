@@ -9,10 +9,28 @@ class MissingUpstreamError(RuntimeError):
     """A pipeline's input dataset does not exist yet; the message names who produces it."""
 
 
-def describe_missing(missing: list[str], pipelines) -> str:
-    """One line per missing dataset: the registered pipelines that produce it and the command to run."""
+def describe_pinned(name: str, version: str, catalog) -> str:
+    """The line for an input pinned by ``--load-versions`` to a version that does not exist: running
+    its pipeline cannot help, so it lists the versions that do exist."""
+    from pathlib import PurePosixPath
+
+    try:
+        found = sorted({PurePosixPath(p).parent.name for p in catalog.get(name)._get_versions()})
+    except Exception:  # not a versioned dataset, or its directory cannot be listed
+        found = []
+    shown = ", ".join(found[-10:]) + (f" (and {len(found) - 10} older)" if len(found) > 10 else "")
+    return (f"  - {name}: the pinned version {version} (--load-versions={name}:{version}) does not exist; "
+            f"versions that exist: {shown or 'none'}")
+
+
+def describe_missing(missing: list[str], pipelines, pinned: dict | None = None, catalog=None) -> str:
+    """One line per missing dataset: the registered pipelines that produce it and the command to run,
+    or, for one pinned to a version (``pinned``: ``--load-versions``), the versions that exist."""
     lines = []
     for name in missing:
+        if name in (pinned or {}):
+            lines.append(describe_pinned(name, pinned[name], catalog))
+            continue
         producers = [p for p, pipe in pipelines.items()
                      if p not in ("__default__", "cascade") and name in pipe.all_outputs()]
         if producers:
@@ -38,4 +56,4 @@ class UpstreamCheckHook:
         missing = [name for name in sorted(pipeline.inputs())
                    if not name.startswith("params:") and name != "parameters" and not catalog.exists(name)]
         if missing:
-            raise MissingUpstreamError(describe_missing(missing, pipelines))
+            raise MissingUpstreamError(describe_missing(missing, pipelines, run_params.get("load_versions"), catalog))
