@@ -89,7 +89,8 @@ def bench_decontamination(docs: int, bench: int) -> list[tuple]:
     numba.set_num_threads(cores)
     for name, _, _, flags in rows[1:]:
         if flags != ref:
-            raise RuntimeError(f"{name}: flags differ from the reference on {sum(a != b for a, b in zip(flags, ref))} docs")
+            raise RuntimeError(f"{name}: flags differ from the reference on "
+                               f"{sum(a != b for a, b in zip(flags, ref))} docs")
     print(f"corpus: {docs} docs, {words / 1e6:.1f} M words, {bench} benchmark texts, "
           f"{sum(ref)} contaminated (flags identical in every row)")
     return [(name, th, t, docs / t, words / t / 1e6, t_ref / t) for name, th, t, _ in rows]
@@ -150,7 +151,8 @@ def main() -> None:
         print(f"| {name} | {th} | {t:.2f} | {dps:,.0f} | {wps:.2f} | {up:.1f}x |")
     t, dps, found, extra, peak = bench_dedup(args.dedup_docs)
     upd = bench_minhash_update(2_000)
-    print("\n| MinHash dedup (128 perms, 5-word shingles, threshold 0.8) | docs | seconds | docs/s | near dups | memory |")
+    print("\n| MinHash dedup (128 perms, 5-word shingles, threshold 0.8) "
+          "| docs | seconds | docs/s | near dups | memory |")
     print("|---|---|---|---|---|---|")
     print(f"| per-token MinHash.update, hashing only (reference) | 2000 | {2000 / upd:.2f} | {upd:,.0f} | — | — |")
     print(f"| data.dedup: MinHash.bulk + LSH, streaming | {args.dedup_docs} | {t:.1f} | {dps:,.0f} | {found} | "

@@ -70,7 +70,8 @@ def main() -> None:
         "unpacked, padded per batch": [unpacked[i:i + unpacked_bs] for i in range(0, len(unpacked), unpacked_bs)],
     }
     cfg = models.TinyModelConfig()
-    print(f"{len(toks)} samples, mean {mean_len:.0f} tokens, block {args.block}, ~{args.tokens_per_step} real tokens/step")
+    print(f"{len(toks)} samples, mean {mean_len:.0f} tokens, block {args.block}, "
+          f"~{args.tokens_per_step} real tokens/step")
     print("| arm | steps | seconds | samples/s | tokens/s | real tokens/s | non-padding share |")
     print("|---|---|---|---|---|---|---|")
     for name, batches in arms.items():

@@ -109,7 +109,8 @@ def _grpo_phase(twins: _Twins, tok, steps: int, seed: int) -> dict:
     for s in range(steps):
         t0 = time.perf_counter()
         twins.models["dev"].eval()
-        p_ids, c_ids, _ = _sample(twins.models["dev"], tok, [world.render_prompt(r, True) for r in rl_rows[4 * s:4 * s + 4]],
+        p_ids, c_ids, _ = _sample(twins.models["dev"], tok,
+                                  [world.render_prompt(r, True) for r in rl_rows[4 * s:4 * s + 4]],
                                   4, 48, seed + s, twins.device)
         rewards = torch.tensor([float(len(c)) for c in c_ids])
         adv = group_advantages(rewards, 4)

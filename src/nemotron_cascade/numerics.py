@@ -4,9 +4,9 @@ PyTorch picks its CPU kernels at run time from what the processor offers (AVX2 o
 ATen's vectorised ops; MKL and oneDNN dispatch on their own). The kernels round differently, and a
 1 M-parameter model trained for minutes is chaotic: the same seed and code gave SFT stage 1
 math/code/science 0.35/0.21/0.31 on an AVX2 machine and 0.28/0.14/0.34 on an AVX-512 one, and
-every later stage drifted further (docs/experiments.md, "Reproducibility across machines"). Forcing the AVX2 paths on the
-AVX-512 machine reproduced the AVX2 machine's matrix to the last digit, at no measurable cost for
-this model size.
+every later stage drifted further (docs/experiments.md, "Reproducibility across machines").
+Forcing the AVX2 paths on the AVX-512 machine reproduced the AVX2 machine's matrix to the last
+digit, at no measurable cost for this model size.
 
 So the package pins the kernels on import, before torch is loaded, unless the user chose otherwise:
 

@@ -26,7 +26,8 @@ CASES = [
 def test_near_duplicates_at_threshold_0_9(name, edit, is_dup):
     rng = random.Random(0)
     original = _doc(rng)
-    assert find_near_duplicates([original, edit(original, rng)], DedupConfig(threshold=0.9)) == [None, 0 if is_dup else None]
+    assert (find_near_duplicates([original, edit(original, rng)], DedupConfig(threshold=0.9))
+            == [None, 0 if is_dup else None])
 
 
 def test_first_of_a_cluster_stays_and_batches_do_not_matter():

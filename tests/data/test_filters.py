@@ -27,7 +27,8 @@ TABLE = [
     ("think block never closed", "<think>\nwork", "format", "think block never closed"),
     ("nothing after the think block", "<think>\nwork\n</think>\n", "format", "empty final answer"),
     ("looping answer", "ok " + "this sentence goes round and round. " * 4, "repetition", "occurs 4 times"),
-    ("too long", "<think>\nx\n</think>\n\n" + " ".join(f"n{i}" for i in range(600)) + " \\boxed{3}", "length", "> 2000"),
+    ("too long", "<think>\nx\n</think>\n\n" + " ".join(f"n{i}" for i in range(600)) + " \\boxed{3}",
+     "length", "> 2000"),
     ("wrong answer", "<think>\n1+1\n</think>\n\n\\boxed{3}", "correctness", "math verifier scored 0.00"),
     ("right answer passes", "<think>\n1+1\n</think>\n\n\\boxed{2}", None, None),
 ]
@@ -65,7 +66,8 @@ def test_planted_flaws_are_all_removed_and_oracle_samples_all_kept(good):
     assert sorted(r["planted"] for r in removed) == sorted(s["planted"] for s in planted if s.get("planted"))
     assert checked["math"] == sum(s["domain"] == "math" for s in planted) - 2  # the unclosed ones failed format first
     md, metrics, fig, table = card.build_card({"teacher": planted, "filtered": kept}, removed, [],
-                                              {"planted": card.planted_check(removed, {"wrong_answer": 2}), "notes": {}})
+                                              {"planted": card.planted_check(removed, {"wrong_answer": 2}),
+                                               "notes": {}})
     assert "| wrong_answer | 2 | 2 |" in md and "Removed without being planted: none." in md
     assert metrics["card/removed/filter/correctness"] >= 2 and metrics["card/filtered/math/rows"] > 0
 

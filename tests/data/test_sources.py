@@ -96,11 +96,14 @@ EXPECTED_FIELDS = [
     ("s1k", 2, {"answer": "3.98\\times10^{-19}\\ \\mathrm{J}", "answer_format": "free_form"}),
     ("llama_nemotron_science", 0, {"answer": "C", "reasoning": "on", "choices": [
         "Glycolysis", "Fermentation", "Oxidative phosphorylation", "The Calvin cycle"]}),
-    ("llama_nemotron_science", 1, {"answer": "2.4 \\times 10^{3}\\ \\text{J}", "choices": [], "answer_format": "free_form"}),
-    ("swe_bench_train", 0, {"repo": {}, "repo_name": "marshmallow-code/marshmallow", "file": "src/marshmallow/fields.py",
+    ("llama_nemotron_science", 1, {"answer": "2.4 \\times 10^{3}\\ \\text{J}", "choices": [],
+                                   "answer_format": "free_form"}),
+    ("swe_bench_train", 0, {"repo": {}, "repo_name": "marshmallow-code/marshmallow",
+                            "file": "src/marshmallow/fields.py",
                             "files": ["src/marshmallow/fields.py"], "instance_id": "marshmallow-code__marshmallow-1359",
                             "base_commit": "b40a0f4e33823e6d0f341f7e8684e359a99060d1",
-                            "fail_to_pass": ["tests/test_fields.py::TestParentAndName::test_datetime_list_inner_format"]}),
+                            "fail_to_pass": [
+                                "tests/test_fields.py::TestParentAndName::test_datetime_list_inner_format"]}),
     # two files: lexer.py changes 3 lines, linter.py 2, so lexer.py is the file to localise
     ("swe_bench_train", 1, {"file": "sqlfluff/core/parser/lexer.py",
                             "files": ["sqlfluff/core/parser/lexer.py", "sqlfluff/core/linter.py"]}),
@@ -116,7 +119,8 @@ EXPECTED_FIELDS = [
     ("aime24", 0, {"answer": "204", "split": "bench"}),
     ("aimo_validation_aime", 0, {"answer": "116"}),  # an integer column
     ("math500", 0, {"answer": "\\left( 3, \\frac{\\pi}{2} \\right)", "subject": "Precalculus", "level": 2}),
-    ("livecodebench", 0, {"tests": [{"input": "3\nabc\nacb\nbca\n", "output": "YES\nYES\nNO\n"}], "origin": "codeforces"}),
+    ("livecodebench", 0, {"tests": [{"input": "3\nabc\nacb\nbca\n", "output": "YES\nYES\nNO\n"}],
+                          "origin": "codeforces"}),
     ("ifeval", 0, {"instruction_id_list": ["punctuation:no_comma", "detectable_format:number_highlighted_sections",
                                            "length_constraints:number_words"],
                    "kwargs": [{}, {"num_highlights": 3}, {"relation": "at least", "num_words": 300}]}),
@@ -136,7 +140,8 @@ def test_gpqa_choices_are_shuffled_stably_and_the_letter_names_the_correct_answe
     first, again = mapped("gpqa_diamond")[0], S.map_rows("gpqa_diamond", copy.deepcopy(rows))[0]
     for task, raw in zip(first, rows):
         assert task["choices"][S.LETTERS.index(task["answer"])] == raw["Correct Answer"]
-        assert sorted(task["choices"]) == sorted([raw["Correct Answer"], *(raw[f"Incorrect Answer {i}"] for i in (1, 2, 3))])
+        assert sorted(task["choices"]) == sorted([raw["Correct Answer"],
+                                                  *(raw[f"Incorrect Answer {i}"] for i in (1, 2, 3))])
         assert f"{task['answer']}) {raw['Correct Answer']}" in task["prompt"]
     assert first == again
 
@@ -168,8 +173,10 @@ def _mutated(name: str, index: int, change) -> list[dict]:
 
 MALFORMED = [  # (source, row, mutation, field, words in the reason)
     ("acemath_instruct", 0, lambda r: r.pop("messages"), "messages", "missing"),
-    ("acemath_instruct", 1, lambda r: r["messages"][1].update(content="x is three quarters."), "messages", "no \\boxed{} answer"),
-    ("numina_math_cot", 0, lambda r: r.update(solution="We prove the claim by induction."), "solution", "no \\boxed{} answer"),
+    ("acemath_instruct", 1, lambda r: r["messages"][1].update(content="x is three quarters."),
+     "messages", "no \\boxed{} answer"),
+    ("numina_math_cot", 0, lambda r: r.update(solution="We prove the claim by induction."),
+     "solution", "no \\boxed{} answer"),
     ("numina_math_cot", 1, lambda r: r.pop("problem"), "problem", "missing"),
     ("open_math_reasoning", 2, lambda r: r.update(expected_answer="", generated_solution="no box here"),
      "expected_answer", "no \\boxed{} answer"),
@@ -181,19 +188,24 @@ MALFORMED = [  # (source, row, mutation, field, words in the reason)
     ("apps", 0, lambda r: r.pop("question"), "question", "missing"),
     ("open_code_reasoning", 0, lambda r: r.update(input="-", index="4521"), "input", "placeholder '-'"),
     ("s1k", 0, lambda r: r.update(solution="The lightest gas effuses fastest."), "solution", "no choice letter"),
-    ("s1k", 2, lambda r: r.update(solution="A long derivation\nwithout a final boxed value."), "solution", "without \\boxed{}"),
-    ("llama_nemotron_science", 0, lambda r: r.update(output="<think>\nunfinished reasoning"), "output", "no choice letter"),
-    ("llama_nemotron_science", 1, lambda r: r.update(input=[{"role": "system", "content": "be brief"}]), "input", "no non-empty 'user'"),
+    ("s1k", 2, lambda r: r.update(solution="A long derivation\nwithout a final boxed value."),
+     "solution", "without \\boxed{}"),
+    ("llama_nemotron_science", 0, lambda r: r.update(output="<think>\nunfinished reasoning"),
+     "output", "no choice letter"),
+    ("llama_nemotron_science", 1, lambda r: r.update(input=[{"role": "system", "content": "be brief"}]),
+     "input", "no non-empty 'user'"),
     ("swe_bench_train", 0, lambda r: r.update(patch="Fixed it by editing fields.py"), "patch", "changes no file"),
     ("swe_bench_train", 0, lambda r: r.update(patch="--- a/x.py\n+++ b/x.py\n@@ -1,3 +1,3 @@\n-a\n+b\n"),
      "patch", "not a unified diff"),
     ("swe_bench_train", 1, lambda r: r.update(FAIL_TO_PASS="[\"test_a\", "), "FAIL_TO_PASS", "not valid JSON"),
     ("swe_fixer", 0, lambda r: r.pop("base_commit"), "base_commit", "missing"),
     ("swe_smith", 0, lambda r: r.update(patch="not a diff"), "patch", "changes no file"),
-    ("xlam_function_calling", 0, lambda r: r.update(tools="[{\"name\": \"live_giveaways_by_type\""), "tools", "not valid JSON"),
+    ("xlam_function_calling", 0, lambda r: r.update(tools="[{\"name\": \"live_giveaways_by_type\""),
+     "tools", "not valid JSON"),
     ("xlam_function_calling", 1, lambda r: r.update(answers=json.dumps([{"name": "get_weather", "arguments": {}}])),
      "answers", "undeclared tool 'get_weather'"),
-    ("xlam_function_calling", 1, lambda r: r.update(answers=json.dumps([{"name": "calculate_factorial", "arguments": "n=5"}])),
+    ("xlam_function_calling", 1,
+     lambda r: r.update(answers=json.dumps([{"name": "calculate_factorial", "arguments": "n=5"}])),
      "answers", "call 0 is not"),
     ("gpqa_diamond", 0, lambda r: r.pop("Incorrect Answer 2"), "Incorrect Answer 2", "missing"),
     ("livecodebench", 0, lambda r: r.update(public_test_cases="[]"), "public_test_cases", "no tests"),
@@ -282,7 +294,8 @@ def test_reverse_patch_undoes_the_swe_smith_bug():
 
 
 def test_reverse_patch_keeps_no_newline_markers_and_new_files():
-    patch = "--- a/x.txt\n+++ b/x.txt\n@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+c\n\\ No newline at end of file\n"
+    patch = ("--- a/x.txt\n+++ b/x.txt\n@@ -1,2 +1,2 @@\n a\n-b\n"
+             "\\ No newline at end of file\n+c\n\\ No newline at end of file\n")
     assert S.reverse_patch(patch) == ("--- a/x.txt\n+++ b/x.txt\n@@ -1,2 +1,2 @@\n a\n-c\n"
                                       "\\ No newline at end of file\n+b\n\\ No newline at end of file\n")
     added = "--- /dev/null\n+++ b/new.py\n@@ -0,0 +1,2 @@\n+x = 1\n+y = 2\n"

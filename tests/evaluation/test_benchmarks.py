@@ -58,7 +58,8 @@ def test_swe_reports_the_share_solved_beside_the_mean_reward(kind, score, solved
 
 def test_solved_share_over_a_mixed_benchmark():
     rows = world.generate_tasks("swe", "bench", 4, 0)
-    answers = {world.render_prompt(r, True): _swe_answer(r, r["gold_patch"] if i % 2 == 0 else _near_miss(r["gold_patch"]))
+    answers = {world.render_prompt(r, True):
+               _swe_answer(r, r["gold_patch"] if i % 2 == 0 else _near_miss(r["gold_patch"]))
                for i, r in enumerate(rows)}
     metrics, _ = benchmarks.evaluate(ScriptedGenerator(answers), rows, benchmarks.EvalConfig(max_new_tokens=8))
     assert metrics["swe_resolved"] == 0.5  # two gold, two near misses

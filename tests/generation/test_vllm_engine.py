@@ -96,7 +96,8 @@ def test_weight_names_of_a_real_tiny_model_are_hf_names(tiny_model):
 def test_load_weights_falls_back_to_the_v0_driver_worker_path():
     model = FakeModel()
     worker = type("W", (), {"model_runner": type("R", (), {"model": model})()})()
-    llm = type("L", (), {"llm_engine": type("E", (), {"model_executor": type("X", (), {"driver_worker": worker})()})()})()
+    llm = type("L", (), {"llm_engine": type("E", (), {
+        "model_executor": type("X", (), {"driver_worker": worker})()})()})()
     ve.load_weights(llm, [("a", 1)])
     assert model.loaded == [[("a", 1)]]
 

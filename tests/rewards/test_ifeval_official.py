@@ -29,12 +29,14 @@ _RANDOM_LETTER = ("Google's build step swaps a non-letter for a random ASCII let
 # (key, instruction id) -> why the project's verdict differs from the official one
 EXPECTED_DISAGREEMENTS = {
     "strict": {
-        (1122, "keywords:letter_frequency"): f"letter '#', at least 4: the answer has 4 hash tags (True); {_RANDOM_LETTER}",
+        (1122, "keywords:letter_frequency"):
+            f"letter '#', at least 4: the answer has 4 hash tags (True); {_RANDOM_LETTER}",
         (1129, "keywords:letter_frequency"): f"letter '!', at least 6: the answer has 10 '!' (True); {_RANDOM_LETTER}",
         (3456, "change_case:english_capital"): _NAMES_IN_CAPITALS,
     },
     "loose": {
-        (1122, "keywords:letter_frequency"): f"letter '#', at least 4: the answer has 4 hash tags (True); {_RANDOM_LETTER}",
+        (1122, "keywords:letter_frequency"):
+            f"letter '#', at least 4: the answer has 4 hash tags (True); {_RANDOM_LETTER}",
         # key 1129 agrees in loose mode: Google's second random draw happened to pass.
         (3456, "change_case:english_capital"): _NAMES_IN_CAPITALS,
     },
@@ -111,5 +113,6 @@ def test_remaining_disagreements_are_exactly_the_explained_ones(scored):
     found = set(result["disagreements"])
     expected = set(EXPECTED_DISAGREEMENTS[mode])
     assert found == expected, (
-        f"{result['summary']}\nunexplained: {sorted(found - expected)}\nno longer disagreeing: {sorted(expected - found)}"
+        f"{result['summary']}\nunexplained: {sorted(found - expected)}"
+        f"\nno longer disagreeing: {sorted(expected - found)}"
     )

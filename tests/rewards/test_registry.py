@@ -27,7 +27,8 @@ def test_a_name_is_registered_once():
 
 # (reward name, responses, rows, expected rewards, reason)
 BATCH_CASES = [
-    ("math", ["\\boxed{4}", "\\boxed{5}"], [{"answer": "4"}, {"answer": 4}], [1.0, 0.0], "answer column, ints accepted"),
+    ("math", ["\\boxed{4}", "\\boxed{5}"], [{"answer": "4"}, {"answer": 4}], [1.0, 0.0],
+     "answer column, ints accepted"),
     ("science", ["\\boxed{B}", "Answer: C"], [{"answer": "B"}, {"answer": "D"}], [1.0, 0.0], "letter answers"),
     (
         "instruction_following",
@@ -53,7 +54,8 @@ BATCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "responses", "rows", "expected", "reason"), BATCH_CASES, ids=[c[4] for c in BATCH_CASES])
+@pytest.mark.parametrize(("name", "responses", "rows", "expected", "reason"), BATCH_CASES,
+                         ids=[c[4] for c in BATCH_CASES])
 def test_batch_contract(name, responses, rows, expected, reason):
     rewards = get_reward(name)(responses, rows)
     assert rewards == expected, reason
@@ -64,7 +66,8 @@ def test_batch_contract(name, responses, rows, expected, reason):
     ("name", "rows", "field"),
     [
         ("math", [{"answer": "1"}, {"solution": "1"}], "answer"),
-        ("instruction_following", [{"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}, {"instruction_id_list": []}], "kwargs"),
+        ("instruction_following",
+         [{"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}, {"instruction_id_list": []}], "kwargs"),
         ("swe", [{"gold_patch": PATCH}, {}], "gold_patch"),
         ("code", [{"tests": []}, {"input": "1"}], "tests"),
     ],

@@ -50,9 +50,12 @@ def _call(body: str) -> str:
 # (response, expected calls, expected reward, reason)
 TOOL_CASES = [
     (_call(WEATHER_JSON), [WEATHER], 1.0, "exact call"),
-    (_call('{"arguments": {"days": 3.0, "city": "Paris"}, "name": "get_weather"}'), [WEATHER], 1.0, "key order and 3 == 3.0 do not matter"),
-    (_call('{"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\", \\"days\\": 3}"}'), [WEATHER], 1.0, "arguments as a JSON string"),
-    (_call('{"name": "get_weather", "arguments": {"city": "Paris", "days": "3"}}'), [WEATHER], 0.0, "number written as a string"),
+    (_call('{"arguments": {"days": 3.0, "city": "Paris"}, "name": "get_weather"}'), [WEATHER], 1.0,
+     "key order and 3 == 3.0 do not matter"),
+    (_call('{"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\", \\"days\\": 3}"}'), [WEATHER], 1.0,
+     "arguments as a JSON string"),
+    (_call('{"name": "get_weather", "arguments": {"city": "Paris", "days": "3"}}'), [WEATHER], 0.0,
+     "number written as a string"),
     (_call('{"name": "get_time", "arguments": {"tz": "UTC", "exact": 1}}'), [TIME], 0.0, "1 is not true"),
     (_call('{"name": "get_weather", "arguments": {"city": "Paris"}}'), [WEATHER], 0.0, "missing argument"),
     (_call('{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}'), [WEATHER], 0.0, "malformed JSON"),
@@ -67,7 +70,8 @@ TOOL_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("response", "expected_calls", "expected", "reason"), TOOL_CASES, ids=[c[3] for c in TOOL_CASES])
+@pytest.mark.parametrize(("response", "expected_calls", "expected", "reason"), TOOL_CASES,
+                         ids=[c[3] for c in TOOL_CASES])
 def test_tool_call_reward(response, expected_calls, expected, reason):
     assert tool_call_reward(response, expected_calls) == expected, reason
 

@@ -123,7 +123,8 @@ PAGING_CASES = [
     ("diff --git a/utils.py b/paging.py\nsimilarity index 100%\nrename from utils.py\nrename to paging.py\n",
      PAGING_GOLD_MOVED, (0.5, 0.5), "a pure rename: the move without the fix"),
     (RIGHT_FIX_ONE_CONTEXT_LINE, PAGING_GOLD, (0.7, 0.95), "another right fix in the right place, with 1 context line"),
-    (WRONG_FUNCTION_NO_CONTEXT, PAGING_GOLD, (0.7, 0.75), "-U0: no context, so the location is unknown and not weighed"),
+    (WRONG_FUNCTION_NO_CONTEXT, PAGING_GOLD, (0.7, 0.75),
+     "-U0: no context, so the location is unknown and not weighed"),
 ]
 
 

@@ -14,12 +14,13 @@ Tolerances. Per-step losses and gradient norms: 1e-5 absolute. Both sides do the
 only the summation order differs (per-rank partial sums of the token losses and gradients, the
 gloo all-reduce, the grad norm over flat ZeRO buffers), which moves them by a few ulps (measured:
 ≤ 2e-6 over several versions of the embedded world). Final weights: 1e-4 absolute, and 1e-4
-relative to the torch run's total update (L2). The weights get a looser absolute bound because AdamW's update ``lr · m / (√v + ε)`` maps a
-gradient element near ε = 1e-8, a sum of terms that cancel, from a few ulps of difference to up
-to ~``lr`` of difference; what that gives depends on the data (measured 4e-7 to 2.9e-5 on the same
-SFT run as the embedded world changed; ≤ 9e-6 relative). A wrong data split, loss scaling,
-accumulation or skip moves losses or grad norms by > 1e-3 and the weights by ~100% of the update
-(ZeRO-3 forwarding the bare module, which overwrites accumulated micro-batch gradients: 116%).
+relative to the torch run's total update (L2). The weights get a looser absolute bound because
+AdamW's update ``lr · m / (√v + ε)`` maps a gradient element near ε = 1e-8, a sum of terms that
+cancel, from a few ulps of difference to up to ~``lr`` of difference; what that gives depends on
+the data (measured 4e-7 to 2.9e-5 on the same SFT run as the embedded world changed; ≤ 9e-6
+relative). A wrong data split, loss scaling, accumulation or skip moves losses or grad norms
+by > 1e-3 and the weights by ~100% of the update (ZeRO-3 forwarding the bare module, which
+overwrites accumulated micro-batch gradients: 116%).
 """
 
 import json

@@ -26,7 +26,8 @@ def token_counter(name_or_path: str) -> Callable[[str], int]:
     return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
 
-def step_table(stages: dict[str, list[dict] | dict[str, int]], count_tokens: Callable[[str], int] = lambda t: len(t.split())) -> list[dict]:
+def step_table(stages: dict[str, list[dict] | dict[str, int]],
+               count_tokens: Callable[[str], int] = lambda t: len(t.split())) -> list[dict]:
     """Rows, tokens and characters per (step, domain, source)."""
     table = []
     for step, rows in stages.items():
@@ -50,7 +51,8 @@ def planted_check(removed: list[dict], planted: dict[str, int]) -> dict:
     """Planted items per kind and how many a step removed; removals of items nobody planted."""
     caught = Counter(r["planted"] for r in removed if r.get("planted"))
     return {"planted": dict(planted), "caught": {k: caught.get(k, 0) for k in planted},
-            "natural": dict(Counter(f"{r['step']}:{r.get('filter', r['step'])}" for r in removed if not r.get("planted")))}
+            "natural": dict(Counter(f"{r['step']}:{r.get('filter', r['step'])}"
+                                    for r in removed if not r.get("planted")))}
 
 
 def curation_notes(raw_stats: dict, filter_stats: dict) -> dict[str, str]:
@@ -72,7 +74,8 @@ def curation_notes(raw_stats: dict, filter_stats: dict) -> dict[str, str]:
 
 
 def build_card(stages: dict[str, list[dict]], removed: list[dict], quarantined: list[dict], extra: dict,
-               count_tokens: Callable[[str], int] | None = None, token_unit: str = "words") -> tuple[str, dict, object, list[dict]]:
+               count_tokens: Callable[[str], int] | None = None,
+               token_unit: str = "words") -> tuple[str, dict, object, list[dict]]:
     """Markdown, metrics, figure and the step table of the data card."""
     table = step_table(stages, count_tokens or (lambda t: len(t.split())))
     steps = list(stages)
@@ -111,11 +114,13 @@ def build_card(stages: dict[str, list[dict]], removed: list[dict], quarantined: 
                   "| kind | planted | removed |", "|---|---|---|"]
         lines += [f"| {k} | {n} | {p['caught'].get(k, 0)} |" for k, n in sorted(p["planted"].items())]
         natural = p["natural"]
-        lines += ["", "Removed without being planted: " + (", ".join(f"{k} {v}" for k, v in sorted(natural.items())) or "none") + "."]
+        lines += ["", "Removed without being planted: "
+                  + (", ".join(f"{k} {v}" for k, v in sorted(natural.items())) or "none") + "."]
     for title, body in extra.get("notes", {}).items():
         lines += ["", f"## {title}", "", body]
     metrics = {f"card/{s}/{d}/rows": float(by[(s, d)]["rows"]) for (s, d) in by}
-    metrics |= {f"card/{s}/{d}/tokens": float(by[(s, d)]["tokens"]) for (s, d) in by if by[(s, d)]["tokens"] is not None}
+    metrics |= {f"card/{s}/{d}/tokens": float(by[(s, d)]["tokens"])
+                for (s, d) in by if by[(s, d)]["tokens"] is not None}
     metrics |= {f"card/removed/{s}/{f}": float(n) for (s, f), n in
                 Counter((r["step"], r.get("filter", r["step"])) for r in removed).items()}
     metrics["card/quarantined"] = float(len(quarantined))

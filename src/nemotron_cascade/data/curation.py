@@ -58,7 +58,8 @@ def quarantine(rows: list[dict], source: str) -> tuple[list[dict], list[dict]]:
     return good, bad
 
 
-def decontaminate(rows: list[dict], benchmark_texts: list[str], item_fields: dict, n: int) -> tuple[list[dict], list[dict]]:
+def decontaminate(rows: list[dict], benchmark_texts: list[str], item_fields: dict,
+                  n: int) -> tuple[list[dict], list[dict]]:
     """Training rows that share no ``n``-word sequence with any benchmark text; removal records."""
     texts = (item_text(r, fields_of(item_fields, r["domain"])) for r in rows)
     flags = decontamination.find_contaminated(list(texts), benchmark_texts, n=n)
@@ -89,7 +90,8 @@ def fields_of(item_fields: dict, domain: str) -> list[str]:
 
 
 def curate(raw: dict[str, list[dict]], item_fields: dict, n: int, dedup: DedupConfig,
-           external_texts: Iterable[str] = (), diagnostic_n: int | None = None) -> tuple[list[dict], list[dict], list[dict], dict]:
+           external_texts: Iterable[str] = (),
+           diagnostic_n: int | None = None) -> tuple[list[dict], list[dict], list[dict], dict]:
     """Quarantine, decontaminate and deduplicate the raw tasks of every domain.
 
     Training rows (splits other than ``bench``) are checked against the benchmark items (this

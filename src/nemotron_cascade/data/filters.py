@@ -136,7 +136,8 @@ def _disagreements(samples, task_of, candidates: list[int], config, second_teach
     if config.cross_check["backend"] == "none" or not domains:
         return []
     if second_teacher is None:
-        raise ValueError(f"filters.cross_check.backend is {config.cross_check['backend']!r} but no second teacher was given")
+        raise ValueError(f"filters.cross_check.backend is {config.cross_check['backend']!r} "
+                         "but no second teacher was given")
     idx = [i for i in candidates if samples[i]["domain"] in domains]
     others = second_teacher([task_of[i] for i in idx], [bool(samples[i]["thinking"]) for i in idx])
     return [i for i, other in zip(idx, others)

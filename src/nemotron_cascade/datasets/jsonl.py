@@ -88,8 +88,9 @@ class JsonlDataset(AbstractVersionedDataset[list, list]):
                 try:
                     if len(raw) > limit and not raw.endswith(b"\n"):  # longer than the limit: skip the rest
                         size = len(raw) + self._skip_line(f)
-                        raise _row_error(path, lineno, f"longer than max_row_bytes={limit} ({size} bytes); raise "
-                                                       "max_row_bytes in its catalog entry if rows this long are expected")
+                        raise _row_error(path, lineno,
+                                         f"longer than max_row_bytes={limit} ({size} bytes); raise "
+                                         "max_row_bytes in its catalog entry if rows this long are expected")
                     rows.append(self._parse(path, lineno, raw))
                 except DataValidationError as exc:
                     if self._on_error == "raise":

@@ -280,7 +280,8 @@ def vllm_teacher(model_path: str, max_tokens: int = 1024, temperature: float = 0
 
     generator = VLLMGenerator.from_pretrained(model_path, dtype=dtype, seed=seed,
                                               tensor_parallel_size=tensor_parallel_size,
-                                              gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
+                                              gpu_memory_utilization=gpu_memory_utilization,
+                                              max_model_len=max_model_len)
     params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return GeneratorTeacher("vllm", generator, params, {
         "model_path": str(model_path), "model_files": _dir_stamp(model_path), "dtype": dtype, "seed": seed,

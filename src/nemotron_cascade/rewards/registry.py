@@ -68,7 +68,8 @@ _FACTORIES: dict[str, Callable[..., RewardFn]] = {}
 def _needs_reward_model(name: str, reward_model) -> None:
     if reward_model is None:
         raise ValueError(f"reward {name!r} scores with a reward model, but the stage was given none: wire "
-                         f"'reward_model.model' into it (set `reward_model: true` in the stage's block of parameters_rl.yml)")
+                         f"'reward_model.model' into it (set `reward_model: true` in the stage's block "
+                         f"of parameters_rl.yml)")
 
 
 def _rm_factory(reward_model=None, group_size: int | None = None) -> RewardFn:
@@ -146,7 +147,8 @@ def instruction_following_batch(responses: Sequence[str], rows: Sequence[Mapping
         try:
             out.append(if_reward(r, i, k))
         except (TypeError, ValueError) as e:  # bad instruction ids/kwargs: name the row, never score 0
-            raise type(e)(f"reward 'instruction_following': row {index} (id {rows[index].get('id', '?')!r}): {e}") from e
+            raise type(e)(f"reward 'instruction_following': row {index} "
+                          f"(id {rows[index].get('id', '?')!r}): {e}") from e
     return out
 
 

@@ -194,7 +194,8 @@ class LexicalJudge:
 def change_similarity(predicted: FileChange, gold: FileChange) -> float:
     """Indel similarity of removed lines with removed lines and added with added, pooled (1.0 when
     neither side changes a line)."""
-    pairs = [("\n".join(predicted.removed), "\n".join(gold.removed)), ("\n".join(predicted.added), "\n".join(gold.added))]
+    pairs = [("\n".join(predicted.removed), "\n".join(gold.removed)),
+             ("\n".join(predicted.added), "\n".join(gold.added))]
     length = sum(len(a) + len(b) for a, b in pairs)
     if not length:
         return 1.0
@@ -227,7 +228,8 @@ def location_similarity(predicted: FileChange, gold: FileChange) -> float:
 
 def file_similarity(predicted: FileChange, gold: FileChange) -> float:
     """One file's score in ``[0, 1]`` (module docstring)."""
-    edit = 0.0 if predicted.reverses(gold) else change_similarity(predicted, gold) * location_similarity(predicted, gold)
+    edit = (0.0 if predicted.reverses(gold)
+            else change_similarity(predicted, gold) * location_similarity(predicted, gold))
     if predicted.renamed_to is None and gold.renamed_to is None:
         return edit
     return (edit + float(predicted.renamed_to == gold.renamed_to)) / 2

@@ -1,9 +1,10 @@
 """Tool-calling reward: the calls in ``<tool_call>...</tool_call>`` blocks must match exactly.
 
-``parse_tool_calls(text)`` (from :mod:`nemotron_cascade.chat`, re-exported here) reads every block of the final answer into a record
-``{"name", "arguments", "valid", "raw", "error"}``; a block that is not a JSON object with a string
-``name`` and an object ``arguments`` (a JSON-encoded string of an object is accepted, as OpenAI
-writes it) is recorded with ``valid=False`` — nothing raises. An unterminated block is invalid too.
+``parse_tool_calls(text)`` (from :mod:`nemotron_cascade.chat`, re-exported here) reads every block
+of the final answer into a record ``{"name", "arguments", "valid", "raw", "error"}``; a block that
+is not a JSON object with a string ``name`` and an object ``arguments`` (a JSON-encoded string of an
+object is accepted, as OpenAI writes it) is recorded with ``valid=False`` — nothing raises. An
+unterminated block is invalid too.
 
 ``tool_call_reward(response, expected_calls) -> {0.0, 1.0}``: 1.0 iff there is no invalid block and
 the calls equal ``expected_calls`` in order. Arguments compare as JSON values: key order does not

@@ -10,7 +10,8 @@ no KL, no reference model). The loss is token-level over the whole rollout batch
 Around that core, the knobs of the paper's stages:
 
 * **thinking ratio** — the share of each batch's prompts rendered in thinking mode (``/think``),
-  exactly (rounded); the rest ``/no_think``. RLHF runs both modes with equal allocation (0.5), Math/Code RL thinking only (1.0).
+  exactly (rounded); the rest ``/no_think``. RLHF runs both modes with equal allocation (0.5),
+  Math/Code RL thinking only (1.0).
 * **response-length curriculum** — ``length_schedule`` is ``[[from_step, max_new_tokens], ...]``,
   the paper's 24K → 32K → 40K scaled to the profile.
 * **input-context curriculum** — ``context_schedule`` is ``[[from_step, max_prompt_tokens], ...]``

@@ -81,7 +81,8 @@ def reward_model_from_policy(policy_model, tokenizer):
     from transformers import AutoModelForSequenceClassification
 
     fields = {k: v for k, v in policy_model.config.to_dict().items() if k not in ("id2label", "label2id")}
-    config = policy_model.config.__class__.from_dict({**fields, "num_labels": 1, "pad_token_id": tokenizer.pad_token_id})
+    config = policy_model.config.__class__.from_dict(
+        {**fields, "num_labels": 1, "pad_token_id": tokenizer.pad_token_id})
     torch.manual_seed(0)
     rm = AutoModelForSequenceClassification.from_config(config)
     missing, unexpected = rm.model.load_state_dict(policy_model.model.state_dict(), strict=False)
@@ -172,7 +173,8 @@ def loop_settings(cfg: RMConfig, total_steps: int, world_size: int = 1) -> LoopS
 
 def train_reward_model(model, tokenizer, train_pairs: Sequence[Mapping], val_pairs: Sequence[Mapping],
                        cfg: RMConfig, on_metrics: MetricsCallback | None = None,
-                       resume_dir: str | None = None, fingerprint: str = "", keep_final_state: bool = False) -> list[dict]:
+                       resume_dir: str | None = None, fingerprint: str = "",
+                       keep_final_state: bool = False) -> list[dict]:
     """Train ``model`` in place on ``train_pairs``; the history of train and validation metrics.
 
     ``cfg.epochs`` epochs of seeded shuffles of the pairs, ``cfg.batch_size`` pairs a step, through

@@ -44,7 +44,8 @@ def curate_tasks(item_fields: dict, decontamination: dict, dedup: dict, external
     Returns the curated tasks, the removal log, the quarantine and the counts for the data card."""
     external = [str(b["text"]) if isinstance(b, dict) else str(b) for b in external_benchmarks]
     curated, removed, quarantined, counts = curation.curate(
-        raw, item_fields, int(decontamination["n"]), DedupConfig(**dedup), external, decontamination.get("diagnostic_n"))
+        raw, item_fields, int(decontamination["n"]), DedupConfig(**dedup), external,
+        decontamination.get("diagnostic_n"))
     steps = Counter(r["step"] for r in removed)
     log.info("curation: %d quarantined, %d leaks removed, %d near duplicates removed, %d training tasks kept",
              len(quarantined), steps["decontamination"], steps["near_duplicate"], sum(counts["deduplicated"].values()))
@@ -69,7 +70,8 @@ def localise_swe_tasks(rows: list[dict], top_k: int) -> list[dict]:
         recall = sum(r["file"] in r["context_files"] for r in part) / len(part)
         top1 = sum(r["file"] == r["context_files"][0] for r in part) / len(part)
         log.info("localisation %s: recall@%d %.3f, recall@1 %.3f (%d tasks)", split, top_k, recall, top1, len(part))
-        tracking.log_metrics({f"localisation/{split}_recall_at_{top_k}": recall, f"localisation/{split}_recall_at_1": top1})
+        tracking.log_metrics({f"localisation/{split}_recall_at_{top_k}": recall,
+                              f"localisation/{split}_recall_at_1": top1})
     return out
 
 
@@ -159,7 +161,8 @@ def build_data_card(raw_stats: dict, curated: list[dict], removed_tasks: list[di
     # task counts through quarantine, decontamination and dedup (training splits), then samples
     stages = {"raw": raw_stats["raw_train"], "decontaminated": raw_stats["decontaminated"],
               "deduplicated": [r for r in curated if r["split"] != "bench"],
-              "teacher": teacher_samples, "filtered": filtered, "blend_stage1": blend_stage1, "blend_stage2": blend_stage2}
+              "teacher": teacher_samples, "filtered": filtered,
+              "blend_stage1": blend_stage1, "blend_stage2": blend_stage2}
     removed = removed_tasks + removed_samples
     planted = Counter(r["planted"] for r in teacher_samples if r.get("planted")) + Counter(raw_stats.get("planted", {}))
     extra = {"planted": card.planted_check(removed, dict(planted)) if planted else None,
