@@ -44,7 +44,8 @@ def _accepts(kind: Any, value: Any) -> bool | None:
 
 
 def _describe(kind: Any) -> str:
-    return " | ".join(getattr(k, "__name__", str(k)) for k in typing.get_args(kind)) or getattr(kind, "__name__", str(kind))
+    return (" | ".join(getattr(k, "__name__", str(k)) for k in typing.get_args(kind))
+            or getattr(kind, "__name__", str(kind)))
 
 
 def check_types(cls: type, params: Mapping[str, Any], where: str = "") -> None:
