@@ -7,6 +7,7 @@ store under tmp_path, and the test reads the parameters back and greps the store
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -111,6 +112,25 @@ def test_every_real_parameter_key_is_logged_as_is():
         flat = flatten("", params, {})
         assert [k.split(".", 1)[1] for k, v in flat.items() if redact(k, v) != v] == []
         assert {k.split(".", 1)[1] for k in flat if is_secret_key(k)} <= {"teacher.backends.openai.api_key_env"}
+
+
+def test_typed_configs_are_flattened_key_by_key_and_their_secrets_redacted():
+    """A stage's typed config (a dataclass, with nested dataclasses) is logged one key per param,
+    so a secret deep inside it (a launch env variable) is redacted like one in a mapping."""
+    from nemotron_cascade.rl.config import GRPOConfig
+    from nemotron_cascade.training.launch_config import LaunchConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class Stage:
+        reward: str
+        train: GRPOConfig
+        launch: LaunchConfig
+
+    stage = Stage("math", GRPOConfig(lr=2e-6), LaunchConfig(env={"HF_TOKEN": "hf_abc123"}))
+    flat = flatten("math_rl", stage, {})
+    assert flat["math_rl.reward"] == "math" and flat["math_rl.train.lr"] == "2e-06"
+    assert flat["math_rl.launch.env.HF_TOKEN"] == REDACTED
+    assert not any("hf_abc123" in v for v in flat.values())
 
 
 # -- the MLflow path --------------------------------------------------------------------------------

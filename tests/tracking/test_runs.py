@@ -215,3 +215,28 @@ def test_a_stage_run_stays_running_between_its_nodes(tracked):
     client = tracked(pipeline, store)
     assert seen == ["RUNNING"]
     assert _children(client, store.recorded["parent"])["a"].info.status == "FINISHED"
+
+
+def _curves(_policy):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0.1, 0.4, 0.6])
+    return fig
+
+
+def test_a_figure_a_stage_saves_goes_on_its_stage_run(tracked):
+    """The RL stages' curves are a catalogued figure (``<stage>.curves``); the hook logs it on the
+    stage's own run, where the MLflow UI shows it beside the stage's metrics — not on the parent."""
+    pipeline = Pipeline([node(_first, "raw", "math_rl.policy", name="train_grpo", namespace="math_rl"),
+                         node(_curves, "math_rl.policy", "math_rl.curves", name="plot_curves", namespace="math_rl")])
+    store = FakeStore()
+    client = tracked(pipeline, store)
+    parent = store.recorded["parent"]
+    stage_run = _children(client, parent)["math_rl"].info.run_id
+    assert "math_rl_curves.png" in {a.path for a in client.list_artifacts(stage_run)}
+    assert open(client.download_artifacts(stage_run, "math_rl_curves.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "math_rl_curves.png" not in {a.path for a in client.list_artifacts(parent)}

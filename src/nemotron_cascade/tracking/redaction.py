@@ -9,7 +9,9 @@ itself stays in the environment.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 
 MAX_PARAM_CHARS = 500
 REDACTED = "[redacted]"
@@ -51,8 +53,13 @@ def redact(key: str, value: str) -> str:
 
 
 def flatten(prefix: str, value, out: dict) -> dict:
-    """Flatten nested parameters into ``a.b.c`` keys with short, redacted string values."""
-    if isinstance(value, dict):
+    """Flatten nested parameters into ``a.b.c`` keys with short, redacted string values.
+
+    Mappings and the typed configs (dataclasses: a stage's ``train``, ``launch`` ...) are walked key
+    by key, so every value is its own MLflow param and key-based redaction sees every key."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if not f.name.startswith("_")}
+    if isinstance(value, Mapping):
         for k, v in value.items():
             flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
     else:

@@ -283,6 +283,15 @@ class StageTrackingHook:
         else:
             log.warning("dataset %s is neither a table nor a figure: not logged on the parent run", dataset_name)
 
+    def _log_stage_figure(self, dataset_name: str, data, node) -> None:
+        """A figure a stage's node saved (its GRPO curves, ``<stage>.curves``) also goes on the
+        stage's run, as ``<dataset name>.png``, where MLflow shows it beside the stage's metrics."""
+        if not self._enabled or self._parent is None or node is None or not hasattr(data, "savefig"):
+            return
+        if dataset_name in self._parent_artifacts:
+            return
+        self._client.log_figure(self._child(stage_of(node)), data, f"{dataset_name.replace('.', '_')}.png")
+
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data, node) -> None:
         """Tag a checkpoint the node read on its stage run."""
@@ -293,6 +302,7 @@ class StageTrackingHook:
         """Tag a written checkpoint, log parent artifacts, end the stage once its last node saved all."""
         self._tag_checkpoint("wrote", dataset_name, data, node)
         self._log_on_parent(dataset_name, data)
+        self._log_stage_figure(dataset_name, data, node)
         if node is None or node.name not in self._unsaved:
             return
         left = self._unsaved[node.name]
