@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import sys
 from functools import lru_cache
@@ -27,6 +28,7 @@ from pathlib import Path
 from nemotron_cascade.datasets.checkpoint import LINEAGE_FILE
 
 MODELS_DIR = Path("data/06_models")
+log = logging.getLogger(__name__)
 
 
 class LineageError(LookupError):
@@ -53,22 +55,38 @@ def content_digest(data) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _inner_checkpoint(version_dir: Path) -> Path | None:
+    """The one checkpoint directory inside ``<stage>/<version>/``, else ``None``: a save that never
+    finished leaves only its hidden temporary directory (``.<stage>.tmp-<pid>``), which is not one."""
+    try:
+        inner = [p for p in version_dir.iterdir()
+                 if not p.name.startswith(".") and (p / LINEAGE_FILE).is_file()]
+    except OSError:
+        return None
+    return inner[0] if len(inner) == 1 else None
+
+
 def find_checkpoint(ref: str, root: Path = Path(".")) -> Path:
-    """The checkpoint directory named by ``ref``: a path, a version, or a stage (its latest version)."""
+    """The checkpoint directory named by ``ref``: a path, a version, or a stage (its latest complete version)."""
     path = Path(ref)
     if (path / LINEAGE_FILE).is_file():
         return path
-    if path.is_dir():  # data/06_models/<stage>/<version>: the one directory inside
-        inner = [p for p in path.iterdir() if (p / LINEAGE_FILE).is_file()]
-        if len(inner) == 1:
-            return inner[0]
+    if path.is_dir() and _inner_checkpoint(path):  # data/06_models/<stage>/<version>: the one directory inside
+        return _inner_checkpoint(path)
     models = root / MODELS_DIR
     stage_dir = models / ref
     if stage_dir.is_dir() and not ref.startswith("_"):
         versions = sorted(v for v in stage_dir.iterdir() if v.is_dir() and not v.name.startswith("."))
+        for version in reversed(versions):
+            found = _inner_checkpoint(version)
+            if found:
+                return found
+            log.warning("skipping %s: no complete checkpoint in it (a save that did not finish)", version)
         if versions:
-            return find_checkpoint(str(versions[-1]), root)
-    hits = sorted(models.glob(f"*/{ref}/*/{LINEAGE_FILE}")) if models.is_dir() else []
+            raise LineageError(f"no complete checkpoint under {stage_dir}: every version holds a save that did "
+                               "not finish")
+    hits = sorted(h for h in models.glob(f"*/{ref}/*/{LINEAGE_FILE}")
+                  if not h.parent.name.startswith(".")) if models.is_dir() else []
     if len(hits) == 1:
         return hits[0].parent
     if len(hits) > 1:

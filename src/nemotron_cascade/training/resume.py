@@ -2,7 +2,8 @@
 
 One process (the torch engine): the state (model and optimiser tensors, scheduler, RNG states,
 step, metric history) goes to ``<resume_dir>/state.pt`` through a temporary file and
-``os.replace``, so a crash during the save leaves the previous state intact. A ``fingerprint``
+``os.replace``, so a crash during the save leaves the previous state intact; a failed write (a full
+disk) removes the partial temporary file and says which file and why. A ``fingerprint``
 (hash of the stage's inputs and parameters) guards against resuming a different run: a mismatch is
 logged and ignored.
 
@@ -22,6 +23,8 @@ filesystem); a save or a load refuses with that message when a rank cannot see t
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -57,9 +60,45 @@ def save(resume_dir: str, fingerprint: str, model, opt, sched, step: int, histor
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()},
     }
     tmp = path / "state.pt.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path / "state.pt")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path / "state.pt")
+    except (OSError, RuntimeError) as exc:  # torch's own writer says only "unexpected pos" on a full disk
+        raise _failed_write(tmp, path / "state.pt", step, exc) from exc
     log.info("saved resume state at step %d to %s", step, path)
+
+
+def _failed_write(tmp: Path, target: Path, step: int, exc: BaseException) -> OSError:
+    """The error for a resume-state save that failed writing ``tmp``: it names the file and the cause
+    (``No space left on device``, ...), and the partial ``tmp`` is removed; ``target`` (the previous
+    state) was never touched."""
+    code = _write_errno(tmp, exc)
+    cause = os.strerror(code) if code else f"the write was cut short ({exc}); is the disk full or over quota?"
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+    return OSError(code or errno.EIO, f"could not save the resume state of step {step} to {tmp}: {cause}. "
+                   f"The partial file was removed; the previous state, if any, is still {target}")
+
+
+def _write_errno(tmp: Path, exc: BaseException) -> int | None:
+    """The errno behind a failed write of ``tmp``: the ``OSError``'s own, else (torch's C++ writer
+    raises a ``RuntimeError`` without one) the one a small write beside it gets now, while the partial
+    file still takes its space; ``None`` when that write succeeds."""
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    probe = tmp.with_name(f".{tmp.name}.probe")
+    try:
+        with open(probe, "wb", buffering=0) as f:
+            left = memoryview(bytes(1 << 16))
+            while left:  # a short write is retried: on a full disk the retry fails with ENOSPC
+                left = left[f.write(left):]
+            os.fsync(f.fileno())
+    except OSError as e:
+        return e.errno
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return None
 
 
 def load(resume_dir: str, fingerprint: str, model, opt, sched) -> dict | None:
