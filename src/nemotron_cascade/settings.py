@@ -13,9 +13,7 @@ RESUME = ResumeHook()
 # pluggy calls the last registered first: the upstream check runs before tracking opens a run
 HOOKS = (
     RESUME,
-    StageTrackingHook(run_store=RESUME,  # the matrix and its heatmap go on the parent run too
-                      parent_artifacts={"cascade_matrix": "cascade_matrix.json",
-                                        "cascade_matrix_plot": "cascade_matrix.png"}),
+    StageTrackingHook(run_store=RESUME),  # the matrix (table, Markdown, heatmap) goes on the parent run
     DataLineageHook(),
     UpstreamCheckHook(),
 )

@@ -39,7 +39,7 @@ def _matrix(*metrics):
     table = pd.DataFrame({"stage": ["base", "sft"], "math": [0.1, 0.5]})
     fig, ax = plt.subplots()
     ax.imshow([[0.1], [0.5]])
-    return table, fig
+    return table, "| stage | math |", fig
 
 
 def _pipeline() -> Pipeline:
@@ -57,7 +57,8 @@ def _pipeline() -> Pipeline:
              namespace="evaluation.sft.stage1"),
         node(_first, "sft.stage1.policy", "reward_model.model", name="train_rm", namespace="reward_model"),
         node(_matrix, ["evaluation.base.metrics", "evaluation.sft.stage1.metrics"],
-             ["cascade_matrix", "cascade_matrix_plot"], name="report_matrix", tags=["stage.report"]),
+             ["cascade_matrix", "cascade_matrix_md", "cascade_matrix_plot"], name="report_matrix",
+             tags=["stage.report"]),
     ])
 
 
@@ -153,7 +154,7 @@ def test_the_parent_run_carries_the_matrix_table_and_heatmap(tracked):
     client = tracked(_pipeline(), store)
     parent = store.recorded["parent"]
     files = {a.path for a in client.list_artifacts(parent)}
-    assert {"cascade_matrix.json", "cascade_matrix.png"} <= files
+    assert {"cascade_matrix.json", "cascade_matrix.md", "cascade_matrix.png"} <= files
     table = client.load_table(client.get_run(parent).info.experiment_id, "cascade_matrix.json", run_ids=[parent])
     assert list(table["stage"]) == ["base", "sft"] and list(table["math"]) == [0.1, 0.5]
     png = client.download_artifacts(parent, "cascade_matrix.png")

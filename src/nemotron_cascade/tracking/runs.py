@@ -43,7 +43,8 @@ POSITION_TAG = "cascade.position"
 POSITION_KEY = "cascade_position"  # the param and the metric
 BUSY_KEY = "stage_seconds"  # the wall time of the stage's own nodes, summed
 # dataset -> artifact file on the parent run: the matrix as a table (a JSON the UI shows as one), its heatmap
-PARENT_ARTIFACTS = {"cascade_matrix": "cascade_matrix.json", "cascade_matrix_plot": "cascade_matrix.png"}
+PARENT_ARTIFACTS = {"cascade_matrix": "cascade_matrix.json", "cascade_matrix_md": "cascade_matrix.md",
+                    "cascade_matrix_plot": "cascade_matrix.png"}
 
 
 class RunStore(Protocol):
@@ -270,7 +271,7 @@ class StageTrackingHook:
             self._client.set_tag(run_id, f"read.{dataset_name}.run_id", data.lineage["mlflow_run_id"])
 
     def _log_on_parent(self, dataset_name: str, data) -> None:
-        """Log a saved dataset named in ``parent_artifacts`` on the parent run: a table or a figure."""
+        """Log a saved dataset named in ``parent_artifacts`` on the parent run: a table, a figure or text."""
         artifact = self._parent_artifacts.get(dataset_name)
         if artifact is None or not self._enabled or self._parent is None:
             return
@@ -280,8 +281,10 @@ class StageTrackingHook:
             self._client.log_table(self._parent, data, artifact)
         elif hasattr(data, "savefig"):
             self._client.log_figure(self._parent, data, artifact)
+        elif isinstance(data, str):
+            self._client.log_text(self._parent, data, artifact)
         else:
-            log.warning("dataset %s is neither a table nor a figure: not logged on the parent run", dataset_name)
+            log.warning("dataset %s is not a table, a figure or text: not logged on the parent run", dataset_name)
 
     def _log_stage_figure(self, dataset_name: str, data, node) -> None:
         """A figure a stage's node saved (its GRPO curves, ``<stage>.curves``) also goes on the

@@ -24,11 +24,9 @@ def evaluate_policy(policy: Checkpoint, benchmark: list[dict],
 
 
 def report_matrix(labels: list[str], *metrics: dict):
-    """The stage-by-benchmark matrix as a table, Markdown and a plot; printed and sent to MLflow."""
+    """The stage-by-benchmark matrix as a table, Markdown and a plot (the tracking hook puts all
+    three on the cascade's parent run once they are saved)."""
     table = report.matrix(labels, list(metrics))
     markdown = report.to_markdown(table)
-    figure = report.plot(table)
     log.info("cascade matrix:\n%s", markdown)
-    tracking.log_text(markdown, "cascade_matrix.md")
-    tracking.log_figure(figure, "cascade_matrix.png")
-    return table, markdown, figure
+    return table, markdown, report.plot(table)
