@@ -352,7 +352,7 @@ def test_a_damaged_checkpoint_names_its_version_directory_the_file_and_what_to_d
     assert f"the checkpoint in version directory {checkpoint.parent} is damaged or incomplete" in message
     assert f"{target} {words}" in message
     assert "Rerun the stage that writes it, or pin another version with --load-versions=<dataset>:<version>" \
-        in message and f"complete versions under {_stage_dir(project_v1)}: {V1})" in message
+        in message and f"other versions under {_stage_dir(project_v1)}: {V1})" in message
     assert "model_type" not in message.replace('{"model_type": ', "")  # not "Should have a model_type key"
     assert err.value.__cause__ is None and err.value.__suppress_context__  # no library traceback
     assert _ckpt(project_v1, load=V1).load().lineage["tag"] == "v1"  # the advice works

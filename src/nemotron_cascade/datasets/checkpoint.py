@@ -118,7 +118,7 @@ class CheckpointDataset(AbstractVersionedDataset[Checkpoint, Checkpoint]):
         others = [v for v in self.versions() if v != path.parent.name]
         listed = ", ".join(others[-5:]) if others else "none"
         return (f"or pin another version with --load-versions=<dataset>:<version> "
-                f"(complete versions under {self._filepath}: {listed})")
+                f"(other versions under {self._filepath}: {listed})")
 
     def _no_checkpoint_message(self, path: Path) -> str:
         if self._version is None:
