@@ -44,3 +44,20 @@ def test_python_dash_m_runs_a_pipeline_of_the_project(tmp_path_factory, make_pro
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (project / "data/05_model_input/sft_blend_stage2.jsonl").stat().st_size > 0
     assert (project / "mlflow.db").exists()  # the project's hooks ran (settings.py was configured)
+
+
+def test_an_interrupted_run_ends_with_one_message_and_status_130():
+    """Ctrl-C printed click's bare "Aborted!" (exit 1); now the run's own message, how to resume."""
+    import click
+    from click.testing import CliRunner
+
+    from nemotron_cascade.journal import RunInterrupted
+
+    @click.command()
+    def stopped():
+        raise RunInterrupted("run interrupted by SIGINT (Ctrl-C) with 2 nodes done; rerun the same command to resume")
+
+    result = CliRunner().invoke(cli.reporting_interrupts(stopped), [])
+    assert result.exit_code == cli.INTERRUPTED_EXIT_CODE == 130
+    assert "rerun the same command to resume" in result.stderr and "Aborted" not in result.output
+    assert cli.run.callback is not kedro_run.callback  # the project's run command reports interrupts

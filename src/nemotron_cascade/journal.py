@@ -29,15 +29,33 @@ the runner finds that hook among the plugins of the session's hook manager, and 
 is handed it in ``settings.py`` (it is the tracking hook's
 :class:`~nemotron_cascade.tracking.runs.RunStore`).
 
+What a stopped run leaves behind, whichever way it stops:
+
+* The journal's lock (``<key>.lock``) is an ``flock`` held for the run's life: the kernel drops it
+  when the process dies, even by ``kill -9``, so a lock is never stale and a pid reused by another
+  process never passes for a live run (the pid in the file only names the holder in the refusal).
+  The file goes on every exit the process survives: success, a failed node, a hook refusing the
+  run before any node (a missing upstream dataset or pinned version, an MLflow store that fails),
+  an interruption, and at interpreter exit.
+* Ctrl-C (SIGINT) or SIGTERM becomes :class:`RunInterrupted`, an ``Exception``, so that Kedro's
+  session calls ``on_pipeline_error`` (a bare ``KeyboardInterrupt`` skips it): the tracking hook marks
+  the MLflow runs KILLED, this hook keeps the journal, and the message says to rerun the same command.
+* A failure or interruption prints one recovery hint, this project's (rerun the same command):
+  Kedro's ``--from-nodes`` suggestion is only given by a runner without a journal.
+* A journal in which no node finished is removed: there is nothing to resume.
+
 ``NEMOTRON_CASCADE_RESUME=0`` turns resuming off (the journal is still written).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +63,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io.core import AbstractVersionedDataset, Version
 from kedro.runner import SequentialRunner
 
+from nemotron_cascade.run_lock import RunInProgressError, RunLock  # noqa: F401 (RunInProgressError: re-exported)
 from nemotron_cascade.training import resume as resume_state
 
 log = logging.getLogger(__name__)
@@ -52,64 +71,46 @@ log = logging.getLogger(__name__)
 JOURNAL_DIR = Path("data/09_tracking/runs")
 
 
-def run_key(env: str, node_names, parameters: dict) -> str:
-    """Hash of what makes two runs the same run: environment, selected nodes, every parameter."""
-    blob = json.dumps({"env": env, "nodes": sorted(node_names), "parameters": parameters},
-                      sort_keys=True, default=str)
+def run_key(env: str, node_names, parameters: dict, load_versions: dict | None = None) -> str:
+    """Hash of what makes two runs the same run: environment, selected nodes, every parameter and
+    the checkpoint versions pinned with ``--load-versions`` (a pinned run and an unpinned one differ)."""
+    what = {"env": env, "nodes": sorted(node_names), "parameters": parameters}
+    if load_versions:  # an unpinned run keeps the key it always had
+        what["load_versions"] = dict(load_versions)
+    blob = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class RunInProgressError(RuntimeError):
-    """Another live ``kedro run`` holds the journal of the same configuration."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _lock(path: Path) -> None:
-    """Take ``path`` (a lock file holding our pid); a lock left by a dead process is taken over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise RunInProgressError(
-                    f"another kedro run with the same configuration is running (pid {pid}, lock {path}); "
-                    "wait for it to finish, or stop it, before running this one") from None
-            path.unlink(missing_ok=True)  # stale: its process is gone (killed)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        return
-    raise RunInProgressError(f"could not take the run lock {path}")
+class RunInterrupted(RuntimeError):
+    """The run was stopped by SIGINT (Ctrl-C) or SIGTERM (see module docstring)."""
 
 
 class RunJournal:
     """The done nodes (with output versions) and MLflow runs of one ``kedro run``; see module docstring.
 
-    While a run is in progress its journal is locked (``<key>.lock`` with the pid): a second
-    ``kedro run`` of the same configuration at the same time is refused instead of sharing it.
+    While a run is in progress its journal is locked (``<key>.lock``, a
+    :class:`~nemotron_cascade.run_lock.RunLock`): a second ``kedro run`` of the same configuration
+    at the same time is refused instead of sharing it.
     """
 
-    def __init__(self, path: Path, data: dict, resumed: bool):
-        self.path, self.data, self.resumed = Path(path), data, resumed
+    def __init__(self, path: Path, data: dict, resumed: bool, lock: RunLock | None = None):
+        self.path, self.data, self.resumed, self._lock = Path(path), data, resumed, lock
 
     @classmethod
     def open(cls, directory: Path, key: str, session_id: str, allow_resume: bool = True) -> RunJournal:
+        """Lock the journal of ``key`` and read it (a killed run's, to resume) or start a fresh one."""
         path = Path(directory) / f"{key}.json"
-        _lock(path.with_suffix(".lock"))
+        lock = RunLock.take(path.with_suffix(".lock"))
+        try:
+            journal = cls._read_or_start(path, key, session_id, allow_resume)
+        except BaseException:
+            lock.release()
+            raise
+        journal._lock = lock
+        return journal
+
+    @classmethod
+    def _read_or_start(cls, path: Path, key: str, session_id: str, allow_resume: bool) -> RunJournal:
         if allow_resume and path.exists():
             try:
                 data = json.loads(path.read_text())
@@ -145,7 +146,8 @@ class RunJournal:
 
     def release(self) -> None:
         """Drop the lock, keep the journal (a failed run, to be resumed)."""
-        self.path.with_suffix(".lock").unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.release()
 
     # -- resuming ----------------------------------------------------------------------------
     @property
@@ -208,6 +210,7 @@ class ResumeHook:
         self._pending: dict[str, set[str]] = {}
         self._resume_dirs: dict[str, list[str]] = {}
         self._catalog = None
+        self._nodes: set[str] = set()
         self.journal: RunJournal | None = None
 
     @hook_impl
@@ -218,16 +221,31 @@ class ResumeHook:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict, pipeline, catalog) -> None:
         """Open this configuration's journal: a killed run's (to resume) or a fresh one."""
+        self._let_go(self.journal)  # a previous run in this process that never reached its end
+        self.journal = None
         params = catalog.load("parameters") if "parameters" in catalog else {}
-        key = run_key(self._env, [n.name for n in pipeline.nodes], params)
+        key = run_key(self._env, [n.name for n in pipeline.nodes], params, run_params.get("load_versions"))
         allow = os.environ.get("NEMOTRON_CASCADE_RESUME", "1") != "0"
         session = str(run_params.get("run_id") or run_params.get("session_id"))
         self.journal = journal = RunJournal.open(self._project_path / JOURNAL_DIR, key, session, allow)
+        self._nodes = {n.name for n in pipeline.nodes}
         if journal.resumed:
             log.info("resuming the killed run %s: %d of %d nodes already done (journal %s; "
                      "NEMOTRON_CASCADE_RESUME=0 starts afresh)", journal.data["session_id"],
-                     len(set(journal.done) & {n.name for n in pipeline.nodes}), len(pipeline.nodes), journal.path)
+                     len(set(journal.done) & self._nodes), len(self._nodes), journal.path)
         self._pending, self._resume_dirs, self._catalog = {}, {}, catalog
+
+    @hook_impl(wrapper=True, specname="before_pipeline_run")
+    def _guard_before_pipeline_run(self, run_params: dict):
+        """Around every hook's ``before_pipeline_run``: if one refuses the run (a missing upstream
+        dataset or pinned version, an MLflow store that fails), Kedro never calls ``on_pipeline_error``;
+        the lock goes here, and the journal too unless it is a killed run's, still to resume."""
+        try:
+            return (yield)
+        except BaseException:
+            self._let_go(self.journal)
+            self.journal = None
+            raise
 
     # -- the tracking hook's run store ----------------------------------------------------------
     def mlflow_runs(self) -> dict:
@@ -283,20 +301,56 @@ class ResumeHook:
                 versions[name] = ds.resolve_save_version() if isinstance(ds, AbstractVersionedDataset) else None
             self._done(node, versions)
 
-    @hook_impl
     def after_pipeline_run(self) -> None:
         """The run succeeded: its journal goes."""
         if self.journal is not None:
             self.journal.finish()
         self.journal = None
 
-    @hook_impl
-    def on_pipeline_error(self) -> None:
-        """The run failed: keep its journal for the next identical command, drop the lock."""
-        if self.journal is not None:
-            log.info("run journal kept at %s: rerun the same command to resume", self.journal.path)
-            self.journal.release()
-        self.journal = None
+    def on_pipeline_error(self, error: BaseException | None = None) -> None:
+        """The run failed or was interrupted: keep its journal for the next identical command (unless
+        no node finished), drop the lock, and say how to resume: once, here, for a failure; an
+        interruption's own message (:class:`RunInterrupted`) says it."""
+        journal, self.journal = self.journal, None
+        if journal is None:
+            return
+        self._let_go(journal)
+        if isinstance(error, RunInterrupted):
+            return
+        done = len(set(journal.done) & self._nodes)
+        if done:
+            log.warning("%d of %d nodes of this run are done; fix the cause, then rerun the same command to resume: "
+                        "they are skipped (run journal %s; NEMOTRON_CASCADE_RESUME=0 starts afresh)",
+                        done, len(self._nodes), journal.path)
+        else:
+            log.warning("no node of this run finished; fix the cause, then rerun the same command")
+
+    @staticmethod
+    def _let_go(journal: RunJournal | None) -> None:
+        """Release ``journal``'s lock; keep the journal only if some node finished (else nothing to resume)."""
+        if journal is None:
+            return
+        if journal.done:
+            journal.release()
+        else:
+            journal.finish()
+
+    # Kedro calls these two after the other hooks' (wrappers' teardowns come last), whatever they raise
+    @hook_impl(wrapper=True, specname="after_pipeline_run")
+    def _guard_after_pipeline_run(self):
+        """Finish the journal once every hook has closed the run, even if one of them failed."""
+        try:
+            return (yield)
+        finally:
+            self.after_pipeline_run()
+
+    @hook_impl(wrapper=True, specname="on_pipeline_error")
+    def _guard_on_pipeline_error(self, error: BaseException):
+        """Keep the journal and drop the lock once every hook has handled the error, even if one failed."""
+        try:
+            return (yield)
+        finally:
+            self.on_pipeline_error(error)
 
 
 def resume_hook_of(hook_manager) -> ResumeHook | None:
@@ -305,17 +359,50 @@ def resume_hook_of(hook_manager) -> ResumeHook | None:
     return next((p for p in plugins if isinstance(p, ResumeHook)), None)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While in the block, SIGTERM (pre-emption, ``kill``) raises ``KeyboardInterrupt("SIGTERM")`` as
+    Ctrl-C does, so that a terminated run ends as an interrupted one (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_message(exc: KeyboardInterrupt, journal: RunJournal | None) -> str:
+    """What an interrupted run tells its user: what stopped it and how to resume."""
+    how = "SIGTERM" if exc.args == ("SIGTERM",) else "SIGINT (Ctrl-C)"
+    if journal is None:
+        return f"run interrupted by {how}"
+    done = len(journal.done)
+    return (f"run interrupted by {how} with {done} node{'' if done == 1 else 's'} done; "
+            "rerun the same command to resume: "
+            "the done nodes are skipped and a training stage continues from its last mid-stage checkpoint "
+            "(NEMOTRON_CASCADE_RESUME=0 starts afresh)")
+
+
 class ResumableRunner(SequentialRunner):
     """``SequentialRunner`` that skips the nodes a killed run with the same journal key finished.
 
     The journal comes from the :class:`ResumeHook` registered with the session's hook manager;
-    without one (a bare runner) it runs every node, as ``SequentialRunner`` does.
+    without one (a bare runner) it runs every node, as ``SequentialRunner`` does, and gives Kedro's
+    own recovery hint. An interrupted run (Ctrl-C, SIGTERM) raises :class:`RunInterrupted`.
     """
+
+    _journal: RunJournal | None = None
 
     def run(self, pipeline, catalog, hook_manager=None, run_id=None, only_missing_outputs=False):
         """Run what the killed run left, with its finished checkpoints pinned; else the whole pipeline."""
         hook = resume_hook_of(hook_manager)
-        journal = hook.journal if hook is not None else None
+        self._journal = journal = hook.journal if hook is not None else None
         if journal is not None and journal.resumed:
             remaining = journal.remaining(pipeline, catalog)
             skipped = len(pipeline.nodes) - (len(remaining.nodes) if remaining else 0)
@@ -323,4 +410,14 @@ class ResumableRunner(SequentialRunner):
             if remaining is None:
                 return {}
             pipeline = remaining
-        return super().run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
+        try:
+            with sigterm_as_interrupt():
+                return super().run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
+        except KeyboardInterrupt as exc:  # an Exception, so that Kedro calls on_pipeline_error
+            raise RunInterrupted(interrupted_message(exc, journal)) from exc
+
+    def _suggest_resume_scenario(self, pipeline, done_nodes, catalog) -> None:
+        """Kedro's hint (``--from-nodes …``) only without a journal: with one, the resume hook gives
+        the right one (rerun the same command) once the hooks have handled the error."""
+        if self._journal is None:
+            super()._suggest_resume_scenario(pipeline, done_nodes, catalog)

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.pipeline import Pipeline, node
 
@@ -95,40 +96,84 @@ def test_the_key_changes_with_any_parameter_or_node_selection():
     assert base != jl.run_key("test", ["a", "b"], {"lr": 1e-4, "nested": {"steps": 3}})
 
 
+HOLDER = """
+import sys, time
+from nemotron_cascade import journal as jl
+jl.RunJournal.open(sys.argv[1], "k", "s-other")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
 def test_a_second_live_run_of_the_same_configuration_is_refused(tmp_path):
     import subprocess
     import sys
 
-    j = jl.RunJournal.open(tmp_path, "k", "s1")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    other = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
-        (tmp_path / "k.lock").write_text(str(other.pid))  # as if that live process held it
+        assert "held" in iter(lambda: other.stdout.readline().strip(), "")  # that live process holds the journal
         with pytest.raises(jl.RunInProgressError, match=f"pid {other.pid}"):
             jl.RunJournal.open(tmp_path, "k", "s2")
     finally:
         other.kill()
         other.wait()
-    resumed = jl.RunJournal.open(tmp_path, "k", "s3")  # the holder died (killed): its lock is stale
+    resumed = jl.RunJournal.open(tmp_path, "k", "s3")  # the holder died (killed): its lock died with it
     assert (tmp_path / "k.lock").read_text() == str(os.getpid())
-    j.release()
+    resumed.release()
     assert not (tmp_path / "k.lock").exists()
     assert not resumed.resumed  # nothing was done yet
 
 
+def test_a_lock_file_naming_a_live_process_that_does_not_hold_it_is_not_a_running_run(tmp_path):
+    """A killed run's lock file stays (a SIGKILL runs no cleanup); its pid may since belong to any
+    live process (here: pid 1 and this test's parent). Only a held flock means a running run."""
+    for pid in (1, os.getppid()):
+        (tmp_path / "k.lock").write_text(str(pid))
+        journal = jl.RunJournal.open(tmp_path, "k", "s-next")
+        assert (tmp_path / "k.lock").read_text() == str(os.getpid())
+        journal.release()
+        assert not (tmp_path / "k.lock").exists()
+
+
+def test_the_same_process_may_reopen_the_journal_it_holds(tmp_path):
+    """A second session in one process (a notebook) takes its own lock over instead of refusing itself."""
+    first = jl.RunJournal.open(tmp_path, "k", "s1")
+    second = jl.RunJournal.open(tmp_path, "k", "s2")
+    assert (tmp_path / "k.lock").read_text() == str(os.getpid())
+    second.release()
+    first.release()  # already released with the second: nothing left, no error
+    assert not (tmp_path / "k.lock").exists()
+
+
+def test_the_key_includes_the_pinned_versions():
+    """A run pinned with --load-versions is another run than the same command without the pin (or
+    with another pin): rerun without it, a killed pinned run is not resumed on another parent."""
+    base = jl.run_key("test", ["a"], {"lr": 1})
+    assert base == jl.run_key("test", ["a"], {"lr": 1}, {}) == jl.run_key("test", ["a"], {"lr": 1}, None)
+    pinned = jl.run_key("test", ["a"], {"lr": 1}, {"sft.stage2.policy": "2026-01-01T00.00.00.000Z"})
+    assert pinned != base
+    assert pinned != jl.run_key("test", ["a"], {"lr": 1}, {"sft.stage2.policy": "2026-01-02T00.00.00.000Z"})
+
+
 # -- the hook that owns the journal, and the runner that finds it through the hook manager ----------
 
-def _session(tmp_path, hook, pipeline, catalog, runner):
+def _session(tmp_path, hook, pipeline, catalog, runner, others=(), load_versions=None):
     """Drive one run as a KedroSession does: the hooks around ``runner.run`` on one hook manager."""
     import types
 
     from kedro.framework.hooks.manager import _create_hook_manager
 
     manager = _create_hook_manager()
-    manager.register(hook)
+    for h in (hook, *others):  # registered as in settings.py: the resume hook first
+        manager.register(h)
     manager.hook.after_context_created(context=types.SimpleNamespace(project_path=tmp_path, env="test"))
-    params = {"session_id": "s-now"}
+    params = {"session_id": "s-now", "load_versions": load_versions}
     manager.hook.before_pipeline_run(run_params=params, pipeline=pipeline, catalog=catalog)
-    runner.run(pipeline, catalog, manager)
+    try:
+        runner.run(pipeline, catalog, manager)
+    except Exception as error:  # as KedroSession.run: a KeyboardInterrupt would skip this
+        manager.hook.on_pipeline_error(error=error, run_params=params, pipeline=pipeline, catalog=catalog)
+        raise
     manager.hook.after_pipeline_run(run_params=params, run_result={}, pipeline=pipeline, catalog=catalog)
 
 
@@ -231,3 +276,114 @@ def test_the_resume_hook_is_the_tracking_hooks_run_store(tmp_path):
     assert json.loads(hook.journal.path.read_text())["mlflow"]["children"] == {"sft": "c1", "rlhf": "c2"}
     hook.on_pipeline_error()
     assert hook.journal is None and hook.mlflow_runs() == {}
+
+
+# -- what a failed, refused or interrupted run leaves behind (issue #27: 2, 3, 8, 10) ----------------
+
+class _Refuses:
+    """A hook that refuses the run before any node, as the upstream check or a failing MLflow store does."""
+
+    @hook_impl
+    def before_pipeline_run(self):
+        raise RuntimeError("missing upstream datasets for this run")
+
+
+class _FailsOnError:
+    """A hook whose own ``on_pipeline_error`` fails (an MLflow store that is gone)."""
+
+    @hook_impl
+    def on_pipeline_error(self):
+        raise OSError("no such table: runs")
+
+
+def _runs_dir(tmp_path):
+    return tmp_path / jl.JOURNAL_DIR
+
+
+def _fails_in(name):
+    def fn(x):
+        if name == "interrupt":
+            raise KeyboardInterrupt
+        if name == "sigterm":
+            import signal
+
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise AssertionError("SIGTERM did not interrupt the node")
+        raise RuntimeError("boom")
+    return fn
+
+
+def _two_nodes(second="fail"):
+    return Pipeline([node(_identity, "raw", "mem", name="a"), node(_fails_in(second), "mem", "out", name="b")])
+
+
+def test_a_hook_refusing_the_run_before_any_node_leaves_no_lock_and_no_empty_journal(tmp_path):
+    catalog = DataCatalog({"raw": MemoryDataset(1)})
+    with pytest.raises(RuntimeError, match="missing upstream"):
+        _session(tmp_path, jl.ResumeHook(), _two_nodes(), catalog, jl.ResumableRunner(), others=[_Refuses()])
+    assert not list(_runs_dir(tmp_path).iterdir())  # was: <key>.json and a stale <key>.lock
+
+    # a killed run's journal, still to resume, is kept: only its lock goes
+    killed = jl.RunJournal.open(_runs_dir(tmp_path), jl.run_key("test", ["a", "b"], {}), "s-killed")
+    killed.node_done("a", {"mem": None})
+    killed.release()
+    with pytest.raises(RuntimeError, match="missing upstream"):
+        _session(tmp_path, jl.ResumeHook(), _two_nodes(), catalog, jl.ResumableRunner(), others=[_Refuses()])
+    assert [p.name for p in _runs_dir(tmp_path).iterdir()] == [killed.path.name]
+
+
+def test_a_failed_run_gives_one_recovery_hint_and_releases_the_lock_even_if_a_hook_fails(tmp_path, caplog):
+    """Kedro's runner suggested ``--from-nodes "a"`` and the project "rerun the same command": one
+    hint now, the project's (the journal skips a). A tracking hook failing in its own
+    ``on_pipeline_error`` (a lost MLflow store) used to leave the lock behind."""
+    hook = jl.ResumeHook()
+    with caplog.at_level("INFO"), pytest.raises(OSError, match="no such table"):
+        _session(tmp_path, hook, _two_nodes(), DataCatalog({"raw": MemoryDataset(1)}), jl.ResumableRunner(),
+                 others=[_FailsOnError()])
+    assert "--from-nodes" not in caplog.text
+    assert caplog.text.count("rerun the same command") == 1
+    assert "1 of 2 nodes of this run are done; fix the cause, then rerun the same command to resume" in caplog.text
+    assert [p.suffix for p in _runs_dir(tmp_path).iterdir()] == [".json"] and hook.journal is None
+
+    caplog.clear()  # a bare runner, no journal: Kedro's own hint is the right one
+    with caplog.at_level("WARNING"), pytest.raises(RuntimeError, match="boom"):
+        jl.ResumableRunner().run(_two_nodes(), DataCatalog({"raw": MemoryDataset(1)}))
+    assert '--from-nodes "a"' in caplog.text and "rerun the same command" not in caplog.text
+
+
+@pytest.mark.parametrize("how, said", [("interrupt", "SIGINT (Ctrl-C)"), ("sigterm", "SIGTERM")])
+def test_an_interrupted_run_keeps_its_journal_releases_the_lock_and_says_how_to_resume(tmp_path, caplog, how, said):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with caplog.at_level("INFO"), pytest.raises(jl.RunInterrupted) as raised:
+        _session(tmp_path, jl.ResumeHook(), _two_nodes(how), DataCatalog({"raw": MemoryDataset(1)}),
+                 jl.ResumableRunner())
+    message = str(raised.value)
+    assert f"run interrupted by {said} with 1 node done; rerun the same command to resume" in message
+    assert isinstance(raised.value.__cause__, KeyboardInterrupt)
+    assert "rerun the same command" not in caplog.text and "--from-nodes" not in caplog.text  # said once
+    assert [p.suffix for p in _runs_dir(tmp_path).iterdir()] == [".json"]  # the journal, no lock
+    assert signal.getsignal(signal.SIGTERM) == before  # SIGTERM is an interruption only during the run
+
+
+def test_a_pinned_run_is_not_resumed_by_the_same_command_without_the_pin(tmp_path, caplog):
+    """A killed run pinned with --load-versions, rerun without the pin, was announced as "resuming
+    the killed run" and retrained on another parent. The pins are part of the journal's key."""
+    catalog = DataCatalog({"raw": MemoryDataset(1)})
+    pin = {"sft.stage2.policy": "2026-01-01T00.00.00.000Z"}
+    with pytest.raises(RuntimeError, match="boom"):
+        _session(tmp_path, jl.ResumeHook(), _two_nodes(), catalog, jl.ResumableRunner(), load_versions=pin)
+    pinned = next(_runs_dir(tmp_path).iterdir())
+    assert pinned.stem == jl.run_key("test", ["a", "b"], {}, pin)
+
+    hook = jl.ResumeHook()
+    with caplog.at_level("INFO"), pytest.raises(RuntimeError, match="boom"):
+        _session(tmp_path, hook, _two_nodes(), catalog, jl.ResumableRunner())
+    assert "resuming the killed run" not in caplog.text
+    assert pinned.exists()  # still there for the pinned command
+
+    caplog.clear()
+    with caplog.at_level("INFO"), pytest.raises(RuntimeError, match="boom"):
+        _session(tmp_path, jl.ResumeHook(), _two_nodes(), catalog, jl.ResumableRunner(), load_versions=pin)
+    assert "resuming the killed run" in caplog.text

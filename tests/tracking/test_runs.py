@@ -89,8 +89,10 @@ def tracked(tmp_path, monkeypatch):
     context = types.SimpleNamespace(project_path=tmp_path, env="test", config_loader={"mlflow": {"tracking": {
         "enabled": True, "tracking_uri": "sqlite:///mlflow.db", "experiment_name": "runs"}}})
 
-    def run(pipeline, store, fail=False, data=None):
+    def run(pipeline, store, fail=False, data=None, runner=None, hook_of=None):
         hook = StageTrackingHook(run_store=store)
+        if hook_of is not None:
+            hook_of(hook)
         manager = _create_hook_manager()
         manager.register(hook)
         manager.hook.after_context_created(context=context)
@@ -98,7 +100,7 @@ def tracked(tmp_path, monkeypatch):
         params = {"session_id": "s", "pipeline_names": ["cascade"]}
         manager.hook.before_pipeline_run(run_params=params, pipeline=pipeline, catalog=catalog)
         try:
-            SequentialRunner().run(pipeline, catalog, manager)
+            (runner or SequentialRunner()).run(pipeline, catalog, manager)
         except Exception as error:
             manager.hook.on_pipeline_error(error=error, run_params=params, pipeline=pipeline, catalog=catalog)
             if not fail:
@@ -241,3 +243,70 @@ def test_a_figure_a_stage_saves_goes_on_its_stage_run(tracked):
     assert "math_rl_curves.png" in {a.path for a in client.list_artifacts(stage_run)}
     assert open(client.download_artifacts(stage_run, "math_rl_curves.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "math_rl_curves.png" not in {a.path for a in client.list_artifacts(parent)}
+
+
+def test_an_interrupted_run_marks_its_open_runs_killed(tracked):
+    """Ctrl-C in a node: the interrupted stage and the parent end KILLED (they were left RUNNING, or
+    FINISHED by MLflow's exit handler, at 14 of 300 steps); a stage that finished stays FINISHED."""
+    from nemotron_cascade.journal import ResumableRunner, RunInterrupted
+
+    def ctrl_c(x):
+        raise KeyboardInterrupt
+
+    store = FakeStore()
+    pipeline = Pipeline([
+        node(_first, "raw", "base.policy", name="pretrain", namespace="base"),
+        node(ctrl_c, "base.policy", "sft.stage1.policy", name="train", namespace="sft.stage1"),
+    ])
+    with pytest.raises(RunInterrupted, match="interrupted by SIGINT"):
+        tracked(pipeline, store, runner=ResumableRunner())
+    import mlflow
+
+    client = mlflow.MlflowClient(mlflow.get_tracking_uri())
+    children = _children(client, store.recorded["parent"])
+    assert children["base"].info.status == "FINISHED" and children["sft.stage1"].info.status == "KILLED"
+    assert client.get_run(store.recorded["parent"]).info.status == "KILLED"
+    assert mlflow.active_run() is None
+
+
+def test_a_resumed_run_whose_mlflow_runs_are_gone_continues_in_new_runs(tracked, caplog):
+    """The store was deleted or reset while a journal was pending: every rerun failed in
+    ``mlflow.start_run(run_id=...)`` with ``Run with id=... not found``. Now the run goes on in new
+    runs and says so; a child that is gone is recreated, one that exists is continued."""
+    first = FakeStore()
+    client = tracked(_pipeline(), first)
+    kept = first.recorded["children"]["base"]
+    gone = {"parent": "0" * 32, "children": {"base": kept, "sft.stage1": "1" * 32}}
+    to_run = {"sft.stage1.train", "evaluation.sft.stage1.evaluate", "report_matrix"}
+    resumed = FakeStore(previous=gone, to_run=to_run)
+    with caplog.at_level("WARNING", logger="nemotron_cascade.tracking.runs"):
+        client = tracked(_pipeline().filter(node_names=sorted(to_run)), resumed,
+                         data={"base.policy": 1, "evaluation.base.metrics": 1})
+    assert "resuming its training state into new MLflow runs" in caplog.text and "0" * 32 in caplog.text
+    parent = client.get_run(resumed.recorded["parent"])
+    assert parent.info.run_id != gone["parent"] and parent.info.status == "FINISHED"
+    assert parent.data.tags["kedro.resumed_from_run"] == gone["parent"]
+    children = resumed.recorded["children"]
+    assert children["sft.stage1"] != gone["children"]["sft.stage1"]  # recreated under the new parent
+    assert _children(client, parent.info.run_id)["sft.stage1"].info.status == "FINISHED"
+
+
+def _lost(*args, **kwargs):
+    raise OSError("no such table: runs")
+
+
+def test_a_tracking_store_failing_at_the_end_of_a_failed_run_does_not_hide_the_runs_error(tracked, caplog):
+    def boom(x):
+        raise RuntimeError("the node's own error")
+
+    class LostStore(FakeStore):  # the store vanishes mid-run: ending the runs fails too
+        def record_mlflow_runs(self, parent, children):
+            super().record_mlflow_runs(parent, children)
+            self.hook._client.set_terminated = _lost
+
+    store = LostStore()
+    pipeline = Pipeline([node(boom, "raw", "sft.stage1.policy", name="train", namespace="sft.stage1")])
+    with caplog.at_level("WARNING", logger="nemotron_cascade.tracking.runs"):
+        with pytest.raises(RuntimeError, match="the node's own error"):
+            tracked(pipeline, store, hook_of=lambda hook: setattr(store, "hook", hook))
+    assert "could not mark this run's MLflow runs FAILED" in caplog.text and "no such table" in caplog.text

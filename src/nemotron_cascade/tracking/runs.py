@@ -19,7 +19,10 @@ under a parent that ties one cascade together. :class:`StageTrackingHook` does e
   are logged on the parent run once saved.
 
 A resumed run continues the killed run's parent and child runs: the ids come from a
-:class:`RunStore` (the run journal's :class:`~nemotron_cascade.journal.ResumeHook`).
+:class:`RunStore` (the run journal's :class:`~nemotron_cascade.journal.ResumeHook`). If those runs
+are gone (the store was deleted or reset, the runs deleted), the training state resumes into new
+runs, said in a warning and tagged ``kedro.resumed_from_run`` on the new parent. A failed run ends
+its open runs FAILED; an interrupted one (Ctrl-C, SIGTERM) ends them KILLED.
 """
 
 from __future__ import annotations
@@ -101,11 +104,16 @@ def _absolute_uri(uri: str, project_path) -> str:
     return uri
 
 
+def session_of(run_params: dict) -> str:
+    """The Kedro session of a run: ``run_id`` in Kedro 1's run parameters (``session_id`` before)."""
+    return str(run_params.get("run_id") or run_params.get("session_id"))
+
+
 def parent_tags(run_params: dict, env: str) -> dict[str, str]:
     """Tags of a parent run: the pipelines, environment, session, pinned versions and numerics."""
     names = run_params.get("pipeline_names") or [run_params.get("pipeline_name") or "__default__"]
     return {"kedro.pipeline": ",".join(map(str, names)), "kedro.env": str(env),
-            "kedro.session_id": str(run_params.get("session_id")),
+            "kedro.session_id": session_of(run_params),
             "kedro.load_versions": str(run_params.get("load_versions") or {}),
             **numerics.tags()}
 
@@ -159,12 +167,17 @@ class StageTrackingHook:
         import mlflow
 
         previous = self._store.mlflow_runs() if self._store is not None else {}
-        if previous.get("parent"):  # a resumed run continues the killed run's MLflow runs
+        if previous.get("parent") and self._exists(previous["parent"]):  # continue the killed run's runs
             parent = mlflow.start_run(run_id=previous["parent"])
-            self._client.set_tag(parent.info.run_id, "kedro.resumed_by_session", str(run_params.get("session_id")))
-            self._reset(parent.info.run_id, previous.get("children", {}))
+            self._client.set_tag(parent.info.run_id, "kedro.resumed_by_session", session_of(run_params))
+            self._reset(parent.info.run_id, {s: r for s, r in previous.get("children", {}).items() if self._exists(r)})
         else:
             tags = parent_tags(run_params, self._env)
+            if previous.get("parent"):  # the killed run's runs are gone: its training state goes on in new ones
+                log.warning("the MLflow runs of the run being resumed (parent run %s) are not in the tracking "
+                            "store %s (deleted, or the store was reset): resuming its training state into new "
+                            "MLflow runs", previous["parent"], self._client.tracking_uri)
+                tags["kedro.resumed_from_run"] = previous["parent"]
             parent = mlflow.start_run(experiment_id=self._experiment_id, run_name=tags["kedro.pipeline"], tags=tags)
             self._reset(parent.info.run_id)
         nodes = list(pipeline.nodes) if pipeline is not None else []
@@ -175,6 +188,14 @@ class StageTrackingHook:
         self._order = cascade_order()
         self._positions = stage_positions(nodes, self._order)
         self._record()
+
+    def _exists(self, run_id: str) -> bool:
+        """Whether ``run_id`` is a live run of the tracking store (not lost with a reset store, not deleted)."""
+        try:
+            return self._client.get_run(run_id).info.lifecycle_stage != "deleted"
+        except Exception as exc:  # MlflowException RESOURCE_DOES_NOT_EXIST
+            log.debug("MLflow run %s not found: %s", run_id, exc)
+            return False
 
     def _record(self) -> None:
         if self._store is not None:
@@ -320,17 +341,30 @@ class StageTrackingHook:
         self._close("FINISHED")
 
     @hook_impl
-    def on_pipeline_error(self) -> None:
-        """End the runs still open as failed (stages that finished keep their status)."""
-        self._close("FAILED")
+    def on_pipeline_error(self, error: BaseException | None = None) -> None:
+        """End the runs still open as failed, or as killed if the run was interrupted (Ctrl-C, SIGTERM);
+        stages that finished keep their status."""
+        self._close("KILLED" if interrupted(error) else "FAILED")
 
     def _close(self, status: str) -> None:
+        """End the stage runs still open and the parent with ``status``; a store that fails is only logged,
+        so that the run's own error is the one the user sees."""
         if not self._enabled or self._parent is None:
             return
         import mlflow
 
-        for stage in sorted(self._open):
-            self._client.set_terminated(self._children[stage], status=status)
-        while mlflow.active_run() is not None:
-            mlflow.end_run(status=status)
-        self._reset(None)
+        try:
+            for stage in sorted(self._open):
+                self._client.set_terminated(self._children[stage], status=status)
+            while mlflow.active_run() is not None:
+                mlflow.end_run(status=status)
+        except Exception as exc:
+            log.warning("could not mark this run's MLflow runs %s (parent run %s): %s", status, self._parent, exc)
+        finally:
+            self._reset(None)
+
+
+def interrupted(error: BaseException | None) -> bool:
+    """Whether a run's error is an interruption: a ``KeyboardInterrupt``, or an error raised from one
+    (:class:`~nemotron_cascade.journal.RunInterrupted`)."""
+    return isinstance(error, KeyboardInterrupt) or isinstance(getattr(error, "__cause__", None), KeyboardInterrupt)
