@@ -53,7 +53,7 @@ class RunLock:
     @classmethod
     def take(cls, path: Path) -> RunLock:
         """Lock ``path``, or raise :class:`RunInProgressError` naming the live process that holds it."""
-        path = Path(path)
+        path = Path(path).absolute()
         held = cls._held.get(str(path))
         if held is not None and held._fd is not None:
             return held
