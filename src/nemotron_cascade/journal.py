@@ -211,6 +211,7 @@ class ResumeHook:
         self._resume_dirs: dict[str, list[str]] = {}
         self._catalog = None
         self._nodes: set[str] = set()
+        self._resumable = True  # the run's runner reads the journal (Kedro's own give their own hint)
         self.journal: RunJournal | None = None
 
     @hook_impl
@@ -229,6 +230,7 @@ class ResumeHook:
         session = str(run_params.get("run_id") or run_params.get("session_id"))
         self.journal = journal = RunJournal.open(self._project_path / JOURNAL_DIR, key, session, allow)
         self._nodes = {n.name for n in pipeline.nodes}
+        self._resumable = ResumableRunner.__name__ in str(run_params.get("runner") or ResumableRunner.__name__)
         if journal.resumed:
             log.info("resuming the killed run %s: %d of %d nodes already done (journal %s; "
                      "NEMOTRON_CASCADE_RESUME=0 starts afresh)", journal.data["session_id"],
@@ -309,13 +311,14 @@ class ResumeHook:
 
     def on_pipeline_error(self, error: BaseException | None = None) -> None:
         """The run failed or was interrupted: keep its journal for the next identical command (unless
-        no node finished), drop the lock, and say how to resume: once, here, for a failure; an
-        interruption's own message (:class:`RunInterrupted`) says it."""
+        no node finished), drop the lock, and say how to resume: once, here, for a failure of a run
+        of :class:`ResumableRunner`; an interruption's own message (:class:`RunInterrupted`) says it,
+        and Kedro's runners (``--runner SequentialRunner``) give their own hint."""
         journal, self.journal = self.journal, None
         if journal is None:
             return
         self._let_go(journal)
-        if isinstance(error, RunInterrupted):
+        if isinstance(error, RunInterrupted) or not self._resumable:
             return
         done = len(set(journal.done) & self._nodes)
         if done:

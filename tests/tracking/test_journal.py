@@ -387,3 +387,19 @@ def test_a_pinned_run_is_not_resumed_by_the_same_command_without_the_pin(tmp_pat
     with caplog.at_level("INFO"), pytest.raises(RuntimeError, match="boom"):
         _session(tmp_path, jl.ResumeHook(), _two_nodes(), catalog, jl.ResumableRunner(), load_versions=pin)
     assert "resuming the killed run" in caplog.text
+
+
+def test_a_run_of_kedros_own_runner_keeps_kedros_hint_alone(tmp_path, caplog):
+    """``--runner SequentialRunner`` does not read the journal: rerunning the same command would not
+    resume, so the project's hint is not given beside Kedro's ``--from-nodes``."""
+    import types
+
+    hook = jl.ResumeHook()
+    hook.after_context_created(types.SimpleNamespace(project_path=tmp_path, env="test"))
+    params = {"session_id": "s", "runner": "<kedro.runner.sequential_runner.SequentialRunner object at 0x1>"}
+    hook.before_pipeline_run(params, _two_nodes(), DataCatalog({"raw": MemoryDataset(1)}))
+    hook.journal.node_done("a", {"mem": None})
+    with caplog.at_level("INFO"):
+        hook.on_pipeline_error(RuntimeError("boom"))
+    assert "rerun the same command" not in caplog.text
+    assert [p.suffix for p in _runs_dir(tmp_path).iterdir()] == [".json"]  # kept for the default runner
