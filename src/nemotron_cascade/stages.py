@@ -90,7 +90,7 @@ def split_train_block(block: Mapping[str, Any] | None, cls: type, where: str,
         raise ValueError(f"{where}: missing key(s) {missing}")
     extras = {k: written[k] for k in extra}
     cfg = config.config_from_params(cls, {k: v for k, v in written.items() if k not in extra}, where)
-    return cfg, launch_lib.config_from_params((block or {}).get("launch")), written, extras
+    return cfg, launch_lib.launch_config((block or {}).get("launch")), written, extras
 
 
 def train_sft(run: StageRun, model, tokenizer, blocks, cfg, prefix: str = "train/") -> list[dict]:

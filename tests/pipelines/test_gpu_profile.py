@@ -87,17 +87,19 @@ def test_every_gpu_override_is_a_base_key():
 
 @pytest.mark.parametrize("stage", ["rlhf", "if_rl", "math_rl", "math_rl_control", "code_rl", "swe_rl"])
 def test_gpu_rl_stages_build_their_config(stage):
-    from nemotron_cascade.rl.trainer import config_from_params
+    from nemotron_cascade.config import config_from_params
+    from nemotron_cascade.rl.trainer import GRPOConfig
 
-    cfg = config_from_params(dict(_loader("gpu")["parameters"][stage]["train"]))
+    cfg = config_from_params(GRPOConfig, dict(_loader("gpu")["parameters"][stage]["train"]))
     assert cfg.prompts_per_step == 128 and cfg.lr == 2e-6 and cfg.betas == (0.9, 0.95)
     assert cfg.rollout_engine == "vllm" and cfg.vllm["gpu_memory_utilization"] == 0.5
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
 def test_gpu_sft_stages_build_their_config(stage):
-    from nemotron_cascade.training.sft import config_from_params
+    from nemotron_cascade.config import config_from_params
+    from nemotron_cascade.training.sft import SFTConfig
 
     train = dict(_loader("gpu")["parameters"]["sft"][stage]["train"])
     train.pop("block_size")
-    assert config_from_params(train).lr == 2e-5
+    assert config_from_params(SFTConfig, train).lr == 2e-5

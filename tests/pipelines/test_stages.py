@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nemotron_cascade import stages
+from nemotron_cascade.config import config_from_params
 from nemotron_cascade.training.launch import LaunchConfig
 
 
@@ -75,7 +76,7 @@ def test_grpo_builds_its_reward_in_process_and_names_it_to_a_launched_job(monkey
     local, launched = [], []
     monkeypatch.setattr(trainer, "train_grpo", lambda *a, **kw: local.append((a, kw)))
     monkeypatch.setattr(launch, "train_grpo_distributed", lambda *a, **kw: launched.append((a, kw)))
-    cfg = trainer.config_from_params({"group_size": 2})
+    cfg = config_from_params(trainer.GRPOConfig, {"group_size": 2})
     stages.train_grpo(stages.start("if_rl", LaunchConfig(), "v"), "m", "t", [], "instruction_following", cfg,
                       ["repetition"])
     (args, kw), = local

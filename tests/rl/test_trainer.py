@@ -8,6 +8,7 @@ import torch
 from vllm_fakes import FakeCompletionOutput, FakeLLM, FakeRequestOutput, FakeSamplingParams  # tests/
 
 from nemotron_cascade import models
+from nemotron_cascade.config import config_from_params
 from nemotron_cascade.generation.base import Completion
 from nemotron_cascade.generation.hf import HFGenerator
 from nemotron_cascade.rl import trainer
@@ -53,7 +54,7 @@ def test_config_rejects_what_grpo_cannot_do():
 
 
 def test_config_from_yaml_lists():
-    cfg = trainer.config_from_params({"length_schedule": [[0, 8], [2, 16]], "betas": [0.9, 0.99]})
+    cfg = config_from_params(trainer.GRPOConfig, {"length_schedule": [[0, 8], [2, 16]], "betas": [0.9, 0.99]})
     assert cfg.length_schedule == ((0, 8), (2, 16)) and cfg.betas == (0.9, 0.99)
 
 

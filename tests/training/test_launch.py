@@ -20,6 +20,7 @@ import ds_parity
 import pytest
 import torch
 
+from nemotron_cascade.config import config_from_params
 from nemotron_cascade.training import launch, resume
 
 TOL, WEIGHT_TOL = 1e-5, 1e-4
@@ -30,7 +31,7 @@ WORK = [launch.WORKER_MODULE, "worker", "/w"]
 
 # ---------------------------------------------------------------------------------------- commands
 def test_torchrun_command_on_one_node():
-    cfg = launch.config_from_params({"world_size": 4, "master_port": 29511})
+    cfg = launch.launch_config({"world_size": 4, "master_port": 29511})
     assert launch.build_command(cfg, WORK) == [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "4", "--nnodes", "1",
         "--master_addr", "127.0.0.1", "--master_port", "29511", "-m", launch.WORKER_MODULE, "worker", "/w"]
@@ -38,7 +39,7 @@ def test_torchrun_command_on_one_node():
 
 def test_torchrun_command_on_two_nodes_uses_c10d_rendezvous():
     # the same command on every node (torchrun's documented multi-node form): 8 ranks = 2 nodes x 4
-    cfg = launch.config_from_params({"world_size": 8, "nnodes": 2, "master_addr": "node0", "master_port": 29400,
+    cfg = launch.launch_config({"world_size": 8, "nnodes": 2, "master_addr": "node0", "master_port": 29400,
                                      "workdir_root": "/shared/runs"})
     assert launch.build_command(cfg, WORK, job_id="job7") == [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "4", "--nnodes", "2",
@@ -47,7 +48,7 @@ def test_torchrun_command_on_two_nodes_uses_c10d_rendezvous():
 
 
 def test_deepspeed_command_on_one_node():
-    cfg = launch.config_from_params({"world_size": 8, "launcher": "deepspeed", "master_port": 29600})
+    cfg = launch.launch_config({"world_size": 8, "launcher": "deepspeed", "master_port": 29600})
     assert launch.build_command(cfg, WORK) == [
         sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "8", "--master_port", "29600",
         "--no_local_rank", "--module", launch.WORKER_MODULE, "worker", "/w"]
@@ -55,7 +56,7 @@ def test_deepspeed_command_on_one_node():
 
 def test_deepspeed_command_with_a_hostfile():
     # 16 ranks on the first 2 hosts of the hostfile, 8 each; extra launcher args go before the module
-    cfg = launch.config_from_params({"world_size": 16, "nnodes": 2, "launcher": "deepspeed", "hostfile": "/etc/hosts8",
+    cfg = launch.launch_config({"world_size": 16, "nnodes": 2, "launcher": "deepspeed", "hostfile": "/etc/hosts8",
                                      "master_addr": "10.0.0.1", "master_port": 29600, "workdir_root": "/shared",
                                      "launcher_args": ["--launcher", "openmpi"]})
     assert launch.build_command(cfg, WORK) == [
@@ -65,14 +66,14 @@ def test_deepspeed_command_with_a_hostfile():
 
 
 def test_a_missing_port_becomes_a_free_one():
-    cmd = launch.build_command(launch.config_from_params({"world_size": 2}), WORK)
+    cmd = launch.build_command(launch.launch_config({"world_size": 2}), WORK)
     assert 0 < int(cmd[cmd.index("--master_port") + 1]) < 65536
 
 
 # ---------------------------------------------------------------------------------------- params
 def test_no_launch_block_is_one_process():
-    assert launch.config_from_params(None) == launch.config_from_params({}) == launch.LaunchConfig()
-    assert not launch.config_from_params({"world_size": 1}).distributed
+    assert launch.launch_config(None) == launch.launch_config({}) == launch.LaunchConfig()
+    assert not launch.launch_config({"world_size": 1}).distributed
 
 
 @pytest.mark.parametrize("params, key", [
@@ -93,11 +94,11 @@ def test_no_launch_block_is_one_process():
 ])
 def test_bad_launch_params_name_the_key(params, key):
     with pytest.raises(ValueError, match=key):
-        launch.config_from_params(params)
+        launch.launch_config(params)
 
 
 def test_ranks_get_their_threads_and_no_mlflow_variables():
-    cfg = launch.config_from_params({"world_size": 2, "threads_per_rank": 3, "env": {"NCCL_DEBUG": "WARN"}})
+    cfg = launch.launch_config({"world_size": 2, "threads_per_rank": 3, "env": {"NCCL_DEBUG": "WARN"}})
     env = launch.child_env(cfg, {"MLFLOW_RUN_ID": "r", "MLFLOW_TRACKING_URI": "sqlite:///m.db", "PATH": "/bin",
                                  "OMP_NUM_THREADS": "2"})
     assert env["OMP_NUM_THREADS"] == "3" and env["NCCL_DEBUG"] == "WARN" and env["PATH"] == "/bin"
@@ -109,7 +110,7 @@ def test_a_launched_job_needs_the_deepspeed_engine(tiny_model, tokenizer):
 
     with pytest.raises(ValueError, match="engine: deepspeed"):  # refused before anything starts
         launch.train_sft_distributed(tiny_model, tokenizer, [], sft.SFTConfig(),
-                                     launch.config_from_params({"world_size": 2}))
+                                     launch.launch_config({"world_size": 2}))
 
 
 def test_metrics_lines_are_read_only_when_complete(tmp_path):
@@ -134,7 +135,7 @@ def test_the_gpu_profile_launch_block_is_valid(params_file):
 
     text = (Path(__file__).resolve().parents[2] / "conf/gpu" / params_file).read_text()
     line = next(m.group(1) for m in re.finditer(r"#\s*(launch:.*)", text))
-    cfg = launch.config_from_params(yaml.safe_load(line)["launch"])
+    cfg = launch.launch_config(yaml.safe_load(line)["launch"])
     assert cfg.world_size == 8 and cfg.launcher == "deepspeed"
 
 
@@ -225,7 +226,7 @@ def test_two_rank_sft_through_the_node_killed_and_relaunched_matches_one_process
     init = fresh().state_dict()
     ref_model = fresh()  # the reference: the same SFT in this process, plain torch
     blocks, _ = packing.prepare_blocks(world_samples, tok, 128)
-    ref = sft.train_sft(ref_model, blocks, sft.config_from_params({k: v for k, v in SFT_PARAMS.items()
+    ref = sft.train_sft(ref_model, blocks, config_from_params(sft.SFTConfig, {k: v for k, v in SFT_PARAMS.items()
                                                                    if k != "block_size"}))
     logged = []
     monkeypatch.setattr(tracking, "log_metrics", lambda m, s=None, prefix="": logged.append((prefix, s, m)))
@@ -285,7 +286,7 @@ def test_a_failing_job_raises_with_its_exit_code_and_log_tail_and_leaves_nothing
     tok, fresh = tiny
     blocks, _ = packing.prepare_blocks(world_samples[:20], tok, 128)
     payload = {"model": fresh(), "tokenizer": tok, "data": blocks, "config": {"no_such_field": 1}}  # ranks raise
-    cfg = launch.config_from_params({"world_size": 2, "workdir_root": str(tmp_path), "timeout_s": 120})
+    cfg = launch.launch_config({"world_size": 2, "workdir_root": str(tmp_path), "timeout_s": 120})
     with pytest.raises(RuntimeError) as err:
         launch.run_distributed("sft", payload, cfg)
     msg = str(err.value)
@@ -301,7 +302,7 @@ def test_a_job_past_its_timeout_is_killed(tiny, world_samples, tmp_path):
     tok, fresh = tiny
     blocks, _ = packing.prepare_blocks(world_samples[:20], tok, 128)
     payload = {"model": fresh(), "tokenizer": tok, "data": blocks, "config": {}}
-    cfg = launch.config_from_params({"world_size": 2, "workdir_root": str(tmp_path), "timeout_s": 0.5})
+    cfg = launch.launch_config({"world_size": 2, "workdir_root": str(tmp_path), "timeout_s": 0.5})
     with pytest.raises(RuntimeError, match="timed out after 0.5 s"):
         launch.run_distributed("sft", payload, cfg)
     assert list(tmp_path.iterdir()) == []
@@ -334,7 +335,7 @@ def test_reward_model_task_through_the_launcher_matches_one_process(tiny, tmp_pa
     hist = launch.train_reward_model_distributed(
         model, tok, train_pairs, val_pairs, rm_lib.RMConfig(**{**cfg.__dict__, "engine": "deepspeed",
                                                                "deepspeed": ds_parity.fp32_zero(2)}),
-        launch.config_from_params({"world_size": 1, "workdir_root": str(tmp_path), "timeout_s": 300}),
+        launch.launch_config({"world_size": 1, "workdir_root": str(tmp_path), "timeout_s": 300}),
         lambda m, s: seen.append(s))
 
     assert seen == [1, 2, 3, 4] and all(abs(a["loss"] - b["loss"]) < TOL for a, b in zip(hist, ref_hist))
@@ -498,10 +499,10 @@ def test_the_renderer_must_be_importable_by_name(tiny, monkeypatch, render, matc
 
     tok, fresh = tiny
     monkeypatch.setattr(launch, "run_distributed", lambda *a, **k: pytest.fail("launched"))
-    cfg = trainer.config_from_params({**GRPO_PARAMS, "engine": "deepspeed"})
+    cfg = config_from_params(trainer.GRPOConfig, {**GRPO_PARAMS, "engine": "deepspeed"})
     with pytest.raises(ValueError, match=match):
         launch.train_grpo_distributed(fresh(), tok, _if_rows(), "instruction_following", cfg,
-                                      launch.config_from_params({"world_size": 2}), render_prompt=render)
+                                      launch.launch_config({"world_size": 2}), render_prompt=render)
 
 
 def test_a_grpo_work_dir_rebuilds_the_reward_model_reward_by_name(tiny, tmp_path):
@@ -519,7 +520,7 @@ def test_a_grpo_work_dir_rebuilds_the_reward_model_reward_by_name(tiny, tmp_path
     rm = Checkpoint(rm_lib.reward_model_from_scratch(tok, {**RM_SIZE, "seed": 3}), tok, {"version": "v1"})
     torch.nn.init.normal_(rm.model.score.weight, std=0.5)  # a fresh head scores 0: give it an opinion
     rows = [{**r, "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]} for r in _if_rows(2)]
-    cfg = trainer.config_from_params({**GRPO_PARAMS, "group_size": 2})
+    cfg = config_from_params(trainer.GRPOConfig, {**GRPO_PARAMS, "group_size": 2})
     launch_tasks.write_grpo({"rows": rows, "reward": "instruction_following_rm", "reward_model": rm,
                              "diagnostics": ["repetition"],
                              "render_prompt": "nemotron_cascade.data.world:render_prompt",
@@ -556,7 +557,8 @@ def test_two_rank_grpo_through_the_node_killed_and_relaunched_matches_one_proces
     tok, fresh = tiny
     init, ref_model = fresh().state_dict(), fresh()
     ref = trainer.train_grpo(ref_model, tok, _if_rows(), get_reward("instruction_following"),
-                             trainer.config_from_params(GRPO_PARAMS), ds_parity.FixedRollouts(tok), world.render_prompt)
+                             config_from_params(trainer.GRPOConfig, GRPO_PARAMS), ds_parity.FixedRollouts(tok),
+                             world.render_prompt)
     logged = []
     monkeypatch.setattr(launch, "train_grpo_distributed",
                         functools.partial(launch.train_grpo_distributed, generator=ds_parity.fixed_rollouts))

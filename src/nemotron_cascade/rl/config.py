@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nemotron_cascade import config
 from nemotron_cascade.training import engines
 from nemotron_cascade.training.loop import LoopSettings
 
@@ -62,11 +61,6 @@ class GRPOConfig:
             schedule = getattr(self, name)
             if (schedule or name == "length_schedule") and (not schedule or schedule[0][0] != 0):
                 raise ValueError(f"{name} must start at step 0, got {schedule}")
-
-
-def config_from_params(params: Mapping) -> GRPOConfig:
-    """A :class:`GRPOConfig` from a parameters mapping (YAML lists become tuples)."""
-    return config.config_from_params(GRPOConfig, params)
 
 
 def max_tokens_at(step: int, schedule: Sequence[Sequence[int]]) -> int:

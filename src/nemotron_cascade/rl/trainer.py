@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nemotron_cascade.rewards.registry import RewardFn
-from nemotron_cascade.rl.config import GRPOConfig, config_from_params, loop_settings, max_tokens_at
+from nemotron_cascade.rl.config import GRPOConfig, loop_settings, max_tokens_at
 from nemotron_cascade.rl.pool import PromptPool
 from nemotron_cascade.rl.rollout import RolloutBatch, build_generator, rollout, thinking_modes
 from nemotron_cascade.rl.update import batch_stats, grpo_step, score, sequence_logprobs
@@ -58,7 +58,7 @@ from nemotron_cascade.training.loop import Loop, MetricsCallback, Resume, StepFn
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GRPOConfig", "PromptPool", "RolloutBatch", "build_generator", "config_from_params", "grpo_step",
+__all__ = ["GRPOConfig", "PromptPool", "RolloutBatch", "build_generator", "grpo_step",
            "max_tokens_at", "rollout", "score", "sequence_logprobs", "thinking_modes", "train_grpo"]
 
 Diagnostics = Callable[[Sequence[str], Sequence[Mapping], Sequence[float]], dict]

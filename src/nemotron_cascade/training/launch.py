@@ -60,7 +60,7 @@ import subprocess
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from nemotron_cascade.training.launch_config import (  # noqa: F401 (the launch API in one place)
@@ -69,10 +69,11 @@ from nemotron_cascade.training.launch_config import (  # noqa: F401 (the launch 
     LaunchConfig,
     build_command,
     child_env,
-    config_from_params,
     free_port,
+    launch_config,
 )
 from nemotron_cascade.training.launch_tasks import TASKS, dotted_path, load_model, save_model
+from nemotron_cascade.training.loop import MetricsCallback
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,6 @@ LOG_TAIL_LINES = 40
 FAIL_BEGIN, FAIL_END = "worker failed, traceback follows:", "end of the worker's traceback"
 POLL_S = 0.2
 
-MetricsCallback = Callable[[dict, int], None]
 
 
 # ------------------------------------------------------------------------------------------ parent

@@ -1,7 +1,7 @@
 """The launch configuration of a multi-process training job and the launcher command it gives.
 
 ``LaunchConfig`` (the ``launch:`` block of a stage's ``train`` parameters, validated by
-:func:`config_from_params`), :func:`build_command` (``torchrun`` or the ``deepspeed`` launcher on
+:func:`launch_config`), :func:`build_command` (``torchrun`` or the ``deepspeed`` launcher on
 the worker module) and :func:`child_env` (the ranks' environment). Used by
 :mod:`~nemotron_cascade.training.launch`, which runs and supervises the job.
 """
@@ -60,7 +60,7 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def config_from_params(params: dict | None) -> LaunchConfig:
+def launch_config(params: dict | None) -> LaunchConfig:
     """A :class:`LaunchConfig` from a ``launch`` params block (``None``/empty: world size 1)."""
     params = dict(params or {})
     known = [f.name for f in dataclasses.fields(LaunchConfig)]

@@ -17,7 +17,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from nemotron_cascade import config
 from nemotron_cascade.training import engines
 from nemotron_cascade.training.faults import guarded_update
 from nemotron_cascade.training.loop import Loop, LoopSettings, MetricsCallback, Resume, StepFn, train_loop
@@ -47,11 +46,6 @@ class SFTConfig:
     engine: str = "torch"
     deepspeed: dict | str | None = None  # config dict, JSON path, or "zero2"/"zero3" in conf/gpu/deepspeed/
     gradient_checkpointing: bool = False  # recompute activations in backward (memory for compute)
-
-
-def config_from_params(params: dict) -> SFTConfig:
-    """An :class:`SFTConfig` from a parameters mapping (YAML lists become tuples)."""
-    return config.config_from_params(SFTConfig, params)
 
 
 def loop_settings(cfg: SFTConfig, world_size: int = 1) -> LoopSettings:
