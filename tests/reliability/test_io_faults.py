@@ -86,16 +86,6 @@ def read_only(directory: Path):
 
 # -- checkpoints ------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny():
-    from nemotron_cascade import models
-
-    tok = models.train_tokenizer(["the cat sat on the mat", "1 + 1 = 2", "def f(x): return x"], 300)
-    model = models.build_tiny_model(tok, models.TinyModelConfig(
-        hidden_size=16, num_layers=1, num_heads=1, num_kv_heads=1, intermediate_size=32, seed=0))
-    return model, tok
-
-
 def _ckpt(root: Path, save=None, load=None) -> CheckpointDataset:
     return CheckpointDataset(str(root / "policy"), version=Version(load, save))
 
