@@ -178,17 +178,37 @@ def _load_dataset():
     return datasets.load_dataset
 
 
+HUB_PREFIX = "hf://datasets/"
+
+
+def _on_root(files: Any, hub_root: str) -> Any:
+    """``hf://datasets/<repo>/<file>`` data files as the same files under ``hub_root``."""
+    if isinstance(files, str):
+        return f"{hub_root.rstrip('/')}/{files[len(HUB_PREFIX):]}" if files.startswith(HUB_PREFIX) else files
+    if isinstance(files, Mapping):
+        return {k: _on_root(v, hub_root) for k, v in files.items()}
+    return [_on_root(f, hub_root) for f in files]
+
+
 def iter_raw_rows(name: str, split: str | None = None, limit: int | None = None, *, builder: str | None = None,
-                  data_files: Any = None, streaming: bool | None = None, **load_kwargs: Any) -> Iterable[Mapping]:
+                  data_files: Any = None, streaming: bool | None = None, hub_root: str | None = None,
+                  **load_kwargs: Any) -> Iterable[Mapping]:
     """Raw rows of a source or benchmark as ``datasets.load_dataset`` yields them (at most ``limit``).
 
     ``builder`` / ``data_files`` override the registry (e.g. ``"json"`` and a local file); with a
     ``limit``, the split is streamed unless ``streaming=False``, so a 50 GB source is not downloaded
-    to read its first rows.
+    to read its first rows. ``hub_root``: a local directory laid out as the Hub is (``<hub_root>/<org>/
+    <name>/`` holding the repository's files, its README's ``configs`` included), read by the same
+    ``load_dataset`` call with the directory in place of the hub id (an offline mirror, or the
+    tests' copies).
     """
     spec = get_spec(name)
     load_dataset = _load_dataset()
     builder, data_files = builder or spec.builder, data_files if data_files is not None else spec.data_files
+    path = spec.hf_path
+    if hub_root:
+        path = f"{hub_root.rstrip('/')}/{spec.hf_path}"
+        data_files = _on_root(data_files, hub_root) if data_files is not None else None
     if streaming is None:
         streaming = limit is not None
     if builder is not None:
@@ -198,8 +218,7 @@ def iter_raw_rows(name: str, split: str | None = None, limit: int | None = None,
         dataset = load_dataset(builder, data_files=files, split=split or next(iter(files)),
                                streaming=streaming, **load_kwargs)
     else:
-        dataset = load_dataset(spec.hf_path, spec.config, split=split or spec.split, streaming=streaming,
-                               **load_kwargs)
+        dataset = load_dataset(path, spec.config, split=split or spec.split, streaming=streaming, **load_kwargs)
     return islice(dataset, limit) if limit is not None else dataset
 
 
