@@ -112,23 +112,89 @@ def count_parameters(model) -> int:
 
 
 def load_tokenizer(name_or_path: str):
-    """Load a tokenizer; give it the project's chat template when it has none."""
+    """Load a tokenizer and give it the project's chat template (the paper's: mode flags per user turn).
+
+    Prompts are rendered by :func:`nemotron_cascade.chat.render`; a checkpoint that ships another
+    template (a Qwen3 Base carries Qwen3's) gets ours, so ``apply_chat_template`` and the saved
+    checkpoints agree with what the model is trained on. The template's markers must be single tokens
+    of the vocabulary (a real Qwen3 vocabulary has them all); a missing one is an error naming it.
+    """
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(name_or_path)
-    if not tok.chat_template:
-        tok.chat_template = chat.CHAT_TEMPLATE
+    if tok.chat_template and tok.chat_template != chat.CHAT_TEMPLATE:
+        log.info("tokenizer of %s: its chat template replaced by the project's (chat.CHAT_TEMPLATE)", name_or_path)
+    tok.chat_template = chat.CHAT_TEMPLATE
+    for marker in (*SPECIAL_TOKENS, *TAG_TOKENS):
+        ids = tok.convert_tokens_to_ids(marker)
+        if ids is None or ids == tok.unk_token_id:
+            raise ValueError(f"tokenizer of {name_or_path}: the chat template's marker {marker!r} is not a token "
+                             "of its vocabulary")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     return tok
 
 
-def load_model(name_or_path: str, dtype: str = "float32", attn_implementation: str = "sdpa"):
-    """Load a pretrained causal LM (local path or hub name) in ``dtype``."""
-    import torch
-    from transformers import AutoModelForCausalLM
+def end_of_turn_id(tokenizer) -> int:
+    """The token the chat template closes an assistant turn with (``<|im_end|>``), read from the
+    template itself: the first token after an assistant message's content."""
+    marker = "\x00end-of-turn probe\x00"
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}], tokenize=False)
+    rest = text[text.index(marker) + len(marker):]
+    ids = tokenizer(rest, add_special_tokens=False).input_ids
+    if not ids:
+        raise ValueError("the chat template writes nothing after an assistant turn: no end-of-turn token")
+    return int(ids[0])
 
+
+def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
+    """Every id generation stops on: the chat template's end of turn first, then the eos ids of the
+    checkpoint's generation config and of the tokenizer.
+
+    Qwen3 *Base* checkpoints disagree with themselves (``tokenizer_config.json`` says ``<|im_end|>``,
+    ``config.json`` and ``generation_config.json`` say ``<|endoftext|>``): a generator that stops on
+    one of them only runs a chat turn to the length limit. Stopping on all of them, the template's
+    end of turn included, is right whatever the files say.
+    """
+    ids = [end_of_turn_id(tokenizer)]
+    eos = getattr(generation_config, "eos_token_id", None)
+    for token in [*(eos if isinstance(eos, (list, tuple)) else [eos]), tokenizer.eos_token_id]:
+        if token is not None and int(token) not in ids:
+            ids.append(int(token))
+    return ids
+
+
+def context_length(config) -> int:
+    """Tokens a model of this ``transformers`` config can attend over: ``max_position_embeddings``,
+    times the YaRN factor when its rope is scaled so (vLLM derives ``max_model_len`` the same way)."""
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    limit = int(config.max_position_embeddings)
+    if rope.get("rope_type") == "yarn" and rope.get("factor"):
+        original = int(rope.get("original_max_position_embeddings") or limit)
+        return int(original * float(rope["factor"]))
+    return limit
+
+
+def with_rope_scaling(config, rope_scaling: dict | None):
+    """``config`` with ``rope_scaling`` (e.g. ``{rope_type: yarn, factor: 2.0,
+    original_max_position_embeddings: 32768}``, as Qwen3's documentation sets it for longer
+    contexts) merged over its rope parameters, ``rope_theta`` kept."""
+    if rope_scaling:
+        current = dict(getattr(config, "rope_parameters", None) or {})
+        config.rope_parameters = {**current, **dict(rope_scaling)}
+    return config
+
+
+def load_model(name_or_path: str, dtype: str = "float32", attn_implementation: str = "sdpa",
+               rope_scaling: dict | None = None):
+    """Load a pretrained causal LM (local path or hub name) in ``dtype``; ``rope_scaling`` extends
+    its context (see :func:`with_rope_scaling`)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = with_rope_scaling(AutoConfig.from_pretrained(name_or_path), rope_scaling)
     return AutoModelForCausalLM.from_pretrained(
-        name_or_path, dtype=getattr(torch, dtype), attn_implementation=attn_implementation
+        name_or_path, config=config, dtype=getattr(torch, dtype), attn_implementation=attn_implementation
     )

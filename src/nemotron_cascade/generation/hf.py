@@ -1,5 +1,9 @@
 """HF ``generate`` backend: batched, left-padded, length-sorted, with the KV cache.
 
+Generation stops at the chat template's end-of-turn token and at every eos id the checkpoint's
+configs name (:func:`nemotron_cascade.models.stop_token_ids`): a Qwen3 Base checkpoint's
+``generation_config.json`` names ``<|endoftext|>`` only, and a chat turn ends with ``<|im_end|>``.
+
 Sampling is pure temperature sampling (``top_k`` disabled, ``top_p`` as given) so that RL rollouts
 are drawn from exactly the policy whose log-probabilities are trained on.
 
@@ -18,7 +22,11 @@ class HFGenerator:
     """Generate with a ``transformers`` causal LM on the device it lives on (inputs follow it)."""
 
     def __init__(self, model, tokenizer, batch_size: int = 64):
+        from nemotron_cascade.models import stop_token_ids
+
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None)) \
+            if tokenizer.chat_template else [tokenizer.eos_token_id]
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """Complete every prompt ``params.n`` times; results in prompt order."""
@@ -59,7 +67,7 @@ class HFGenerator:
         with torch.no_grad():
             gen = self.model.generate(
                 **enc, max_new_tokens=params.max_new_tokens, pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id, **kwargs,
+                eos_token_id=self.stop_ids, **kwargs,
             )
         if params.logprobs is None:
             new = gen[:, enc.input_ids.shape[1]:].cpu()
@@ -69,10 +77,11 @@ class HFGenerator:
         return [self._completion(row.tolist(), lps) for row, lps in zip(new, steps)]
 
     def _completion(self, ids: list[int], logprobs: list[dict[int, float]] | None = None) -> Completion:
-        """Cut at the first eos (kept) or drop padding; ``logprobs`` is cut the same way."""
-        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        finished = eos in ids
-        keep = range(ids.index(eos) + 1) if finished else [i for i, t in enumerate(ids) if t != pad]
+        """Cut at the first stop id (kept) or drop padding; ``logprobs`` is cut the same way."""
+        pad, stops = self.tokenizer.pad_token_id, set(self.stop_ids)
+        end = next((i for i, t in enumerate(ids) if t in stops), None)
+        finished = end is not None
+        keep = range(end + 1) if finished else [i for i, t in enumerate(ids) if t != pad]
         text = self.tokenizer.decode([ids[i] for i in keep], skip_special_tokens=True)
         return Completion(text=text, token_ids=[ids[i] for i in keep], finished=finished,
                           logprobs=None if logprobs is None else [logprobs[i] for i in keep])

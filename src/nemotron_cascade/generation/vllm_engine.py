@@ -63,11 +63,12 @@ def import_vllm():
 
 
 # ---------------------------------------------------------------------------- requests
-def sampling_kwargs(params: SamplingParams, seed: int | None = None) -> dict:
+def sampling_kwargs(params: SamplingParams, seed: int | None = None, stop_token_ids: Sequence[int] = ()) -> dict:
     """Keyword arguments of ``vllm.SamplingParams`` for our :class:`SamplingParams`.
 
     ``seed`` overrides ``params.seed`` (per-request seeds). Greedy (temperature 0) sends
-    ``temperature=0`` and ``top_p=1``, which vLLM treats as argmax.
+    ``temperature=0`` and ``top_p=1``, which vLLM treats as argmax. ``stop_token_ids``: ids to stop
+    on besides the eos of the checkpoint's generation config (the chat template's end of turn).
     """
     if params.n < 1 or params.max_new_tokens < 1:
         raise ValueError(f"SamplingParams needs n >= 1 and max_new_tokens >= 1, got {params.n}, "
@@ -80,15 +81,18 @@ def sampling_kwargs(params: SamplingParams, seed: int | None = None) -> dict:
               "seed": params.seed if seed is None else seed}
     if params.logprobs is not None:
         kwargs["logprobs"] = params.logprobs
+    if stop_token_ids:
+        kwargs["stop_token_ids"] = [int(t) for t in stop_token_ids]
     return kwargs
 
 
 def build_requests(prompts: Sequence[str], params: SamplingParams, encode: Callable[[str], list[int]],
-                   sampling_cls: Callable[..., Any]) -> tuple[list[dict], list]:
+                   sampling_cls: Callable[..., Any], stop_token_ids: Sequence[int] = ()) -> tuple[list[dict], list]:
     """``(prompts, sampling_params)`` for ``llm.generate``: token-id prompts (``TokensPrompt`` dicts)
-    and one ``sampling_cls(**kwargs)`` per prompt, seeded ``params.seed + i``."""
+    and one ``sampling_cls(**kwargs)`` per prompt, seeded ``params.seed + i``, stopping on
+    ``stop_token_ids`` too."""
     requests = [{"prompt_token_ids": list(encode(p))} for p in prompts]
-    sampling = [sampling_cls(**sampling_kwargs(params, params.seed + i)) for i in range(len(prompts))]
+    sampling = [sampling_cls(**sampling_kwargs(params, params.seed + i, stop_token_ids)) for i in range(len(prompts))]
     return requests, sampling
 
 
@@ -171,6 +175,16 @@ def load_weights(llm: Any, weights: list[tuple[str, Any]]) -> None:
 
 
 # ---------------------------------------------------------------------------- the engine
+def _end_of_turn(tokenizer: Any) -> list[int]:
+    """The chat template's end-of-turn id and the tokenizer's eos (vLLM adds its generation config's
+    eos itself): a Qwen3 Base checkpoint's generation config names ``<|endoftext|>`` only."""
+    if not getattr(tokenizer, "chat_template", None):
+        return []
+    from nemotron_cascade.models import stop_token_ids
+
+    return stop_token_ids(tokenizer)
+
+
 class VLLMGenerator:
     """Generate with an offline ``vllm.LLM``; optionally sleep between rollouts and take new weights.
 
@@ -185,6 +199,7 @@ class VLLMGenerator:
             raise ValueError(f"sleep_level must be 0 (never sleep), 1 or 2, got {sleep_level}")
         self.llm, self.sleep_level, self.tied_embeddings = llm, sleep_level, tied_embeddings
         self.tokenizer = tokenizer if tokenizer is not None else llm.get_tokenizer()
+        self.stop_ids = _end_of_turn(self.tokenizer)
         self.sampling_cls = sampling_cls or import_vllm().SamplingParams
         self.asleep = False   # level 1 or 2 sleep in effect
         self.stale = False    # weights discarded by a level-2 sleep and not reloaded yet
@@ -228,7 +243,7 @@ class VLLMGenerator:
         """Complete every prompt ``params.n`` times; results in prompt order (then sleep, if set)."""
         if not prompts:
             return []
-        requests, sampling = build_requests(prompts, params, self._encode, self.sampling_cls)
+        requests, sampling = build_requests(prompts, params, self._encode, self.sampling_cls, self.stop_ids)
         self.wake()
         try:
             outputs = self.llm.generate(requests, sampling, use_tqdm=False)
