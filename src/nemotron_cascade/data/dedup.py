@@ -1,13 +1,22 @@
 """Near-duplicate removal with MinHash LSH (datasketch).
 
 Each text becomes the set of its word ``shingle``-grams (words as :func:`decontamination.normalise`
-gives them), hashed in bulk (``MinHash.bulk``: one vectorised pass per batch, not per-token
-``update``). Texts stream through in batches; the LSH index holds only the kept texts. A text is a
-near duplicate when an LSH candidate among the kept texts has an estimated Jaccard similarity
+gives them, joined by one space, UTF-8). The grams are hashed by :data:`HASHFUNC`, xxHash's
+32-bit digest (``xxhash.xxh32_intdigest``, seed 0): a non-cryptographic hash, ~10× faster per gram
+than datasketch's default SHA-1 (``sha1_hash32``), with the same 32-bit range, which datasketch's
+``affine32`` permutations (seeded by ``seed``) then mix. The hash only needs to be well spread and
+deterministic; xxHash is both, on every platform and run (unlike Python's salted ``hash``).
+
+Signatures are computed in bulk (``MinHash.generator``: one ``update_batch`` per text, its
+permutations vectorised over the text's grams). A text's grams are hashed with repeats (a repeated
+gram cannot change a minimum, so the signature is that of the distinct set, without building it).
+Texts stream through in batches; the LSH index holds only the kept texts. A text is a near
+duplicate when an LSH candidate among the kept texts has an estimated Jaccard similarity
 ≥ ``threshold``; the first of a cluster is kept (stable order), so results do not depend on batch size.
 
 The LSH index lives in memory (datasketch has no on-disk index): about 1.5 kB per kept text at 128
-permutations (``benchmarks/bench_decontamination.py`` measures it for 100k documents).
+permutations (``benchmarks/bench_decontamination.py`` measures it for 100k documents);
+``benchmarks/bench_dedup.py`` compares the SHA-1 and xxHash signatures on the same corpus.
 """
 
 from __future__ import annotations
@@ -17,9 +26,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import xxhash
 from datasketch import MinHash, MinHashLSH
 
 from nemotron_cascade.data.decontamination import normalise
+
+#: The hash of a gram's UTF-8 bytes, as datasketch's ``hashfunc``: a C function taking bytes and
+#: returning an int below 2**32 (the range of the default ``affine32`` scheme).
+HASHFUNC = xxhash.xxh32_intdigest
 
 
 @dataclass(frozen=True)
@@ -41,11 +55,28 @@ class DedupConfig:
             raise ValueError(f"dedup needs num_perm >= 2 and shingle >= 1, got {self.num_perm}, {self.shingle}")
 
 
+def grams(text: str, k: int) -> list[bytes]:
+    """Every word k-gram of a text in order, repeats included, as UTF-8 (the whole text, one gram,
+    when it has fewer than k words; ``b""`` for a text without words).
+
+    The normalised words are joined and encoded once, split back into byte words (a word holds no
+    space, and no UTF-8 byte of another character is a space), and the grams are joined by
+    ``map``/``zip`` in C: no Python step per gram."""
+    words = " ".join(normalise(text)).encode("utf-8").split(b" ")
+    if len(words) <= k:
+        return [b" ".join(words)]
+    return list(map(b" ".join, zip(*(words[i:len(words) - k + 1 + i] for i in range(k)))))
+
+
 def shingles(text: str, k: int) -> list[bytes]:
-    """The distinct word k-grams of a text (the whole text when it has fewer than k words)."""
-    words = normalise(text)
-    grams = {" ".join(words[i:i + k]) for i in range(max(1, len(words) - k + 1))}
-    return [g.encode("utf-8") for g in grams]
+    """The distinct word k-grams of a text, in order of first occurrence (see :func:`grams`)."""
+    return list(dict.fromkeys(grams(text, k)))
+
+
+def signatures(texts: list[str], config: DedupConfig) -> list[MinHash]:
+    """The MinHash signatures of ``texts`` (``num_perm`` and ``seed`` of ``config``, :data:`HASHFUNC`)."""
+    return list(MinHash.generator((grams(t, config.shingle) for t in texts), num_perm=config.num_perm,
+                                  seed=config.seed, hashfunc=HASHFUNC))
 
 
 def iter_duplicates(texts: Iterable[str], config: DedupConfig = DedupConfig()) -> Iterator[int | None]:
@@ -54,9 +85,7 @@ def iter_duplicates(texts: Iterable[str], config: DedupConfig = DedupConfig()) -
     kept: dict[int, np.ndarray] = {}
     it, start = iter(texts), 0
     while batch := list(itertools.islice(it, config.batch_size)):
-        sigs = MinHash.bulk([shingles(t, config.shingle) for t in batch], num_perm=config.num_perm,
-                            seed=config.seed)
-        for offset, sig in enumerate(sigs):
+        for offset, sig in enumerate(signatures(batch, config)):
             i = start + offset
             hits = [j for j in lsh.query(sig)
                     if np.mean(kept[j] == sig.hashvalues) >= config.threshold]
