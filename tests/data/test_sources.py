@@ -108,6 +108,7 @@ EXPECTED_FIELDS = [
     ("swe_bench_train", 1, {"file": "sqlfluff/core/parser/lexer.py",
                             "files": ["sqlfluff/core/parser/lexer.py", "sqlfluff/core/linter.py"]}),
     ("swe_smith", 0, {"repo_name": "swesmith/pygments__pygments.27649ebb", "file": "pygments/lexers/python.py",
+                      "branch": "pygments__pygments.27649ebb.func_basic__0xk1pe3w",  # no base_commit since mid-2025
                       "image_name": "jyangballin/swesmith.x86_64.pygments_1776_pygments.27649ebb",
                       "fail_to_pass": ["tests/test_python.py::test_console_analyse_text"]}),
     ("swe_fixer", 0, {"repo_name": "psf/requests", "file": "requests/models.py"}),

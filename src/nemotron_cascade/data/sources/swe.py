@@ -1,5 +1,6 @@
 """SWE training sources (SWE-bench, SWE-smith, SWE-Fixer): the gold patch's files, and the fields
-real SWE rows need beyond ``task.swe`` (:func:`check_real_swe_task`)."""
+real SWE rows need beyond ``task.swe`` (:func:`check_real_swe_task`). A mapped row's ``repo`` is
+empty: ``data.swe_repos`` fills it from ``repo_name`` at ``base_commit`` or ``branch``."""
 
 from __future__ import annotations
 
@@ -75,10 +76,12 @@ def reverse_patch(patch: str) -> str:
     return "".join(out)
 
 
-def _swe_task(raw: Mapping, gold_patch: str) -> dict:
+def _swe_task(raw: Mapping, gold_patch: str, checkout: dict[str, str]) -> dict:
+    """The fields every SWE source maps to; ``checkout`` says where the repository is checked out
+    (``base_commit``, or SWE-smith's ``branch``)."""
     files = patch_files(gold_patch)
     task = {"prompt": text_of(raw, "problem_statement"), "repo": {}, "repo_name": text_of(raw, "repo"),
-            "base_commit": text_of(raw, "base_commit"), "instance_id": text_of(raw, "instance_id"),
+            **checkout, "instance_id": text_of(raw, "instance_id"),
             "gold_patch": gold_patch, "file": files[0], "files": files,
             "key": raw["instance_id"]}
     if raw.get("FAIL_TO_PASS") is not None:
@@ -93,7 +96,7 @@ def map_swe_bench(raw: Mapping) -> dict:
     patch, tests excluded), ``test_patch``, ``problem_statement``, ``hints_text``, ``created_at``,
     ``version``, ``FAIL_TO_PASS`` / ``PASS_TO_PASS`` (JSON text lists), ``environment_setup_commit``.
     """
-    return _swe_task(raw, text_of(raw, "patch"))
+    return _swe_task(raw, text_of(raw, "patch"), {"base_commit": text_of(raw, "base_commit")})
 
 
 def map_swe_fixer(raw: Mapping) -> dict:
@@ -104,26 +107,36 @@ def map_swe_fixer(raw: Mapping) -> dict:
     way); the card has no schema and a Hub discussion notes the rows lack ``FAIL_TO_PASS`` /
     ``PASS_TO_PASS``, so tests are optional. Verify the names on the first real load.
     """
-    return _swe_task(raw, text_of(raw, "patch"))
+    return _swe_task(raw, text_of(raw, "patch"), {"base_commit": text_of(raw, "base_commit")})
 
 
 def map_swe_smith(raw: Mapping) -> dict:
     """SWE-bench/SWE-smith, split ``train``.
 
-    Columns from SWE-smith's ``swesmith/harness/gather.py``, which writes the instances:
-    ``instance_id``, ``patch`` (the diff that *introduces* the bug), ``FAIL_TO_PASS`` /
-    ``PASS_TO_PASS`` (lists), ``created_at``, ``image_name``, ``repo`` (the SWE-smith mirror),
-    ``base_commit`` (the buggy branch's commit), plus ``problem_statement`` (generated issue text;
-    empty for instances without one, which are rejected). The gold fix is the reversed ``patch``.
+    Columns from the dataset card: ``instance_id``, ``patch`` (the diff that *introduces* the bug),
+    ``FAIL_TO_PASS`` / ``PASS_TO_PASS`` (lists), ``image_name``, ``repo`` (the SWE-smith mirror,
+    ``swesmith/<owner>__<name>.<commit[:8]>``) and ``problem_statement`` (generated issue text; empty
+    for instances without one, which are rejected). There is no ``base_commit`` (the card dropped it
+    in mid-2025): the buggy repository is the mirror's branch named by the ``instance_id``, which is
+    what SWE-smith's own harness checks out (``RepoProfile.get_container``: ``git checkout
+    <instance_id>``), so the task's ``branch`` is the ``instance_id``. The gold fix is the reversed
+    ``patch``.
     """
-    return {**_swe_task(raw, reverse_patch(text_of(raw, "patch"))), "image_name": raw.get("image_name")}
+    task = _swe_task(raw, reverse_patch(text_of(raw, "patch")), {"branch": text_of(raw, "instance_id")})
+    return {**task, "image_name": raw.get("image_name")}
+
+
+def _filled(task: dict, name: str) -> bool:
+    return isinstance(task.get(name), str) and bool(task[name].strip())
 
 
 def check_real_swe_task(task: dict) -> str | None:
-    """Fields of real SWE rows that ``task.swe`` does not name."""
-    for name in ("repo_name", "base_commit"):
-        if not isinstance(task.get(name), str) or not task[name].strip():
-            return f"missing field '{name}'"
+    """Fields of real SWE rows that ``task.swe`` does not name: the repository and where to check it
+    out (``base_commit``, or ``branch`` for SWE-smith), and the gold patch's files."""
+    if not _filled(task, "repo_name"):
+        return "missing field 'repo_name'"
+    if not (_filled(task, "base_commit") or _filled(task, "branch")):
+        return "missing field 'base_commit' or 'branch' (where to check the repository out)"
     if not isinstance(task.get("files"), list) or not task["files"] or task["file"] not in task["files"]:
         return "field 'files' must be a non-empty list holding 'file'"
     return None
