@@ -3,6 +3,7 @@
 from kedro.config import OmegaConfigLoader
 
 from nemotron_cascade.journal import ResumeHook
+from nemotron_cascade.lengths import LengthCheckHook
 from nemotron_cascade.tracking.data_lineage import DataLineageHook
 from nemotron_cascade.tracking.runs import StageTrackingHook
 from nemotron_cascade.tracking.upstream import UpstreamCheckHook
@@ -16,6 +17,7 @@ HOOKS = (
     StageTrackingHook(run_store=RESUME),  # the matrix (table, Markdown, heatmap) goes on the parent run
     DataLineageHook(),
     UpstreamCheckHook(),
+    LengthCheckHook(),  # first of all: a length past the model's context stops the run before anything opens
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

@@ -45,7 +45,9 @@ class SFTStageConfig:
 class BaseModelConfig:
     """The starting checkpoint: ``source: tiny`` builds a model of size ``tiny`` and a tokenizer of
     ``vocab_size`` tokens (pretrained on the corpus first when ``pretrain.max_steps > 0``);
-    ``source: pretrained`` loads ``name_or_path`` in ``dtype`` with ``attn_implementation``."""
+    ``source: pretrained`` loads ``name_or_path`` in ``dtype`` with ``attn_implementation``, its context
+    extended by ``rope_scaling`` when given (YaRN; checked against the stages' lengths before a run,
+    :mod:`nemotron_cascade.lengths`)."""
 
     source: str
     vocab_size: int
@@ -54,6 +56,7 @@ class BaseModelConfig:
     pretrain: Mapping[str, Any] | None = None
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
+    rope_scaling: Mapping[str, Any] | None = None
 
     def __post_init__(self):
         config.check_fields(self)

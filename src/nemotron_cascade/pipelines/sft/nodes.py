@@ -22,7 +22,7 @@ def build_base_model(samples: list[dict], config: BaseModelConfig) -> Checkpoint
 
     if config.source == "pretrained":
         model = models.load_model(config.name_or_path, dtype=config.dtype,
-                                  attn_implementation=config.attn_implementation)
+                                  attn_implementation=config.attn_implementation, rope_scaling=config.rope_scaling)
         tokenizer, run = models.load_tokenizer(config.name_or_path), None
     else:
         texts = [chat.render(s["messages"], s.get("tools")) for s in samples]
