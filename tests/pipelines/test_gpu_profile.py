@@ -70,11 +70,23 @@ def test_gpu_parameters_load_and_override_base():
     assert gpu["math_rl_control"]["train"]["vllm"] == gpu["math_rl"]["train"]["vllm"]
 
 
+def _null_keys(d: dict, prefix: tuple = ()) -> set[tuple]:
+    """Paths whose base value is null: a profile may give them a whole mapping (e.g. rope_scaling)."""
+    out = set()
+    for k, v in d.items():
+        if v is None:
+            out.add(prefix + (k,))
+        elif isinstance(v, dict):
+            out |= _null_keys(v, prefix + (k,))
+    return out
+
+
 def test_every_gpu_override_is_a_base_key():
-    base = _paths(_loader("base")["parameters"])
+    base_params = _loader("base")["parameters"]
+    base, nulls = _paths(base_params), _null_keys(base_params)
     unknown = []
     for path in _paths(_gpu_overrides()):
-        if path[0] in GPU_ONLY or path in base:
+        if path[0] in GPU_ONLY or path in base or any(path[:i] in nulls for i in range(1, len(path))):
             continue
         # a field base leaves at the config dataclass's default (e.g. betas of GRPOConfig)
         # (and what such a field holds, e.g. the keyword arguments under GRPOConfig.vllm)
