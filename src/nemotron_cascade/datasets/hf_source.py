@@ -21,10 +21,18 @@ Example (``conf/gpu/catalog.yml``)::
 A source entry is a name from ``SOURCES`` / ``BENCHMARKS`` or a mapping with ``name`` and any of
 ``split`` (the HF split), ``limit`` (raw rows read), ``task_split``, ``rl_share``, ``builder`` and
 ``data_files`` (e.g. ``json`` and a local file) and ``load_args`` (passed to ``load_dataset``).
+
+``hub_root`` (both datasets; default None: the Hub) reads every source from a local directory laid
+out as the Hub is, ``<hub_root>/<org>/<name>/`` holding the repository's files and its README's
+``configs``: the same ``load_dataset`` call with the directory in place of the hub id, and
+``hf://datasets/<org>/<name>/...`` data files read under ``hub_root`` (an offline mirror, or the tests'
+copies from ``tests/hub_mirror.py``). A source whose directory is missing fails the load, naming it.
+``limit`` means the same with or without it: at most that many raw rows, streamed from the files.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -35,10 +43,40 @@ from typing import Any
 from kedro.io.core import AbstractDataset, DatasetError
 
 from nemotron_cascade.data import sources as hf_sources
+from nemotron_cascade.data.sources.registry import HUB_PREFIX
 
 logger = logging.getLogger(__name__)
 
 _ENTRY_KEYS = {"name", "split", "limit", "task_split", "rl_share", "builder", "data_files", "load_args"}
+
+
+def _patterns(files: Any) -> list[str]:
+    """The file patterns of a ``data_files`` value (a string, a list, or a split -> files mapping)."""
+    if isinstance(files, str):
+        return [files]
+    if isinstance(files, dict):
+        return [p for v in files.values() for p in _patterns(v)]
+    return [p for f in files for p in _patterns(f)]
+
+
+def _mirror_args(entry: dict, hub_root: str | None) -> dict:
+    """``{"hub_root": ...}`` for ``load_source`` when reading from a local Hub copy, else ``{}``. The copy
+    must hold the source's repository and, for a source read from ``hf://`` files, a file matching each
+    pattern; an entry with its own ``data_files`` reads those as given."""
+    if not hub_root:
+        return {}
+    if "data_files" not in entry:
+        spec = hf_sources.get_spec(entry["name"])
+        repo = Path(hub_root) / spec.hf_path
+        if not repo.is_dir():
+            raise DatasetError(f"source {entry['name']!r}: no local copy of its repository at {repo} "
+                               f"(hub_root={hub_root!r}); copy the Hub repository there or set hub_root: null")
+        for pattern in _patterns(spec.data_files or []):
+            local = Path(hub_root) / pattern.removeprefix(HUB_PREFIX)
+            if pattern.startswith(HUB_PREFIX) and not glob.glob(str(local)):
+                raise DatasetError(f"source {entry['name']!r}: no file matches {local} in the local copy of "
+                                   f"{pattern} (hub_root={hub_root!r})")
+    return {"hub_root": str(hub_root)}
 
 
 def _entry(source: str | dict) -> dict:
@@ -55,7 +93,7 @@ class HFSourceDataset(AbstractDataset[None, list]):
 
     def __init__(self, sources: list[str | dict], limit: int | None = None, rl_share: float = 0.0,
                  quarantine_filepath: str | None = None, max_reject_share: float | None = None,
-                 load_args: dict | None = None, metadata: dict | None = None):
+                 load_args: dict | None = None, hub_root: str | None = None, metadata: dict | None = None):
         if not sources:
             raise DatasetError("HFSourceDataset needs at least one source")
         self._sources = [_entry(s) for s in sources]
@@ -63,15 +101,16 @@ class HFSourceDataset(AbstractDataset[None, list]):
         self._quarantine = quarantine_filepath
         self._max_reject_share = max_reject_share
         self._load_args = dict(load_args or {})
+        self._hub_root = hub_root
         self.metadata = metadata
         self.last_rejects: list[dict] = []
 
     def _describe(self) -> dict[str, Any]:
         return {"sources": [e["name"] for e in self._sources], "limit": self._limit,
-                "rl_share": self._rl_share, "quarantine_filepath": self._quarantine}
+                "rl_share": self._rl_share, "quarantine_filepath": self._quarantine, "hub_root": self._hub_root}
 
     def _load_one(self, entry: dict) -> tuple[list[dict], list[dict]]:
-        load_args = {**self._load_args, **entry.get("load_args", {})}
+        load_args = {**self._load_args, **entry.get("load_args", {}), **_mirror_args(entry, self._hub_root)}
         for key in ("builder", "data_files"):
             if key in entry:
                 load_args[key] = entry[key]
@@ -116,21 +155,23 @@ class HFSourceDataset(AbstractDataset[None, list]):
 class HFBenchmarkTextsDataset(AbstractDataset[None, list]):
     """Decontamination texts (the ``text_fields``) of the named benchmarks, concatenated (load-only)."""
 
-    def __init__(self, benchmarks: list[str | dict], load_args: dict | None = None, metadata: dict | None = None):
+    def __init__(self, benchmarks: list[str | dict], load_args: dict | None = None, hub_root: str | None = None,
+                 metadata: dict | None = None):
         self._benchmarks = [_entry(b) for b in benchmarks]
         unknown = [e["name"] for e in self._benchmarks if e["name"] not in hf_sources.BENCHMARKS]
         if unknown:
             raise DatasetError(f"not benchmarks: {unknown}; known: {sorted(hf_sources.BENCHMARKS)}")
         self._load_args = dict(load_args or {})
+        self._hub_root = hub_root
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"benchmarks": [e["name"] for e in self._benchmarks]}
+        return {"benchmarks": [e["name"] for e in self._benchmarks], "hub_root": self._hub_root}
 
     def load(self) -> list[str]:
         texts = []
         for entry in self._benchmarks:
-            load_args = {**self._load_args, **entry.get("load_args", {})}
+            load_args = {**self._load_args, **entry.get("load_args", {}), **_mirror_args(entry, self._hub_root)}
             for key in ("builder", "data_files"):
                 if key in entry:
                     load_args[key] = entry[key]
