@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from nemotron_cascade.data import world
-from nemotron_cascade.data.localisation import bm25_ranking, code_tokens, guessed_paths, localise, recall_at_k
+from nemotron_cascade.data.localisation import (
+    bm25_ranking,
+    code_tokens,
+    document_tokens,
+    guessed_paths,
+    localise,
+    recall_at_k,
+)
 
 # A synthetic repository larger than the world's three files: 20 modules, one function each, plus
 # noise that every file shares (imports, docstrings) so that only the identifiers can decide.
@@ -129,3 +136,15 @@ def test_the_policys_guess_is_read_from_its_patch_and_merged_second(tiny_model, 
     assert metrics["recall_at_2_bm25"] == 1.0 and metrics["recall_at_2_merged"] == 1.0  # BM25 fills in
     with pytest.raises(ValueError, match="3 guesses for 4 rows"):
         localise_with_guesses(rows, 2, wrong[:3])
+
+
+def test_a_memoised_tokeniser_ranks_like_the_default():
+    """Hydration passes ``doc_tokens`` memoised per blob (data.swe_repos): the ranking must not move."""
+    seen: dict = {}
+
+    def memo(path, source):
+        return seen.setdefault((path, source), document_tokens(path, source))
+
+    row = _row("send_email drops the subject", "pkg/mod_04.py")
+    assert bm25_ranking(row, memo) == bm25_ranking(row) and len(seen) == len(BIG_REPO)
+    assert bm25_ranking(row, memo) == bm25_ranking(row) and len(seen) == len(BIG_REPO), "second call: all memoised"

@@ -20,7 +20,7 @@ import itertools
 import keyword
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +62,22 @@ def _repo(row: Mapping) -> dict[str, str]:
     return dict(row["repo"])
 
 
-def bm25_ranking(row: Mapping) -> list[str]:
-    """Every path of the row's repository, best BM25 match to the issue first (ties: path order)."""
+def document_tokens(path: str, source: str) -> list[str]:
+    """The tokens BM25 indexes for one file: its path's, then its source's."""
+    return code_tokens(path) + code_tokens(source)
+
+
+def bm25_ranking(row: Mapping, doc_tokens: Callable[[str, str], list[str]] = document_tokens) -> list[str]:
+    """Every path of the row's repository, best BM25 match to the issue first (ties: path order).
+
+    ``doc_tokens(path, source)`` tokenises one file (:func:`document_tokens`; a caller ranking many
+    checkouts of one repository passes a memoised one: most files are the same blob)."""
     import bm25s
 
     repo = _repo(row)
     paths = sorted(repo)
     retriever = bm25s.BM25()
-    retriever.index([code_tokens(p) + code_tokens(repo[p]) for p in paths], show_progress=False)
+    retriever.index([doc_tokens(p, repo[p]) for p in paths], show_progress=False)
     query = code_tokens(row["prompt"])
     scores = retriever.get_scores(query) if query else [0.0] * len(paths)
     return [p for _, p in sorted(zip((-float(s) for s in scores), paths))]

@@ -6,7 +6,8 @@ import logging
 from collections import Counter
 
 from nemotron_cascade import tracking
-from nemotron_cascade.data import card, curation, filters, localisation, preferences, world
+from nemotron_cascade.config import config_from_params
+from nemotron_cascade.data import card, curation, filters, preferences, swe_repos, world
 from nemotron_cascade.data import sft as sft_data
 from nemotron_cascade.data import teacher as teacher_data
 from nemotron_cascade.data.dedup import DedupConfig
@@ -60,11 +61,13 @@ def _localised(row: dict) -> bool:
     return world.get_domain(row["domain"]).localised
 
 
-def localise_swe_tasks(rows: list[dict], top_k: int) -> list[dict]:
+def localise_swe_tasks(rows: list[dict], top_k: int, repositories: dict | None = None) -> list[dict]:
     """Tasks of the localised domains (SWE) with ``context_files``: the top-k files of the repository
     for the issue (BM25 over the repository; the RL stage interleaves the policy's own guess with
-    it). Logs recall@k per split."""
-    out = [{**row, "context_files": localisation.localise(row, top_k)} for row in rows if _localised(row)]
+    it). Rows whose ``repo`` is empty (real sources) are hydrated first from the git repositories
+    of ``repositories`` (``params:swe_repositories``, ``data.swe_repos``). Logs recall@k per split."""
+    source = config_from_params(swe_repos.RepoSourceConfig, repositories, "params:swe_repositories")
+    out = swe_repos.localise_rows([row for row in rows if _localised(row)], top_k, source)
     for split in sorted({r["split"] for r in out}):
         part = [r for r in out if r["split"] == split]
         recall = sum(r["file"] in r["context_files"] for r in part) / len(part)

@@ -8,9 +8,9 @@ from nemotron_cascade.pipelines.data_curation import nodes
 
 def create_pipeline(**kwargs) -> Pipeline:
     """world (with planted leaks and duplicates) → raw tasks → curated tasks (quarantine,
-    decontamination, near-duplicate removal) → SWE tasks localised → prompt splits → teacher
-    responses → filtered samples → SFT blends of stage 1 and 2, and the data card; preference pairs
-    for the reward model."""
+    decontamination, near-duplicate removal) → SWE tasks hydrated from git (real ones) and
+    localised → prompt splits → teacher responses → filtered samples → SFT blends of stage 1 and 2,
+    and the data card; preference pairs for the reward model."""
     tag = ["stage.data_curation"]
     return pipeline([
         node(nodes.generate_world,
@@ -23,7 +23,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                      **{d: f"raw.{d}" for d in DOMAINS}},
              outputs=["curated_tasks", "curation_removed", "quarantine", "curation_stats"],
              name="curate_tasks", tags=tag),
-        node(nodes.localise_swe_tasks, inputs={"rows": "curated_tasks", "top_k": "params:localisation.top_k"},
+        node(nodes.localise_swe_tasks, inputs={"rows": "curated_tasks", "top_k": "params:localisation.top_k",
+                                              "repositories": "params:swe_repositories"},
              outputs="localised.swe", name="localise_swe_tasks", tags=tag),
         node(nodes.split_tasks, inputs={"tasks": "curated_tasks", "localised_swe": "localised.swe"},
              outputs={"sft_prompts": "sft_prompts", "rl_prompts": "rl_prompts", "benchmark": "benchmark"},
