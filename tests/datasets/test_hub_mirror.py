@@ -6,6 +6,7 @@ directory (nothing read from or written to the user's cache)."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 
@@ -57,6 +58,11 @@ def test_every_source_and_benchmark_has_a_layout_in_its_own_repository(name):
         config = spec.config or "default"
         declared = layout.configs.get(config) if layout.configs else None
         assert declared is None or spec.split in declared, f"{name}: split {spec.split!r} not in config {config!r}"
+    else:  # read from hf:// files: each pattern names a file the layout writes
+        files = [spec.data_files] if isinstance(spec.data_files, str) else spec.data_files
+        for pattern in files:
+            path = pattern.removeprefix(f"{S.registry.HUB_PREFIX}{layout.repo}/")
+            assert any(fnmatch.fnmatch(f, path) for f in layout.files), f"{name}: no layout file matches {pattern}"
 
 
 def test_no_layout_holds_a_name_the_registry_lacks():

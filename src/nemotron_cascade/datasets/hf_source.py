@@ -26,7 +26,8 @@ A source entry is a name from ``SOURCES`` / ``BENCHMARKS`` or a mapping with ``n
 out as the Hub is, ``<hub_root>/<org>/<name>/`` holding the repository's files and its README's
 ``configs``: the same ``load_dataset`` call with the directory in place of the hub id, and
 ``hf://datasets/<org>/<name>/...`` data files read under ``hub_root`` (an offline mirror, or the tests'
-copies from ``tests/hub_mirror.py``). A source whose directory is missing fails the load, naming it.
+copies from ``tests/hub_mirror.py``). A source whose directory, or one of whose ``hf://`` data files,
+is missing there fails the load, naming the path.
 ``limit`` means the same with or without it: at most that many raw rows, streamed from the files.
 """
 
