@@ -38,6 +38,7 @@ ZeRO-3 the trainer must gather full parameters first (``deepspeed.zero.GatheredP
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -214,6 +215,13 @@ class VLLMGenerator:
 
         ``gpu_memory_utilization`` defaults to 0.5: colocated with a trainer, vLLM must leave it room.
         """
+        # The weight sync hands a loader to the model through LLM.apply_model. Across V1's engine
+        # process that RPC payload is refused unless VLLM_ALLOW_INSECURE_SERIALIZATION=1 (and then
+        # pickled: a copy of every tensor per sync). One engine colocated with the trainer runs its
+        # engine core in this process instead (as TRL's colocate mode does), so the loader reaches
+        # the model directly. Set VLLM_ENABLE_V1_MULTIPROCESSING=1 yourself to keep the process
+        # boundary (then also VLLM_ALLOW_INSECURE_SERIALIZATION=1).
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         vllm = import_vllm()
         llm = vllm.LLM(model=model_path, dtype=dtype, seed=seed, tensor_parallel_size=tensor_parallel_size,
                        gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
