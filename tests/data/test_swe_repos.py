@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from swe_git import bare_clone, commit_files, git, init_repo  # tests/
+from swe_git import bare_clone, commit_files, git, init_repo, mirror_for_tasks  # tests/
 
 from nemotron_cascade.config import config_from_params
 from nemotron_cascade.data import localisation, sources, world
@@ -187,6 +187,15 @@ def test_the_cache_is_reused_and_never_cloned_twice(repos, tmp_path):
     assert localise_rows([_bench_row(repos)], 2, config, again) == first[:1] and again.clones == 0
 
 
+def test_a_blob_the_clone_lacks_is_left_out(repos, tmp_path):
+    config = _config(repos, tmp_path, "mirror", keep_files=50)
+    localise_rows([_bench_row(repos)], 2, config)
+    sha = git(repos["src"], "rev-parse", f"{repos['base']}:pkg/util.py")
+    (tmp_path / "cache" / "acme__calc.git" / "objects" / sha[:2] / sha[2:]).unlink()  # a damaged or partial clone
+    (out,) = localise_rows([_bench_row(repos)], 2, config)
+    assert "pkg/util.py" not in out["repo"] and out["repo"]["calc.py"] == BUGGY_CALC
+
+
 def test_a_branch_made_after_the_clone_is_fetched_into_the_cache(repos, tmp_path):
     src = tmp_path / "calc"
     shutil.copytree(repos["src"], src, symlinks=True)
@@ -274,3 +283,23 @@ def test_the_node_hydrates_swe_bench_and_swe_smith_rows_end_to_end(repos, tmp_pa
     assert "+    return text.upper()" in smith["gold_patch"], "the fix is the reversed bug patch"
     cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert cached == ["acme__calc.git", "swesmith__acme__calc.abcd1234.git"], "one clone per repository"
+
+
+SWE_FIXTURES = sorted(name for name, spec in {**sources.SOURCES, **sources.BENCHMARKS}.items()
+                      if spec.domain == "swe" and (FIXTURES / f"{name}.jsonl").exists())
+
+
+def test_every_swe_fixture_row_hydrates_from_a_mirror_built_for_it(tmp_path):
+    """What a gpu-profile run on the fixtures needs: a mirror with each row's repository; commits
+    cannot be forged, so base_commit rows are pointed at the commits the mirror holds."""
+    tasks = [t for name in SWE_FIXTURES
+             for t in sources.map_rows(name, [json.loads(line) for line in
+                                              (FIXTURES / f"{name}.jsonl").read_text().splitlines() if line])[0]]
+    commits = mirror_for_tasks(tasks, tmp_path / "mirror")
+    rows = [{**t, "base_commit": commits[t["instance_id"]]} if t.get("base_commit") else t for t in tasks]
+    config = RepoSourceConfig(mirror=str(tmp_path / "mirror"), cache_dir=str(tmp_path / "cache"))
+    out = localise_rows(rows, 2, config)
+    assert {"swe_bench_train", "swe_smith"} <= set(SWE_FIXTURES) and len(out) == len(tasks) > 2
+    for row in out:
+        assert row["file"] in row["repo"] and row["context_files"], row["id"]
+        assert row["checkout"] == commits[row["instance_id"]], "a branch row reads its branch's commit"

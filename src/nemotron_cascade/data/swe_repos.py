@@ -234,7 +234,8 @@ class RepoCache:
 
 
 def list_tree(git_dir: Path, commit: str) -> list[tuple[str, str, int]]:
-    """``(path, blob id, size)`` of every regular file at ``commit`` (paths that are not UTF-8 skipped)."""
+    """``(path, blob id, size)`` of every regular file at ``commit`` (paths that are not UTF-8, and
+    blobs the clone lacks, skipped)."""
     proc = _git(["ls-tree", "-r", "-l", "-z", "--full-tree", commit], git_dir)
     if proc.returncode:
         raise RepoError(f"git ls-tree {commit} in {git_dir} failed: {_stderr(proc)}")
@@ -242,7 +243,7 @@ def list_tree(git_dir: Path, commit: str) -> list[tuple[str, str, int]]:
     for record in proc.stdout.split(b"\0"):
         meta, _, path = record.partition(b"\t")
         fields = meta.split()
-        if len(fields) != 4 or fields[1] != b"blob" or fields[0] not in _REGULAR_FILE_MODES:
+        if len(fields) != 4 or fields[1] != b"blob" or fields[0] not in _REGULAR_FILE_MODES or not fields[3].isdigit():
             continue
         try:
             entries.append((path.decode("utf-8"), fields[2].decode(), int(fields[3])))
@@ -252,7 +253,8 @@ def list_tree(git_dir: Path, commit: str) -> list[tuple[str, str, int]]:
 
 
 def read_blobs(git_dir: Path, shas: Sequence[str]) -> dict[str, bytes]:
-    """The contents of the blobs ``shas``, in one ``git cat-file --batch``."""
+    """The contents of the blobs ``shas``, in one ``git cat-file --batch`` (blobs the clone lacks
+    left out)."""
     shas = list(dict.fromkeys(shas))
     if not shas:
         return {}
@@ -263,6 +265,9 @@ def read_blobs(git_dir: Path, shas: Sequence[str]) -> dict[str, bytes]:
     for sha in shas:
         end = data.index(b"\n", pos)
         header = data[pos:end].split()
+        if header[-1:] == [b"missing"]:
+            pos = end + 1
+            continue
         if len(header) != 3 or header[1] != b"blob":
             raise RepoError(f"git cat-file in {git_dir}: blob {sha} unreadable ({data[pos:end]!r})")
         size = int(header[2])
@@ -313,8 +318,9 @@ class Hydrator:
         commit = self.cache.resolve(git_dir, row, where)
         gold = set(row.get("files") or ())
         entries = [(p, s, n) for p, s, n in list_tree(git_dir, commit) if p in gold or self._indexed(p, n)]
-        blobs = read_blobs(git_dir, [s for _, s, _ in entries if s not in self._texts])
-        self._texts.update({sha: as_text(data) for sha, data in blobs.items()})
+        new = [s for _, s, _ in entries if s not in self._texts]
+        blobs = read_blobs(git_dir, new)
+        self._texts.update({sha: as_text(blobs[sha]) if sha in blobs else None for sha in new})
         texts = [(p, self._texts[s], n) for p, s, n in entries if self._texts[s] is not None]
         return (commit, {p: t for p, t, n in texts if self._indexed(p, n)},
                 {p: t for p, t, _ in texts if p in gold})
