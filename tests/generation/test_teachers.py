@@ -61,7 +61,7 @@ class FakeServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake.lock:
-                    fake.calls.append({"body": body, "headers": dict(self.headers)})
+                    fake.calls.append({"body": body, "headers": {k.lower(): v for k, v in self.headers.items()}})
                     status = fake.statuses.pop(0) if fake.statuses else 200
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
@@ -175,7 +175,7 @@ def test_the_api_key_comes_from_the_named_variable(fake, monkeypatch):
     monkeypatch.setenv("NC_TEST_TEACHER_KEY", "s3cret")
     teacher = _openai(server.url, api_key_env="NC_TEST_TEACHER_KEY")
     teacher.respond(ROWS[:1], MODES[:1], 1)
-    assert server.calls[0]["headers"]["Authorization"] == "Bearer s3cret"
+    assert server.calls[0]["headers"]["authorization"] == "Bearer s3cret"  # header names are case-blind
     assert "s3cret" not in json.dumps(teacher.identity)  # never in the cache key
     monkeypatch.delenv("NC_TEST_TEACHER_KEY")
     with pytest.raises(ValueError, match="NC_TEST_TEACHER_KEY"):

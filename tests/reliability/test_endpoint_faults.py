@@ -22,7 +22,7 @@ import pytest
 
 from nemotron_cascade.data import world
 from nemotron_cascade.data.teacher import TeacherGenerationError, cache_path, generate_responses, load_cache
-from nemotron_cascade.generation.teachers import TeacherServerError, _retry_after, make_teacher
+from nemotron_cascade.generation.teachers import TeacherServerError, make_teacher
 
 ROW = world.generate_tasks("math", "sft", 1, 0)[0]
 TIMEOUT_S = 0.4  # the client's timeout; the "slow" behaviour sleeps past it
@@ -34,7 +34,7 @@ class ScriptedServer:
     Behaviours: ``"ok"``, an int status (an OpenAI error body), ``"slow"`` (answers after
     ``TIMEOUT_S * 3``), ``"truncated"`` (Content-Length promised, half sent, closed), ``"invalid"``
     (200 with an HTML page), ``"no_choices"`` (200 JSON without ``choices``), ``"429"`` /
-    ``"429_retry_after"``, ``"reset"`` (headers and part of the body, then a TCP RST),
+    ``"429_retry_after"``, ``(status, headers)`` (an error with those headers), ``"reset"`` (headers and part of the body, then a TCP RST),
     ``"503_cut"`` (a 503 whose error body is cut short), ``"die"`` (reset and stop listening).
     """
 
@@ -108,6 +108,8 @@ class ScriptedServer:
             self._send(h, 429, error("rate limited"))
         elif what == "429_retry_after":
             self._send(h, 429, error("rate limited"), {"Retry-After": "1"})
+        elif isinstance(what, tuple):  # (status, headers)
+            self._send(h, int(what[0]), error("rate limited"), what[1])
         elif what == "503_cut":
             data = error("overloaded, come back later")
             self._send(h, 503, data[:10], length=len(data))
@@ -152,18 +154,21 @@ def _teacher(url: str, **options):
         "max_tokens": 8, "timeout_s": TIMEOUT_S, "backoff_s": 0.02, "concurrency": 1, **options})
 
 
-# behaviour -> what the final error must say about the last failure
+# behaviour -> what the final error must say about the last failure. The SDK's HTTP client (httpx)
+# words a body cut short "peer closed connection without sending complete message body" where
+# http.client said IncompleteRead; a 503 whose body is cut is a connection error before its status
+# is read (the SDK reads the body inside the request).
 FAULTS = {
     500: r"HTTP 500: scripted failure",
     502: r"HTTP 502: scripted failure",
     503: r"HTTP 503: scripted failure",
     "slow": r"(TimeoutError|timed out)",
-    "truncated": r"IncompleteRead",
+    "truncated": r"(IncompleteRead|complete message body)",
     "invalid": r"reply is not JSON .*502 Bad Gateway",
     "no_choices": r"unexpected reply: KeyError: 'choices'",
     "429": r"HTTP 429: rate limited",
     "reset": r"(ConnectionResetError|Connection reset|IncompleteRead)",
-    "503_cut": r"HTTP 503",
+    "503_cut": r"(HTTP 503|complete message body)",
 }
 
 
@@ -213,12 +218,38 @@ def test_429_waits_for_retry_after_and_without_it_backs_off(scripted):
         _teacher(scripted(then="429_retry_after").url, max_retries=1).respond([ROW], [True], 1)
 
 
-def test_retry_after_header_forms():
-    assert _retry_after(None) == 0 and _retry_after("") == 0 and _retry_after("soon") == 0
-    assert _retry_after("3") == 3 and _retry_after("1.5") == 1.5 and _retry_after("100000") == 60
-    assert _retry_after("-4") == 0
-    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
-    assert 25 < _retry_after(date) <= 30
+def _http_date(seconds_ahead: float) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + seconds_ahead))
+
+
+# Retry-After forms the SDK reads (it replaced the hand-written parser): header -> the wait range
+# before the retry, in seconds (back-off here: 0.02 s). An HTTP date has one-second resolution.
+RETRY_AFTER = {
+    "delta-seconds": ({"Retry-After": "1.5"}, 1.45, 2.2),
+    "HTTP date": (lambda: {"Retry-After": _http_date(2)}, 0.9, 2.6),
+    "milliseconds": ({"retry-after-ms": "400"}, 0.38, 1.0),
+    "unparseable: the back-off": ({"Retry-After": "soon"}, 0.0, 0.6),
+    "negative: the back-off": ({"Retry-After": "-4"}, 0.0, 0.6),
+}
+
+
+@pytest.mark.parametrize("form", list(RETRY_AFTER))
+def test_retry_after_forms_set_the_wait(scripted, form):
+    headers, low, high = RETRY_AFTER[form]
+    server = scripted([("429", headers() if callable(headers) else headers)], then="ok")
+    assert _teacher(server.url, max_retries=1).respond([ROW], [True], 1)
+    gap = server.calls[1][0] - server.calls[0][0]
+    assert low <= gap < high, (form, gap)
+
+
+def test_a_retry_after_past_two_minutes_is_not_waited_for(scripted):
+    """The SDK does not retry when the server asks for more than 120 s: the error says so at once
+    (the hand-written client capped the wait at 60 s and retried)."""
+    server = scripted([("429", {"Retry-After": "100000"})], then="ok")
+    start = time.monotonic()
+    with pytest.raises(TeacherServerError, match=r"after 1 attempts .*HTTP 429: rate limited \(Retry-After 100000 s\)"):
+        _teacher(server.url, max_retries=3).respond([ROW], [True], 1)
+    assert len(server.calls) == 1 and time.monotonic() - start < 1
 
 
 def test_finished_batches_survive_a_server_that_dies_and_a_rerun_asks_only_the_rest(scripted, tmp_path):

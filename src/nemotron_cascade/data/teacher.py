@@ -6,7 +6,9 @@ request to the cache, ``{"key", "id", "thinking", "responses"}``, flushed (and f
 batch. ``key`` hashes the row's whole content and the mode, so a changed row under the same id
 (another world seed) is asked again. A crash mid-write leaves a torn last line: it is dropped with
 a warning. One file holds one teacher: :func:`cache_path` names it by a hash of the backend, the
-teacher's ``identity`` (the options that decide its answers) and k.
+teacher's ``identity`` (the options that decide its answers) and k. Answers a teacher takes from
+the row itself (``teacher.from_data``: the ``dataset`` teacher's references) are neither asked nor
+written to the cache: only what the teacher generates is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -93,11 +96,18 @@ def generate_responses(rows: list[dict], modes: list[bool], teacher, k: int = 1,
         raise ValueError(f"generate_responses: batch_size must be >= 1, got {batch_size}")
     teacher = as_teacher(teacher)
     keys = [request_key(r, m) for r, m in zip(rows, modes)]
-    done = load_cache(cache_path, k) if cache_path else {}
     first = {key: i for i, key in reversed(list(enumerate(keys)))}  # first request of each distinct key
-    todo = sorted(i for key, i in first.items() if key not in done)
-    log.info("teacher: %d requests, %d already in %s, %d to generate (k=%d)", len(first),
-             len(first) - len(todo), cache_path or "no cache", len(todo), k)
+    from_data = getattr(teacher, "from_data", lambda row, mode: None)  # answers taken from the rows themselves
+    local = {key: a for key, i in first.items() if (a := from_data(rows[i], modes[i])) is not None}
+    done = load_cache(cache_path, k) if cache_path else {}
+    todo = sorted(i for key, i in first.items() if key not in done and key not in local)
+    asked = len(first) - len(local)
+    if local:
+        skipped = Counter(rows[first[key]].get("source", "world") for key, a in local.items() if not a)
+        log.info("teacher: %d requests answered from the rows' own responses, %d of them skipped (no answer): %s",
+                 len(local), sum(skipped.values()), dict(skipped))
+    log.info("teacher: %d requests, %d already in %s, %d to generate (k=%d)", asked, asked - len(todo),
+             cache_path or "no cache", len(todo), k)
     if cache_path and todo:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
     from tqdm.auto import tqdm
@@ -113,12 +123,12 @@ def generate_responses(rows: list[dict], modes: list[bool], teacher, k: int = 1,
                     raise ValueError(f"teacher returned {[len(a) for a in answers]} responses for "
                                      f"{len(batch)} requests with k={k}")
             except Exception as e:
-                kept = sum(key in done for key in first)
+                kept = sum(key in done and key not in local for key in first)
                 where = f"kept in {cache_path}; rerun to resume from there" if cache_path else \
                     "not kept (no cache path: set teacher.cache_dir to make generation resumable)"
                 raise TeacherGenerationError(
                     f"teacher failed on requests {start + 1}-{start + len(batch)} of the {len(todo)} to generate: "
-                    f"{type(e).__name__}: {e}. {kept} of {len(first)} finished requests are {where}") from e
+                    f"{type(e).__name__}: {e}. {kept} of {asked} finished requests are {where}") from e
             for i, responses in zip(batch, answers):
                 done[keys[i]] = list(responses)
             if f is not None:
@@ -127,4 +137,4 @@ def generate_responses(rows: list[dict], modes: list[bool], teacher, k: int = 1,
                 f.flush()
                 os.fsync(f.fileno())
             bar.update(len(batch))
-    return [done[key] for key in keys]
+    return [local[key] if key in local else done[key] for key in keys]

@@ -6,9 +6,12 @@ For tests and for users without vLLM: the ``openai`` teacher talks to it as to `
 Requests are handled in threads; generation goes through :class:`HFGenerator` under one lock (one
 request at a time). The subset of the completions API the teacher uses: ``prompt`` (a string or a
 list of strings), ``max_tokens`` (default 16, as OpenAI), ``temperature`` (default 1), ``top_p``,
-``n``, ``seed``; choices in OpenAI order (prompt by prompt, ``n`` each) with ``finish_reason``
-``stop`` or ``length``, and ``usage``. Errors are OpenAI error objects (400 bad request, 404 unknown
-model or path, 500 generation failure). Not implemented: streaming, logprobs, echo, stop strings.
+``n``, ``seed``, ``stop`` (a string or a list of strings: each text is cut before the first one it
+holds, as OpenAI and vLLM do; generation itself already ends at the chat template's end-of-turn
+token, see :class:`HFGenerator`); choices in OpenAI order (prompt by prompt, ``n`` each) with
+``finish_reason`` ``stop`` or ``length``, and ``usage``. Errors are OpenAI error objects (400 bad
+request, 404 unknown model or path, 500 generation failure). Not implemented: streaming, logprobs,
+echo.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from nemotron_cascade.generation.base import SamplingParams
 from nemotron_cascade.generation.hf import HFGenerator
 
 log = logging.getLogger(__name__)
-_UNSUPPORTED = ("stream", "logprobs", "echo", "stop", "best_of", "suffix")
+_UNSUPPORTED = ("stream", "logprobs", "echo", "best_of", "suffix")
 
 
 class CompletionServer(ThreadingHTTPServer):
@@ -67,6 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"null")
             prompts, params = _parse(body, self.server.model_name, next(self.server.seeds))
+            stops = _stops(body.get("stop"))
         except BadRequest as e:
             return self._error(e.status, str(e))
         except ValueError as e:
@@ -77,13 +81,16 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as e:  # noqa: BLE001 - reported to the client as a server error
             log.exception("generation failed")
             return self._error(500, f"generation failed: {type(e).__name__}: {e}", "server_error")
-        self._send(200, self._reply(prompts, outs))
+        self._send(200, self._reply(prompts, outs, stops))
 
-    def _reply(self, prompts: list[str], outs) -> dict:
+    def _reply(self, prompts: list[str], outs, stops: list[str]) -> dict:
         tok = self.server.generator.tokenizer
-        choices = [{"index": i * len(out) + j, "text": c.text, "logprobs": None,
-                    "finish_reason": "stop" if c.finished else "length"}
-                   for i, out in enumerate(outs) for j, c in enumerate(out)]
+        choices = []
+        for i, out in enumerate(outs):
+            for j, c in enumerate(out):
+                text, cut = _cut(c.text, stops)
+                choices.append({"index": i * len(out) + j, "text": text, "logprobs": None,
+                                "finish_reason": "stop" if c.finished or cut else "length"})
         prompt_tokens = sum(len(tok(p, add_special_tokens=False).input_ids) for p in prompts)
         completion_tokens = sum(len(c.token_ids) for out in outs for c in out)
         return {"id": f"cmpl-{time.time_ns()}", "object": "text_completion", "created": int(time.time()),
@@ -130,6 +137,20 @@ def _parse(body, model_name: str, default_seed: int) -> tuple[list[str], Samplin
         raise BadRequest(f"need max_tokens >= 1, n >= 1, temperature >= 0, 0 < top_p <= 1; got "
                          f"{max_tokens}, {n}, {temperature}, {top_p}")
     return prompts, SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed)
+
+
+def _stops(stop) -> list[str]:
+    """The stop strings of a request (``None``, a string or a list of strings), or :class:`BadRequest`."""
+    stops = [] if stop is None else [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list) or not all(isinstance(x, str) and x for x in stops):
+        raise BadRequest("stop must be a non-empty string or a list of non-empty strings")
+    return stops
+
+
+def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
+    """``text`` up to (without) the first stop string it holds, and whether one was found."""
+    ends = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return (text[:min(ends)], True) if ends else (text, False)
 
 
 def make_server(model, tokenizer, model_name: str = "local", host: str = "127.0.0.1", port: int = 0,
