@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _REGULAR_FILE_MODES = (b"100644", b"100755")
+_MEMO_BLOBS = 100_000  # a Hydrator forgets its memos past this many blobs (memory: text plus tokens)
 
 
 class RepoError(ValueError):
@@ -312,7 +313,7 @@ class Hydrator:
         where = describe(row)
         repo_name = row.get("repo_name")
         split_repo_name(repo_name, where)
-        if repo_name != self._repo_name:  # a new repository: drop the last one's memos
+        if repo_name != self._repo_name or len(self._texts) > _MEMO_BLOBS:  # a new repository: forget
             self._repo_name, self._texts, self._tokens = repo_name, {}, {}
         git_dir = self.cache.git_dir(repo_name, where)
         commit = self.cache.resolve(git_dir, row, where)
