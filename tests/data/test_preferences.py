@@ -84,3 +84,55 @@ def test_chatty_teacher_pads_its_share_of_general_answers(rows):
     quality = [world.preference_quality(a, r["topic"]) for a, r in zip(answers, general)]
     assert {round(q, 3) for q in quality} == {1.0, 0.667}  # padding costs a third of the quality
     assert [world.oracle_response(r, False) for r in general] == [r["chosen"] for r in general]  # default: none
+
+
+# --------------------------------------------------------------------------------------------
+# Real rows (HF sources): a row gives only the pair it carries
+def _source_rows(name: str) -> tuple[list[dict], list[dict]]:
+    """(raw fixture rows, mapped tasks) of a source (tests/data/fixtures/sources/<name>.jsonl)."""
+    import json
+    from pathlib import Path
+
+    from nemotron_cascade.data import sources
+
+    path = Path(__file__).parent / "fixtures" / "sources" / f"{name}.jsonl"
+    raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return raw, sources.map_rows(name, raw)[0]
+
+
+def test_helpsteer3_pairs_follow_the_sign_of_overall_preference():
+    """The card: overall_preference < 0 means Response 1 is better, > 0 Response 2; ties and
+    multi-turn contexts are rejected by the mapper, so every other row gives exactly one pair."""
+    raw, tasks = _source_rows("helpsteer3")
+    kept = [r for r in raw if r["overall_preference"] != 0 and len(r["context"]) == 1]
+    expected = [(r["context"][0]["content"], *((r["response1"], r["response2"]) if r["overall_preference"] < 0
+                                              else (r["response2"], r["response1"]))) for r in kept]
+    pairs = preferences.build_pairs(tasks, ["general"], None, 0.2, 0)
+    assert [(p["prompt"], p["chosen"], p["rejected"]) for p in pairs] == expected
+    assert [p["source_id"] for p in pairs] == [t["id"] for t in tasks]
+    strengths = [abs(r["overall_preference"]) for r in kept]
+    assert [p["flaw"] for p in pairs] == [f"human preference of helpsteer3 (strength {n} of 3)" for n in strengths]
+    assert any(r["overall_preference"] > 0 for r in kept) and any(r["overall_preference"] < 0 for r in kept)
+
+
+def test_real_rows_without_a_pair_give_none_and_leave_the_world_pairs_unchanged(rows):
+    """SFT-only rows (empty rejected) give no pair; the world rows' pairs are the same with or
+    without real rows beside them (the base profile's pairs do not move)."""
+    _, chat_rows = _source_rows("llama_nemotron_chat")
+    _, helpsteer = _source_rows("helpsteer3")
+    assert all(world.preference_pairs(r) == [] for r in chat_rows)
+    alone = preferences.build_pairs(rows, ["general", "instruction_following"], None, 0.2, 0)
+    mixed = preferences.build_pairs(chat_rows + rows + helpsteer, ["general", "instruction_following"], None, 0.2, 0)
+    assert [p for p in mixed if not p["source_id"].startswith("helpsteer3-")] == alone
+    assert {p["source_id"] for p in mixed} - {p["source_id"] for p in alone} == {t["id"] for t in helpsteer}
+
+
+def test_a_domain_whose_real_rows_give_no_pair_is_an_error():
+    """Real instruction-following rows carry constraints, no responses: asking for their pairs
+    (the base profile's preferences.domains) must fail, naming why, not train on nothing."""
+    _, if_rows = _source_rows("if_multi_constraints")
+    _, helpsteer = _source_rows("helpsteer3")
+    with pytest.raises(ValueError, match=r"no preference pairs from domains \['instruction_following'\] "
+                                         r"\(instruction_following: 2 rows, none gives a pair"):
+        preferences.build_pairs(helpsteer + if_rows, ["general", "instruction_following"], None, 0.2, 0)
+    assert len(preferences.build_pairs(helpsteer + if_rows, ["general"], None, 0.2, 0)) == len(helpsteer)

@@ -42,11 +42,39 @@ EXPECTED_REJECTS = {  # source -> {row: (field, words in the reason)}
     "livecodebench": {1: ("public_test_cases", "testtype 'functional'")},
     "swe_smith": {1: ("problem_statement", "empty")},
     "open_math_reasoning": {1: (None, "duplicate of row 0")},
+    "llama_nemotron_chat": {2: ("input", "multi-turn conversation (3 turns: user, assistant, user)"),
+                            3: ("output", "no final answer after the reasoning")},
+    "helpsteer3": {2: ("overall_preference", "a tie (0: the responses are about the same)"),
+                   3: ("context", "multi-turn conversation (3 turns: user, assistant, user)")},
+    "if_multi_constraints": {2: ("ground_truth", "instruction id 'keywords:word_once' is not supported"),
+                             3: ("ground_truth", "kwargs of 'detectable_format:number_bullet_lists' do not fit")},
+    "swe_rebench": {1: ("problem_statement", "empty")},
 }
 
 
 def test_every_source_and_benchmark_has_a_fixture():
     assert sorted(p.stem for p in FIXTURES.glob("*.jsonl")) == ALL
+
+
+def _readme_cards() -> dict[str, tuple[str, str, str]]:
+    """fixture -> (HF repo, config, split) from the table of tests/data/fixtures/sources/README.md."""
+    cards = {}
+    for line in (FIXTURES / "README.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 4 and cells[0] not in ("fixture", "---"):
+            assert cells[0] not in cards, f"{cells[0]} listed twice in the fixtures' README"
+            cards[cells[0]] = (cells[1], cells[2], cells[3])
+    return cards
+
+
+def test_every_fixture_names_the_dataset_card_it_follows():
+    """The fixtures' README is the one list of cards: every fixture in it, with the registry's
+    repository, config and split."""
+    cards = _readme_cards()
+    assert sorted(cards) == sorted(p.stem for p in FIXTURES.glob("*.jsonl"))
+    for name, (repo, config, split) in cards.items():
+        spec = S.get_spec(name)
+        assert (repo, config, split) == (spec.hf_path, spec.config or "-", spec.split), name
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -126,6 +154,64 @@ EXPECTED_FIELDS = [
                                            "length_constraints:number_words"],
                    "kwargs": [{}, {"num_highlights": 3}, {"relation": "at least", "num_words": 300}]}),
     ("swe_bench_verified", 0, {"file": "astropy/modeling/separable.py", "split": "bench"}),
+    # general: one user prompt, the response's final answer as `chosen`, no pair (empty `rejected`)
+    ("llama_nemotron_chat", 0, {
+        "prompt": "What are some good ways to stay focused while studying at home?", "topic": "chat",
+        "chosen": rows_of("llama_nemotron_chat")[0]["output"].split("</think>\n\n", 1)[1], "rejected": "",
+        "reasoning": "on", "origin": "DeepSeek-R1"}),
+    ("llama_nemotron_chat", 1, {"chosen": "Soft autumn rain on amber leaves,\nthe quiet season slowly grieves.",
+                                "reference_responses": {"plain": "Soft autumn rain on amber leaves,\n"
+                                                                 "the quiet season slowly grieves."}}),
+    ("llama_nemotron_safety", 0, {"topic": "safety", "rejected": "", "origin": "Mixtral-8x22B-Instruct-v0.1",
+                                  "chosen": rows_of("llama_nemotron_safety")[0]["output"]}),
+    # HelpSteer3: negative overall_preference prefers response1, positive response2
+    ("helpsteer3", 0, {"prompt": "Give me three tips for writing a clear cover letter.", "topic": "general",
+                       "chosen": rows_of("helpsteer3")[0]["response1"],
+                       "rejected": rows_of("helpsteer3")[0]["response2"],
+                       "preference_strength": 2, "language": "english", "split": "sft",
+                       "reference_responses": {"plain": rows_of("helpsteer3")[0]["response1"]}}),
+    ("helpsteer3", 1, {"topic": "stem", "preference_strength": 3,
+                       "chosen": "By the product rule, d/dx[x^3 sin(x)] = 3x^2 sin(x) + x^3 cos(x).",
+                       "rejected": "The derivative is 3x^2 sin(x)."}),
+    ("helpsteer3", 2, {"topic": "code", "chosen": rows_of("helpsteer3")[4]["response2"],
+                       "rejected": "Use open() and split each line on commas.", "language": "python"}),
+    # IF-RLVR: open-instruct's Python-literal ground truth (row 0) and JSON (row 1); None kwargs -> {}
+    ("if_multi_constraints", 0, {"instruction_id_list": ["change_case:english_lowercase", "keywords:existence"],
+                                 "kwargs": [{}, {"keywords": ["evaporation", "clouds"]}],
+                                 "origin": "ai2-adapt-dev/flan_v2_converted_16928",
+                                 "prompt": rows_of("if_multi_constraints")[0]["messages"][0]["content"]}),
+    ("if_multi_constraints", 1, {"instruction_id_list": ["length_constraints:number_words",
+                                                         "detectable_content:postscript"],
+                                 "kwargs": [{"num_words": 120, "relation": "less than"},
+                                            {"postscript_marker": "P.S."}]}),
+    ("swe_rebench", 0, {"repo": {}, "repo_name": "encode/httpx", "instance_id": "encode__httpx-2701",
+                        "base_commit": "df5dbc05cf8e7cee2bbdc9d0b2df4d4a8e4e0ad4", "file": "httpx/_urls.py",
+                        "files": ["httpx/_urls.py"],
+                        "fail_to_pass": ["tests/models/test_url.py::test_url_join_rfc3986"],
+                        "gold_patch": rows_of("swe_rebench")[0]["patch"]}),
+    # reference_responses: the source's own response in the chat format (thinking: <think> block, then
+    # the answer; plain: the answer alone)
+    ("acemath_instruct", 0, {"reference_responses": {
+        "plain": rows_of("acemath_instruct")[0]["messages"][1]["content"]}}),
+    ("numina_math_cot", 1, {"reference_responses": {"plain": rows_of("numina_math_cot")[1]["solution"]}}),
+    ("open_math_reasoning", 1, {"reference_responses": {"thinking": (
+        "<think>\nThe antiderivative is arctan x, so the value is arctan 1 - arctan 0 = pi/4.\n</think>\n\n"
+        "$\\int_0^1 \\frac{dx}{1+x^2} = \\arctan 1 - \\arctan 0 = \\boxed{\\dfrac{\\pi}{4}}$.")}}),
+    ("open_code_reasoning", 1, {"reference_responses": {"thinking": (
+        "<think>\nCompare with its reverse.\n</think>\n\n```python\ns = input().strip()\n"
+        "print('YES' if s == s[::-1] else 'NO')\n```")}}),
+    ("taco", 1, {"reference_responses": {"plain": "```python\nprint(input()[::-1])\n```"}}),
+    ("apps", 0, {"reference_responses": {"plain": "```python\nprint(int(input()))\n```"}}),
+    ("s1k", 0, {"reference_responses": {"thinking": (
+        "<think>\nGraham's law: rate is inversely proportional to the square root of molar mass; H2 is lightest."
+        "\n</think>\n\nBy Graham's law the lightest gas, $\\mathrm{H}_2$, effuses fastest. The answer is (B).")}}),
+    ("llama_nemotron_science", 0, {"reference_responses": {"thinking": (
+        "<think>\nATP synthase in the inner membrane is driven by the proton gradient of the electron transport "
+        "chain.\n</think>\n\nThe inner mitochondrial membrane hosts the electron transport chain and ATP synthase, "
+        "which together carry out oxidative phosphorylation.\n\nThe answer is (C).")}}),
+    ("llama_nemotron_science", 1, {"reference_responses": {"plain": rows_of("llama_nemotron_science")[1]["output"]}}),
+    ("xlam_function_calling", 1, {"reference_responses": {
+        "plain": '<tool_call>\n{"name": "calculate_factorial", "arguments": {"n": 5}}\n</tool_call>'}}),
 ]
 
 
@@ -212,6 +298,28 @@ MALFORMED = [  # (source, row, mutation, field, words in the reason)
     ("livecodebench", 0, lambda r: r.update(public_test_cases="[]"), "public_test_cases", "no tests"),
     ("ifeval", 0, lambda r: r["kwargs"].pop(), "kwargs", "expected 3 objects"),
     ("math500", 1, lambda r: r.update(answer="  "), "answer", "empty"),
+    ("llama_nemotron_chat", 0, lambda r: r.update(input=[{"role": "system", "content": "detailed thinking on"}]),
+     "input", "no final non-empty 'user' message"),
+    ("llama_nemotron_chat", 1, lambda r: r.update(output="<think>\n</think>\n\n  "), "output", "no final answer"),
+    ("llama_nemotron_safety", 0, lambda r: r.pop("output"), "output", "missing"),
+    ("helpsteer3", 0, lambda r: r.update(response2=r["response1"] + "  "), "response2", "identical to response1"),
+    ("helpsteer3", 1, lambda r: r.update(overall_preference=5), "overall_preference", "expected an integer in -3..3"),
+    ("helpsteer3", 1, lambda r: r.update(overall_preference=True), "overall_preference", "expected an integer"),
+    ("helpsteer3", 0, lambda r: r.update(context=[{"role": "assistant", "content": "Hello!"}]),
+     "context", "no final non-empty 'user' message"),
+    ("helpsteer3", 0, lambda r: r.pop("response1"), "response1", "missing"),
+    ("if_multi_constraints", 0,
+     lambda r: r.update(ground_truth="[{'instruction_id': ['punctuation:no_comma'], 'kwargs': []}]"),
+     "ground_truth", "'kwargs' must be a list of 1 entries"),
+    ("if_multi_constraints", 1, lambda r: r.update(ground_truth="[{'instruction_id': "), "ground_truth",
+     "neither JSON nor a Python literal"),
+    ("if_multi_constraints", 0, lambda r: r.update(ground_truth="[{'instruction_id': ['language:response_language'], "
+                                                               "'kwargs': [{'language': 'xx'}]}]"),
+     "ground_truth", "unsupported language code 'xx'"),
+    ("if_multi_constraints", 0, lambda r: r.update(messages=[{"role": "system", "content": "Be brief."}]),
+     "messages", "no non-empty 'user' message"),
+    ("swe_rebench", 0, lambda r: r.update(patch=""), "patch", "empty"),
+    ("swe_rebench", 0, lambda r: r.update(FAIL_TO_PASS="[\"tests/x.py::t\", "), "FAIL_TO_PASS", "not valid JSON"),
 ]
 
 
@@ -243,6 +351,102 @@ def test_llama_nemotron_v1_text_input_is_cut_to_the_user_turn():
                     f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
                     "<|start_header_id|>assistant<|end_header_id|>\n\n")
     assert S.map_llama_nemotron_science(row)["prompt"] == question
+
+
+def test_llama_nemotron_general_reads_the_v1_template_text_and_refuses_a_second_user_turn():
+    row = dict(rows_of("llama_nemotron_safety")[1])
+    question = row["input"][0]["content"]
+    row["input"] = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\ndetailed thinking off<|eot_id|>"
+                    f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
+                    "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    row["output"] += "<|eot_id|>"  # v1 rows end their response with the Llama-3 end of turn
+    task = S.map_llama_nemotron_safety(row)
+    assert task["prompt"] == question and task["chosen"] == rows_of("llama_nemotron_safety")[1]["output"]
+    assert task["reference_responses"] == {"plain": task["chosen"]}
+    row["input"] = row["input"].replace("<|start_header_id|>assistant", "<|start_header_id|>assistant<|end_header_id|>"
+                                        "\n\nSure?<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nYes.<|eot_id|>"
+                                        "<|start_header_id|>assistant", 1)
+    with pytest.raises(S.RowError, match=r"multi-turn conversation \(3 turns: user, assistant, user\)"):
+        S.map_llama_nemotron_safety(row)
+
+
+# --------------------------------------------------------------------------------------------
+# reference_responses: the contract the `dataset` teacher reads
+@pytest.mark.parametrize("text,expected,reason", [
+    ("<think>\nplan\n</think>\nAnswer.", {"thinking": "<think>\nplan\n</think>\n\nAnswer."},
+     "a trace: re-written in the chat format (<think> block, blank line, answer)"),
+    ("Answer.", {"plain": "Answer."}, "no trace: the answer alone"),
+    ("<think>\n\n</think>\n\nAnswer.", {"plain": "Answer."}, "an empty trace is no trace"),
+    ("<think>\nunfinished", {}, "an unclosed think block has no answer"),
+    ("<think>plan</think>  ", {}, "a trace without an answer"),
+    ("   ", {}, "a blank response"),
+    (None, {}, "no response"),
+])
+def test_references(text, expected, reason):
+    assert S.references(text) == expected, reason
+
+
+# training sources whose rows carry no response (prompts with tests, repositories or constraints only)
+NO_RESPONSE = {"if_multi_constraints", "swe_bench_train", "swe_fixer", "swe_rebench", "swe_smith"}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_reference_responses_follow_the_teacher_contract(name):
+    from nemotron_cascade import chat
+
+    for task in mapped(name)[0]:
+        refs = task.get("reference_responses")
+        if name in S.BENCHMARKS or name in NO_RESPONSE:
+            assert refs is None, (task["id"], "benchmarks and response-less sources carry no reference")
+            continue
+        assert isinstance(refs, dict) and refs and set(refs) <= {"thinking", "plain"}, task["id"]
+        assert all(isinstance(v, str) and v.strip() for v in refs.values()), task["id"]
+        if "thinking" in refs:
+            parsed = chat.split_response(refs["thinking"])
+            assert parsed.status == "thinking" and parsed.thinking and parsed.answer, task["id"]
+            assert refs["thinking"] == chat.thinking_response(parsed.thinking, parsed.answer), task["id"]
+        if "plain" in refs:
+            assert chat.split_response(refs["plain"]).status == "plain", task["id"]
+
+
+def test_reference_responses_of_code_and_tool_calls_pass_their_own_verifiers():
+    from nemotron_cascade.rewards.code import code_reward
+    from nemotron_cascade.rewards.tool_calling import tool_call_reward
+
+    for name in ("taco", "apps"):
+        for task in mapped(name)[0]:
+            assert code_reward(task["reference_responses"]["plain"], task["tests"]) == 1.0, task["id"]
+    for task in mapped("xlam_function_calling")[0]:
+        assert tool_call_reward(task["reference_responses"]["plain"], task["expected_calls"]) == 1.0, task["id"]
+
+
+# --------------------------------------------------------------------------------------------
+# The new sources go through the gpu profile's decontamination: a benchmark 9-gram planted in a
+# prompt (under case/punctuation noise) removes that row and only that row
+NEW_SOURCES = {"llama_nemotron_chat": "livecodebench", "llama_nemotron_safety": "gpqa_diamond",
+               "helpsteer3": "math500", "if_multi_constraints": "ifeval", "swe_rebench": "swe_bench_verified"}
+
+
+@pytest.mark.parametrize("name,benchmark", sorted(NEW_SOURCES.items()))
+def test_a_planted_benchmark_9gram_in_a_new_source_is_removed_by_decontamination(name, benchmark):
+    import random
+
+    from nemotron_cascade.data import curation
+    from nemotron_cascade.data.dedup import DedupConfig
+
+    params = yaml.safe_load((ROOT / "conf/gpu/parameters_data_curation.yml").read_text())["curation"]
+    texts = [t for b in sorted(S.BENCHMARKS) for t in S.benchmark_texts(b, rows_of(b))]
+    words = S.benchmark_texts(benchmark, rows_of(benchmark))[0].split()
+    leak = curation.format_noise(" ".join(words[2:2 + params["decontamination"]["n"]]), random.Random(0))
+    tasks = mapped(name, rl_share=0.5)[0]
+    domain = tasks[0]["domain"]
+    planted = {**tasks[0], "prompt": f"{tasks[0]['prompt']}\n{leak}"}
+    kept, removed, _, _ = curation.curate({domain: [planted, *tasks[1:]]}, params["item_fields"],
+                                          int(params["decontamination"]["n"]), DedupConfig(**params["dedup"]), texts)
+    assert [(r["id"], r["step"]) for r in removed] == [(planted["id"], "decontamination")]
+    assert [t["id"] for t in kept] == [t["id"] for t in tasks[1:]]  # the clean rows all stay
+    assert curation.curate({domain: tasks}, params["item_fields"], int(params["decontamination"]["n"]),
+                           DedupConfig(**params["dedup"]), texts)[1] == []  # unplanted: nothing removed
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,6 +546,16 @@ def test_hf_source_dataset_loads_maps_concatenates_and_quarantines(tmp_path):
         ("taco", 2, "input_output"), ("livecodebench", 1, "public_test_cases")]
 
 
+@pytest.mark.parametrize("name", sorted(NEW_SOURCES))
+def test_new_sources_read_through_load_dataset_map_like_their_json_rows(name, tmp_path):
+    """Arrow's typing of the fixture (nested messages, structs, lists) changes nothing the mappers read."""
+    pytest.importorskip("datasets")
+    local = _local(name)
+    got = S.load_source(name, builder=local["builder"], data_files=local["data_files"], rl_share=0.5,
+                        cache_dir=str(tmp_path / "hf"))
+    assert got == mapped(name, rl_share=0.5)
+
+
 def test_hf_source_dataset_fails_when_a_source_loses_too_many_rows(tmp_path):
     pytest.importorskip("datasets")
     from kedro.io.core import DatasetError
@@ -389,6 +603,27 @@ def test_gpu_catalog_names_sources_of_their_domain_and_every_benchmark():
         names = [s if isinstance(s, str) else s["name"] for s in entry["sources"]]
         assert names and all(S.get_spec(n).domain == key.removeprefix("source.") for n in names), key
     assert set(catalog["external_benchmarks"]["benchmarks"]) == set(S.BENCHMARKS)
+
+
+def test_if_rl_trains_on_the_training_source_and_ifeval_stays_the_benchmark(tmp_path):
+    """IF-RL reads rl_prompts: the gpu catalog's instruction-following rows there come from the IF
+    training source only; IFEval's rows are the benchmark and never share a prompt with them."""
+    pytest.importorskip("datasets")
+    from nemotron_cascade.datasets.hf_source import HFSourceDataset
+    from nemotron_cascade.pipelines.data_curation.nodes import split_tasks
+
+    entry = yaml.safe_load((ROOT / "conf/gpu/catalog.yml").read_text())["source.instruction_following"]
+    entries = [{"name": e} if isinstance(e, str) else e for e in entry["sources"]]
+    training = [e["name"] for e in entries if e["name"] in S.SOURCES]
+    assert training == ["if_multi_constraints"] and entry["rl_share"] > 0
+    assert all("task_split" not in e for e in entries if e["name"] in S.BENCHMARKS)  # no benchmark turned into training
+    dataset = HFSourceDataset(sources=[_local(e["name"]) for e in entries], rl_share=1.0,
+                              load_args={"cache_dir": str(tmp_path / "hf")})
+    splits = split_tasks(dataset.load(), [])
+    assert {t["source"] for t in splits["rl_prompts"]} == {"if_multi_constraints"}
+    assert len(splits["rl_prompts"]) == len(mapped("if_multi_constraints")[0])
+    assert {t["source"] for t in splits["benchmark"]} == {"ifeval"} and not splits["sft_prompts"]
+    assert not {t["prompt"] for t in splits["rl_prompts"]} & {t["prompt"] for t in splits["benchmark"]}
 
 
 def test_gpu_catalog_entries_instantiate():

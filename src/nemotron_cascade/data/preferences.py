@@ -1,8 +1,10 @@
 """Preference pairs for the reward model: built from task rows, checked, split train/validation.
 
 A pair is ``{"id", "domain", "source_id", "prompt", "chosen", "rejected", "flaw", "split"}``. The embedded
-world gives pairs for general chat and instruction following (:func:`world.preference_pairs`); the
-``gpu`` profile maps an HF preference set (HelpSteer-style) onto the same fields.
+world gives pairs for general chat and instruction following (:func:`world.preference_pairs`). A row of
+an HF source (its ``source`` names one) gives only the pair it carries: a HelpSteer3 row its human
+(chosen, rejected) (``world.general.source_pairs``), an SFT-only row (empty ``rejected``) or a row of
+another domain (no responses: IF prompts) none — the world's generators never run on real rows.
 
 A pair whose texts are identical (after stripping), or that lacks a text, is bad input: it would
 teach the reward model nothing and usually means a broken upstream join, so it raises an error
@@ -18,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from nemotron_cascade.data import world
+from nemotron_cascade.data.world.general import is_source_row, source_pairs
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,14 @@ def _split_of(source_id: str, validation_share: float, seed: int) -> str:
     return "validation" if u < validation_share else "train"
 
 
+def row_pairs(row: dict) -> list[dict]:
+    """The preference pairs of one task row: the world's for a world row, the row's own for a
+    source row (see the module docstring)."""
+    if is_source_row(row):
+        return source_pairs(row)
+    return world.preference_pairs(row)
+
+
 def build_pairs(rows: Iterable[Mapping], domains: Iterable[str], max_pairs_per_domain: int | None,
                 validation_share: float, seed: int) -> list[dict]:
     """Pairs from the task rows of ``domains``, at most ``max_pairs_per_domain`` each (a seeded
@@ -62,15 +73,20 @@ def build_pairs(rows: Iterable[Mapping], domains: Iterable[str], max_pairs_per_d
         raise ValueError(f"validation_share must be in (0, 1), got {validation_share}")
     wanted = set(domains)
     by_domain: dict[str, list[dict]] = {}
+    seen: Counter = Counter()
     for row in rows:
         if row["domain"] not in wanted:
             continue
-        for n, pair in enumerate(world.preference_pairs(dict(row))):
+        seen[row["domain"]] += 1
+        for n, pair in enumerate(row_pairs(dict(row))):
             by_domain.setdefault(row["domain"], []).append(
                 {"id": f"pref-{row['id']}-{n}", "domain": row["domain"], "source_id": row["id"], **pair})
     missing = sorted(wanted - set(by_domain))
     if missing:
-        raise ValueError(f"no preference pairs from domains {missing}: the prompts hold none of their rows")
+        why = "; ".join(f"{d}: {seen[d]} rows, none gives a pair (source rows give only the (chosen, rejected) "
+                        "they carry)" if seen[d] else f"{d}: the prompts hold none of its rows" for d in missing)
+        raise ValueError(f"no preference pairs from domains {missing} ({why}); set params preferences.domains "
+                         "to domains that give pairs")
     out = []
     for domain, pairs in sorted(by_domain.items()):
         if max_pairs_per_domain and len(pairs) > max_pairs_per_domain:

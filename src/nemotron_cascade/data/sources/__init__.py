@@ -1,9 +1,10 @@
 """The paper's public data sources, mapped onto our per-domain task schemas (``schemas.py``).
 
-One module per concern: :mod:`.fields` (reading columns, :class:`RowError`), the mappers of
-:mod:`.math`, :mod:`.code`, :mod:`.science`, :mod:`.swe`, :mod:`.tool_calling` and
-:mod:`.benchmarks`, and :mod:`.registry` (:class:`SourceSpec`, :data:`SOURCES`, :data:`BENCHMARKS`,
-:func:`map_rows`, :func:`load_source`); every public name is importable from this package.
+One module per concern: :mod:`.fields` (reading columns, :class:`RowError`, reference responses),
+the mappers of :mod:`.math`, :mod:`.code`, :mod:`.science`, :mod:`.general`,
+:mod:`.instruction_following`, :mod:`.swe`, :mod:`.tool_calling` and :mod:`.benchmarks`, and
+:mod:`.registry` (:class:`SourceSpec`, :data:`SOURCES`, :data:`BENCHMARKS`, :func:`map_rows`,
+:func:`load_source`); every public name is importable from this package.
 
 One mapper per source turns a raw row, exactly as ``datasets.load_dataset`` yields it, into the
 fields of a ``task.<domain>`` row; :func:`map_rows` adds ``id``/``domain``/``split``/``source`` and
@@ -28,7 +29,16 @@ llama_nemotron_science   nvidia/Llama-Nemotron-Post-Training-        science: ``
 swe_bench_train          princeton-nlp/SWE-bench (train)            swe: ``problem_statement``, ``patch``
 swe_smith                SWE-bench/SWE-smith (train)                 swe: ``problem_statement``, reversed ``patch``
 swe_fixer                internlm/SWE-Fixer-Train-110K (train)       swe: ``problem_statement``, ``patch``
+swe_rebench              nebius/SWE-rebench (test: the whole set)    swe: ``problem_statement``, ``patch``
 xlam_function_calling    Salesforce/xlam-function-calling-60k        tool_calling: ``query``, ``tools``, ``answers``
+llama_nemotron_chat      nvidia/Llama-Nemotron-Post-Training-        general (SFT, RLHF prompts): ``input``,
+                         Dataset (SFT / chat)                        ``output``, ``category``
+llama_nemotron_safety    nvidia/Llama-Nemotron-Post-Training-        general (SFT): ``input``, ``output``,
+                         Dataset (SFT / safety)                      ``category``
+helpsteer3               nvidia/HelpSteer3 (preference / train)      general (reward-model pairs): ``context``,
+                                                                     ``response1/2``, ``overall_preference``
+if_multi_constraints     allenai/IF_multi_constraints_upto5 (train)  instruction_following (IF-RL): ``messages``,
+                                                                     ``ground_truth``
 =======================  ==========================================  =========================================
 
 Benchmarks (:data:`BENCHMARKS`, decontamination reads their ``text_fields``; their mappers make
@@ -36,6 +46,19 @@ Benchmarks (:data:`BENCHMARKS`, decontamination reads their ``text_fields``; the
 (code_generation_lite), IFEval, SWE-bench Verified.
 
 Decisions worth knowing:
+
+* **Reference responses**: a training source that carries a response gives it as
+  ``reference_responses`` — ``{"thinking": <think> trace then answer}`` and/or ``{"plain": answer}``
+  in the project's chat format, non-empty strings only (:func:`references`); the ``dataset``
+  teacher reads exactly this field. Only the mode the source wrote is given (an R1 trace is never
+  cut to a ``plain`` answer). Sources without a response (SWE, the IF prompts, benchmarks) have no
+  such field.
+* **General** rows hold one user prompt: multi-turn conversations are rejected. HelpSteer3 rows
+  carry their pair (``chosen`` / ``rejected`` by the sign of ``overall_preference``; ties rejected)
+  and always land in ``sft``, where the reward model's pairs are read; Llama-Nemotron rows carry
+  ``chosen`` (the response) and an empty ``rejected``.
+* **Instruction following** trains on ``if_multi_constraints`` (IFEval stays the ``bench``
+  benchmark): a row whose constraint the project's verifier does not check is rejected, naming it.
 
 * **Code** tasks keep only stdin/stdout problems (our verifier runs programs on stdin): a TACO/APPS
   ``input_output`` with ``fn_name`` (call-based, LeetCode/Codewars style) is rejected with that reason,
@@ -65,7 +88,13 @@ from __future__ import annotations
 
 from nemotron_cascade.data.sources.benchmarks import map_aime, map_gpqa, map_ifeval, map_livecodebench, map_math500
 from nemotron_cascade.data.sources.code import map_apps, map_open_code_reasoning, map_taco, parse_io_tests
-from nemotron_cascade.data.sources.fields import LETTERS, RowError, boxed_answer, clean_answer
+from nemotron_cascade.data.sources.fields import LETTERS, RowError, boxed_answer, clean_answer, references
+from nemotron_cascade.data.sources.general import (
+    map_helpsteer3_preference,
+    map_llama_nemotron_chat,
+    map_llama_nemotron_safety,
+)
+from nemotron_cascade.data.sources.instruction_following import map_if_multi_constraints
 from nemotron_cascade.data.sources.math import map_acemath_instruct, map_numina_math_cot, map_open_math_reasoning
 from nemotron_cascade.data.sources.registry import (
                                                     BENCHMARKS,
@@ -94,9 +123,10 @@ from nemotron_cascade.data.sources.tool_calling import map_xlam_function_calling
 __all__ = [
     "BENCHMARKS", "DEV_NULL", "LETTERS", "SOURCES", "RowError", "SourceSpec", "benchmark_texts", "boxed_answer",
     "check_real_swe_task", "clean_answer", "get_spec", "iter_raw_rows", "load_benchmark_texts", "load_source",
-    "map_acemath_instruct", "map_aime", "map_apps", "map_gpqa", "map_ifeval", "map_livecodebench",
+    "map_acemath_instruct", "map_aime", "map_apps", "map_gpqa", "map_helpsteer3_preference", "map_if_multi_constraints",
+    "map_ifeval", "map_livecodebench", "map_llama_nemotron_chat", "map_llama_nemotron_safety",
     "map_llama_nemotron_science", "map_math500", "map_numina_math_cot", "map_open_code_reasoning",
     "map_open_math_reasoning", "map_rows", "map_s1k", "map_swe_bench", "map_swe_fixer", "map_swe_smith",
-    "map_taco", "map_xlam_function_calling", "parse_choices", "parse_io_tests", "patch_files", "reverse_patch",
-    "stable_hash",
+    "map_taco", "map_xlam_function_calling", "parse_choices", "parse_io_tests", "patch_files", "references",
+    "reverse_patch", "stable_hash",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nemotron_cascade.data.sources.fields import RowError, json_of, text_of
+from nemotron_cascade.data.sources.fields import RowError, json_of, references, text_of, with_references
 
 
 def stdio_text(value: Any, name: str, what: str, i: int) -> str:
@@ -46,13 +46,21 @@ def _first_solution(raw: Mapping) -> str | None:
     return solutions[0] if isinstance(solutions, list) and solutions and isinstance(solutions[0], str) else None
 
 
+def code_block(program: str) -> str:
+    """A program as the project's code answer writes it (a fenced ``python`` block)."""
+    return f"```python\n{program.rstrip()}\n```"
+
+
 def _code_task(raw: Mapping, origin: Any) -> dict:
+    """A stdin/stdout task; its first reference solution, if any, as ``solution`` and as the
+    ``plain`` reference response (the program in a code block: a human solution has no trace)."""
     tests = parse_io_tests(raw)
     task = {"prompt": text_of(raw, "question"), "tests": tests, "verifiable": True,
             "difficulty": raw.get("difficulty"), "origin": origin}
     solution = _first_solution(raw)
-    if solution:
+    if solution and solution.strip():
         task["solution"] = solution
+        task = with_references(task, {"plain": code_block(solution)})
     return task
 
 
@@ -85,6 +93,7 @@ def map_open_code_reasoning(raw: Mapping) -> dict:
     ``difficulty``, ``solution`` (the response's code); ``split_1`` adds ``index`` and has ``"-"`` as
     ``input`` ("an index to retrieve the input question from APPS/TACO"): such rows are rejected
     until joined. No tests: ``tests: []``, ``verifiable: False`` (SFT prompts only).
+    ``reference_responses``: ``output`` (R1's ``<think>`` trace then the code) as ``thinking``.
     """
     prompt = text_of(raw, "input")
     if prompt.strip() == "-":
@@ -94,4 +103,4 @@ def map_open_code_reasoning(raw: Mapping) -> dict:
     task = {"prompt": prompt, "tests": [], "verifiable": False, "difficulty": raw.get("difficulty"), "origin": origin}
     if isinstance(raw.get("solution"), str) and raw["solution"].strip():
         task["solution"] = raw["solution"]
-    return task
+    return with_references(task, references(raw.get("output")))

@@ -1,5 +1,5 @@
 """Reading a raw row's columns: every problem names its column (:class:`RowError`), and the answer
-helpers the mappers share."""
+and reference-response helpers the mappers share."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from nemotron_cascade import chat
 from nemotron_cascade.rewards.answers import final_answer, last_boxed
 
 LETTERS = "ABCDEFGHIJ"
@@ -93,3 +94,26 @@ def boxed_answer(text: str, name: str) -> str:
     if not boxed or not boxed.strip():
         raise RowError(name, "no \\boxed{} answer")
     return boxed.strip()
+
+
+def references(response: str | None) -> dict[str, str]:
+    """A source's own response in the project's chat format, by mode: ``{"thinking": <think> block
+    then the answer}`` when the response holds a closed, non-empty reasoning trace, ``{"plain": the
+    answer}`` when it holds none (or an empty one), ``{}`` when there is no usable answer (an
+    unclosed ``<think>``, an empty text). This is the ``reference_responses`` contract the
+    ``dataset`` teacher reads: keys ``thinking`` / ``plain``, non-empty strings only."""
+    if not isinstance(response, str) or not response.strip():
+        return {}
+    parsed = chat.split_response(response)
+    if not parsed.answer:
+        return {}
+    if parsed.status == "thinking" and parsed.thinking:
+        return {"thinking": chat.thinking_response(parsed.thinking, parsed.answer)}
+    return {"plain": parsed.answer}
+
+
+def with_references(task: dict, refs: dict[str, str]) -> dict:
+    """``task`` with ``reference_responses`` when ``refs`` holds one (the field is left out when the
+    source gave no usable response)."""
+    refs = {k: v for k, v in refs.items() if isinstance(v, str) and v.strip()}
+    return {**task, "reference_responses": refs} if refs else task

@@ -14,6 +14,12 @@ from nemotron_cascade.data.schemas import validate_row
 from nemotron_cascade.data.sources.benchmarks import map_aime, map_gpqa, map_ifeval, map_livecodebench, map_math500
 from nemotron_cascade.data.sources.code import map_apps, map_open_code_reasoning, map_taco
 from nemotron_cascade.data.sources.fields import RowError
+from nemotron_cascade.data.sources.general import (
+    map_helpsteer3_preference,
+    map_llama_nemotron_chat,
+    map_llama_nemotron_safety,
+)
+from nemotron_cascade.data.sources.instruction_following import map_if_multi_constraints
 from nemotron_cascade.data.sources.math import map_acemath_instruct, map_numina_math_cot, map_open_math_reasoning
 from nemotron_cascade.data.sources.science import map_llama_nemotron_science, map_s1k
 from nemotron_cascade.data.sources.swe import check_real_swe_task, map_swe_bench, map_swe_fixer, map_swe_smith
@@ -31,7 +37,8 @@ class SourceSpec:
     ``rl_ok``: whether rows may go to the ``rl`` split (not without tests). ``text_fields``:
     benchmark columns that decontamination compares against. ``check``: what a mapped task must
     hold beyond its ``task.<domain>`` schema (why it does not, or None), e.g. a real SWE row's
-    repository and commit.
+    repository and commit. ``rl_ok`` is also False for preference pairs (HelpSteer3): the reward
+    model reads its pairs from the ``sft`` split.
     """
 
     name: str
@@ -68,6 +75,17 @@ SOURCES: dict[str, SourceSpec] = {s.name: s for s in [
                check=check_real_swe_task),
     SourceSpec("swe_fixer", "internlm/SWE-Fixer-Train-110K", None, "train", "swe", map_swe_fixer,
                id_column="instance_id", check=check_real_swe_task),
+    # the card's split "test" is the whole set (21k tasks); "filtered" the subset with Docker images
+    SourceSpec("swe_rebench", "nebius/SWE-rebench", None, "test", "swe", map_swe_bench, id_column="instance_id",
+               check=check_real_swe_task),
+    SourceSpec("llama_nemotron_chat", "nvidia/Llama-Nemotron-Post-Training-Dataset", "SFT", "chat", "general",
+               map_llama_nemotron_chat),
+    SourceSpec("llama_nemotron_safety", "nvidia/Llama-Nemotron-Post-Training-Dataset", "SFT", "safety", "general",
+               map_llama_nemotron_safety),
+    SourceSpec("helpsteer3", "nvidia/HelpSteer3", "preference", "train", "general", map_helpsteer3_preference,
+               rl_ok=False),
+    SourceSpec("if_multi_constraints", "allenai/IF_multi_constraints_upto5", None, "train", "instruction_following",
+               map_if_multi_constraints, id_column="key"),
     SourceSpec("xlam_function_calling", "Salesforce/xlam-function-calling-60k", None, "train", "tool_calling",
                map_xlam_function_calling, id_column="id"),
 ]}

@@ -6,15 +6,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from nemotron_cascade import chat
 from nemotron_cascade.data.sources.fields import (
     LETTERS,
     RowError,
     boxed_answer,
     clean_answer,
     messages_of,
+    references,
     text_of,
-    turn_of,
     value_of,
+    with_references,
 )
 from nemotron_cascade.rewards.answers import last_boxed
 from nemotron_cascade.rewards.science import choice_letter, extract_choice
@@ -58,7 +60,8 @@ def map_s1k(raw: Mapping) -> dict:
     solution), ``question``, ``cot_type``, ``source_type`` (e.g. ``Idavidrein/gpqa``), ``metadata``,
     ``cot``, ``thinking_trajectories``, ``attempt``. Multiple choice when the question lists options
     and ``solution`` names a letter; else free-form: the solution's ``\\boxed{}``, or the solution
-    itself when it is short (a bare value).
+    itself when it is short (a bare value). ``reference_responses``: the ``thinking_trajectories``
+    (joined) as the trace and ``attempt`` as the answer (``thinking``; ``plain`` without a trace).
     """
     prompt, solution = text_of(raw, "question"), text_of(raw, "solution")
 
@@ -72,23 +75,61 @@ def map_s1k(raw: Mapping) -> dict:
 
     letter = choice_letter(solution.strip()) or extract_choice(solution)
     task = _science_task(prompt, parse_choices(prompt), letter, free, "solution")
-    return {**task, "subject": raw.get("cot_type"), "origin": raw.get("source_type")}
+    return with_references({**task, "subject": raw.get("cot_type"), "origin": raw.get("source_type")},
+                           _s1k_references(raw))
 
 
-def _nemotron_prompt(raw: Mapping) -> str:
-    """The last user turn of ``input``: a list of messages (v1.1), or text in the Llama-3 chat
-    template (v1) from which the user turn is cut."""
+def _s1k_references(raw: Mapping) -> dict[str, str]:
+    """s1K's own response: Gemini's ``thinking_trajectories`` (a list of strings) and its ``attempt``."""
+    attempt = raw.get("attempt")
+    if not isinstance(attempt, str) or not attempt.strip():
+        return {}
+    trajectories = raw.get("thinking_trajectories")
+    parts = [t.strip() for t in trajectories if isinstance(t, str) and t.strip()] \
+        if isinstance(trajectories, list) else []
+    if not parts:
+        return {"plain": attempt.strip()}
+    return {"thinking": chat.thinking_response("\n\n".join(parts), attempt.strip())}
+
+
+_HEADER, _HEADER_END, _EOT = "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"
+
+
+def nemotron_turns(raw: Mapping) -> list[dict]:
+    """The conversation of Llama-Nemotron's ``input``: a list of messages (v1.1), or text in the
+    Llama-3 chat template (v1), cut at its headers into ``{role, content}`` turns (a text without
+    headers is one user turn). Empty turns are dropped."""
     value = value_of(raw, "input")
     if isinstance(value, list):
-        return turn_of(messages_of(raw, "input"), "user", "input", last=True)
-    if not isinstance(value, str):
+        turns = messages_of(raw, "input")
+    elif isinstance(value, str):
+        if _HEADER in value:
+            turns = []
+            for segment in value.split(_HEADER)[1:]:
+                role, _, content = segment.partition(_HEADER_END)
+                turns.append({"role": role.strip(), "content": content.split(_EOT, 1)[0]})
+        else:
+            turns = [{"role": "user", "content": value}]
+    else:
         raise RowError("input", f"expected messages or text, got {type(value).__name__}")
-    header = "<|start_header_id|>user<|end_header_id|>"
-    if header in value:
-        value = value.rsplit(header, 1)[1].split("<|eot_id|>", 1)[0]
-    if not value.strip():
-        raise RowError("input", "empty")
-    return value.strip()
+    return [{"role": t.get("role"), "content": t["content"].strip()} for t in turns if t["content"].strip()]
+
+
+def nemotron_prompt(raw: Mapping) -> str:
+    """The last user turn of ``input`` (see :func:`nemotron_turns`)."""
+    users = [t["content"] for t in nemotron_turns(raw) if t["role"] == "user"]
+    if not users:
+        raise RowError("input", "no non-empty 'user' message")
+    return users[-1]
+
+
+def nemotron_output(raw: Mapping) -> str:
+    """``output`` without the ``<|eot_id|>`` that v1 rows (Llama-3 template) end with."""
+    output = text_of(raw, "output").strip()
+    output = output[:-len(_EOT)].rstrip() if output.endswith(_EOT) else output
+    if not output:
+        raise RowError("output", "empty")
+    return output
 
 
 def map_llama_nemotron_science(raw: Mapping) -> dict:
@@ -99,8 +140,11 @@ def map_llama_nemotron_science(raw: Mapping) -> dict:
     ``license``, ``reasoning``, ``generator``, ``used_in_training``, ``version``,
     ``system_prompt``. The answer is the letter the response commits to (``\\boxed{B}`` or "The answer
     is (B)") for lettered questions, else the response's ``\\boxed{}`` (a teacher answer).
+    ``reference_responses``: ``output``, ``thinking`` when it holds a ``<think>`` trace (``reasoning``
+    on), else ``plain``.
     """
-    prompt, output = _nemotron_prompt(raw), text_of(raw, "output")
+    prompt, output = nemotron_prompt(raw), nemotron_output(raw)
     task = _science_task(prompt, parse_choices(prompt), extract_choice(output),
                          lambda: boxed_answer(output, "output"), "output")
-    return {**task, "reasoning": raw.get("reasoning"), "origin": raw.get("generator")}
+    return with_references({**task, "reasoning": raw.get("reasoning"), "origin": raw.get("generator")},
+                           references(output))

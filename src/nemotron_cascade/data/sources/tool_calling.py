@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nemotron_cascade.data.sources.fields import RowError, json_of, text_of
+from nemotron_cascade import chat
+from nemotron_cascade.data.sources.fields import RowError, json_of, text_of, with_references
 
 
 def map_xlam_function_calling(raw: Mapping) -> dict:
@@ -13,7 +14,8 @@ def map_xlam_function_calling(raw: Mapping) -> dict:
     Columns from the dataset card ("JSON Data Format for Query and Answers"): ``id``, ``query``,
     ``tools`` (JSON text: list of ``{name, description, parameters}``, each parameter
     ``{type, description[, default]}``), ``answers`` (JSON text: list of ``{name, arguments}``).
-    Tools keep xLAM's shape; every expected call must name a declared tool.
+    Tools keep xLAM's shape; every expected call must name a declared tool. ``reference_responses``:
+    the ``answers`` as the project's ``<tool_call>`` blocks, one per call (``plain``: no trace).
     """
     prompt = text_of(raw, "query")
     tools, calls = json_of(raw, "tools"), json_of(raw, "answers")
@@ -30,4 +32,5 @@ def map_xlam_function_calling(raw: Mapping) -> dict:
         if call["name"] not in declared:
             raise RowError("answers", f"call {i} names undeclared tool {call['name']!r}")
         expected.append({"name": call["name"], "arguments": call["arguments"]})
-    return {"prompt": prompt, "tools": tools, "expected_calls": expected}
+    reply = "\n".join(chat.format_tool_call(c["name"], c["arguments"]) for c in expected)
+    return with_references({"prompt": prompt, "tools": tools, "expected_calls": expected}, {"plain": reply})

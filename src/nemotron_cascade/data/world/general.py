@@ -88,10 +88,33 @@ def respond(row: dict, thinking: bool, style: TeacherStyle) -> str:
     return chat.thinking_response(trace, answer) if thinking else answer
 
 
+def is_source_row(row: dict) -> bool:
+    """Whether ``row`` came from a registered data source (an HF dataset: its ``source`` names it)
+    rather than from this world (world rows carry no ``source``)."""
+    from nemotron_cascade.data.sources.registry import BENCHMARKS, SOURCES
+
+    source = row.get("source")
+    return isinstance(source, str) and (source in SOURCES or source in BENCHMARKS)
+
+
+def source_pairs(row: dict) -> list[dict]:
+    """A source row's own pair: its (``chosen``, ``rejected``) when both are non-empty (a human
+    preference, e.g. HelpSteer3), none otherwise (an SFT-only row has nothing to prefer to)."""
+    chosen, rejected = row.get("chosen"), row.get("rejected")
+    if not (isinstance(chosen, str) and chosen.strip() and isinstance(rejected, str) and rejected.strip()):
+        return []
+    strength = row.get("preference_strength")
+    flaw = f"human preference of {row['source']}" + (f" (strength {strength} of 3)" if strength else "")
+    return [{"prompt": row["prompt"], "chosen": chosen, "rejected": rejected, "flaw": flaw}]
+
+
 def pairs(row: dict, world_seed: int = 0) -> list[dict]:
     """One pair per flaw: the rejected answer is repetitive, wrong in one detail, verbose or
     evasive (real qualities, not length alone — verbose and repetitive ones are longer, evasive
-    ones shorter, wrong ones the same length)."""
+    ones shorter, wrong ones the same length). A row of a data source gives its own pair instead
+    (:func:`source_pairs`)."""
+    if is_source_row(row):
+        return source_pairs(row)
     chosen_facts = [f.strip() + "." for f in row["chosen"].split(".") if f.strip()]
     r = random.Random(f"pairs|{row['id']}")
     return [{"prompt": row["prompt"], "chosen": row["chosen"], "rejected": text, "flaw": flaw}
