@@ -5,7 +5,8 @@ words capitalised or followed by punctuation); every 20th row is replaced by a p
 earlier original row, cycling over three edits: format noise only (case, punctuation, spacing:
 Jaccard 1 after normalisation), one word changed (≈ 0.97) and a 10-word sentence appended (≈ 0.97).
 Three arms remove near duplicates with the same parameters (the base profile's: Jaccard 0.9, 128
-permutations, 5-word shingles, seed 1) in this process, one after the other:
+permutations, 5-word shingles, seed 1) in this process, interleaved over ``--repeats`` rounds (the
+best time of each is kept, so that load on a shared machine hits the arms alike):
 
 1. ``before``: the previous ``data.dedup`` (copied below: ``MinHash.bulk`` with datasketch's
    default ``sha1_hash32``, each gram joined and encoded in Python, distinct grams as a set);
@@ -17,7 +18,7 @@ pairs per edit, its flags on rows nothing was planted in, and how many rows' fla
 ``before`` (MinHash estimates differ between hashes, so a pair near the threshold may differ; the
 planted pairs are far above it). Corpus generation is not timed.
 
-    nice .venv/bin/python benchmarks/bench_dedup.py [--rows 100000] [--repeats 1]
+    nice .venv/bin/python benchmarks/bench_dedup.py [--rows 100000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -131,18 +132,20 @@ ARMS = [
 ]
 
 
-def run_arm(fn, corpus: list[str], repeats: int) -> tuple[float, list[int | None]]:
-    """The best of ``repeats`` timings of ``fn(corpus)`` and its flags (identical on every repeat)."""
-    best, flags = float("inf"), None
+def run_arms(corpus: list[str], repeats: int) -> list[tuple[str, float, list[int | None]]]:
+    """Each arm's best time over ``repeats`` rounds (the arms interleaved, so that load on a shared
+    machine hits them alike) and its flags (which must be the same in every round)."""
+    best, flags = [float("inf")] * len(ARMS), [None] * len(ARMS)
     for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        out = fn(corpus)
-        best = min(best, time.perf_counter() - start)
-        if flags is not None and out != flags:
-            raise RuntimeError("flags differ between repeats: not deterministic")
-        flags = out
-    return best, flags
+        for a, (name, fn) in enumerate(ARMS):
+            gc.collect()
+            start = time.perf_counter()
+            out = fn(corpus)
+            best[a] = min(best[a], time.perf_counter() - start)
+            if flags[a] is not None and out != flags[a]:
+                raise RuntimeError(f"{name}: flags differ between rounds (not deterministic)")
+            flags[a] = out
+    return [(name, t, f) for (name, _), t, f in zip(ARMS, best, flags)]
 
 
 def score(flags: list[int | None], planted: dict[int, tuple[int, str]]) -> tuple[dict[str, str], int]:
@@ -170,7 +173,8 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=1, help="time each arm this many times, keep the best")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of the arms, interleaved; the best time of each is kept")
     args = parser.parse_args()
     corpus, planted = make_corpus(args.rows)
     words = sum(len(t.split()) for t in corpus)
@@ -178,7 +182,7 @@ def main() -> None:
           f"copies; threshold {CONFIG.threshold}, {CONFIG.num_perm} permutations, {CONFIG.shingle}-word shingles")
     for _, fn in ARMS:  # warm-up (imports, allocator) outside the timings
         fn(corpus[:2000])
-    results = [(name, *run_arm(fn, corpus, args.repeats)) for name, fn in ARMS]
+    results = run_arms(corpus, args.repeats)
     t_before, before = results[0][1], results[0][2]
     print("\n| arm | seconds | rows/s | M words/s | speed-up | planted found: "
           + " / ".join(EDITS) + " | other rows flagged | rows differing from before |")
