@@ -138,3 +138,33 @@ def test_k_responses_become_samples_with_distinct_ids():
     assert len(set(ids)) == len(ids) == 3 * len(sft.teacher_requests(ROWS, 0.5, 0.3, 0))
     assert ids[0].endswith("-0") and ids[1].endswith("-1") and ids[2].endswith("-2")
     assert {s["messages"][-1]["content"][-2:] for s in samples[:3]} == {"#0", "#1", "#2"}
+
+
+def test_a_dataset_teachers_fallback_is_cached_and_resumed_and_its_references_never_are(tmp_path):
+    """The node's path (cache_path from the teacher's identity, then generate_responses): the rows'
+    own responses are answered at once and never written; the fallback's answers are cached as any
+    model teacher's, survive its failure, and a rerun asks only for the rest."""
+    from nemotron_cascade.generation.dataset_teacher import DatasetTeacher
+
+    refs = {i: f"reference {i}" for i in range(0, len(ROWS), 2)}  # every other row carries its source's answer
+    rows = [{**r, "source": "fixture", "reference_responses": {"plain": refs[i]}} if i in refs else
+            {**r, "source": "fixture"} for i, r in enumerate(ROWS)]
+    modes = [False] * len(rows)
+    failing = DatasetTeacher(fallback=CountingTeacher(fail_after=2))
+    path = cache_path(tmp_path, "dataset", failing.identity, 2)
+    assert failing.cacheable and path.name.startswith("dataset-k2-")
+    with pytest.raises(TeacherGenerationError, match=r"2 of 5 finished requests are kept"):  # 5 need the model
+        generate_responses(rows, modes, failing, 2, path, batch_size=2)
+    assert len(_lines(path)) == 2 and not {line["id"] for line in _lines(path)} & {rows[i]["id"] for i in refs}
+
+    model = CountingTeacher()
+    teacher = DatasetTeacher(fallback=model, skip_missing=True)  # its own options: the same cache
+    assert cache_path(tmp_path, "dataset", teacher.identity, 2) == path
+    got = generate_responses(rows, modes, teacher, 2, path, batch_size=2)
+    assert model.requests == 3  # only the rest of the model's requests
+    expected = CountingTeacher().respond(rows, modes, 2)
+    assert got == [[refs[i]] if i in refs else expected[i] for i in range(len(rows))]
+    assert len(_lines(path)) == 5  # the model's answers only
+    another = CountingTeacher()
+    another.identity = {"model": "another"}
+    assert cache_path(tmp_path, "dataset", DatasetTeacher(fallback=another).identity, 2) != path  # another model

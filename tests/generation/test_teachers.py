@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import socket
 import subprocess
 import sys
@@ -10,12 +12,15 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from nemotron_cascade.data import world
+from nemotron_cascade.data.teacher import cache_path, generate_responses, load_cache
 from nemotron_cascade.generation import serve
-from nemotron_cascade.generation.teachers import TeacherServerError, make_teacher
+from nemotron_cascade.generation.oracle import NotAWorldRowError, is_world_row
+from nemotron_cascade.generation.teachers import TeacherServerError, make_teacher, teacher_from_config
 
 ROWS = [world.generate_tasks(d, "sft", 1, 0)[0] for d in ("math", "code", "general", "instruction_following")]
 MODES = [True, False, True, False]
@@ -47,11 +52,11 @@ def server(model_dir):
 
 
 class FakeServer:
-    """A scripted OpenAI-style server: answers ``statuses`` in turn (then 200), records every call
-    and the most requests it ever had in flight at once."""
+    """A scripted OpenAI-style server: answers ``statuses`` in turn (then 200, or ``reply(body)``),
+    records every call and the most requests it ever had in flight at once."""
 
-    def __init__(self, statuses=(), delay_s: float = 0.0, message: str = "scripted failure"):
-        self.statuses, self.delay_s, self.message = list(statuses), delay_s, message
+    def __init__(self, statuses=(), delay_s: float = 0.0, message: str = "scripted failure", reply=None):
+        self.statuses, self.delay_s, self.message, self.reply = list(statuses), delay_s, message, reply
         self.calls: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -71,7 +76,9 @@ class FakeServer:
                 payload = {"choices": [{"index": j, "text": f"{body['prompt'][-12:]}#{j}", "finish_reason": "stop"}
                                        for j in range(body["n"])]} if status == 200 else \
                     {"error": {"message": fake.message, "type": "invalid_request_error"}}
-                data = json.dumps(payload).encode()
+                if status == 200 and fake.reply is not None:  # a scripted 200 reply: a dict or raw bytes
+                    payload = fake.reply(body)
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -218,3 +225,153 @@ def test_serve_module_runs_as_a_command(model_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# -- the openai backend: stop sequence, malformed replies, cut answers -------------------------------
+
+@pytest.mark.parametrize("options, sent", [
+    ({}, ["<|im_end|>"]),                       # default: the chat template's end of turn (chat.IM_END)
+    ({"stop": ["</s>", "<|im_end|>"]}, ["</s>", "<|im_end|>"]),  # configurable
+    ({"stop": "<|im_end|>"}, ["<|im_end|>"]),   # one string is a list of one
+    ({"stop": None}, None),                     # none: nothing sent, the server's own rule
+])
+def test_requests_stop_at_the_end_of_turn(fake, options, sent):
+    server = fake()
+    teacher = _openai(server.url, **options)
+    teacher.respond(ROWS[:1], MODES[:1], 1)
+    assert server.calls[0]["body"].get("stop") == sent
+    assert teacher.identity.get("stop") == sent  # it decides the answers: part of the cache key
+
+
+def _choice(text="ok", **extra):
+    return {"index": 0, "text": text, "finish_reason": "stop", **extra}
+
+
+# a 200 reply the project's check rejects -> what the error says about it
+MALFORMED = {
+    "empty choices": ({"choices": []}, r"0 choices for n=1"),
+    "missing text": ({"choices": [{"index": 0, "finish_reason": "stop"}]}, r"'choices' is not a list of"),
+    "text not a string": ({"choices": [_choice(text=None)]}, r"'choices' is not a list of"),
+    "wrong n": ({"choices": [_choice(), {**_choice(), "index": 1}]}, r"2 choices for n=1"),
+    "no choices key": ({"object": "text_completion"}, r"unexpected reply: KeyError: 'choices'"),
+    "not JSON": (b"<html>502 Bad Gateway</html>", r"reply is not JSON .*502 Bad Gateway"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_reply_is_retried_then_rejected_naming_the_request(fake, case):
+    reply, reason = MALFORMED[case]
+    server = fake(reply=lambda body: reply)
+    with pytest.raises(TeacherServerError) as e:
+        _openai(server.url, max_retries=1).respond(ROWS[:1], [True], 1)
+    message = str(e.value)
+    assert f"request {ROWS[0]['id']} (thinking): POST {server.url}/completions failed after 2 attempts" in message
+    assert re.search(f"last error: .*{reason}", message), message
+    assert len(server.calls) == 2  # retried once (max_retries=1), no more
+
+
+def test_answers_cut_by_max_tokens_are_kept_and_counted(fake, caplog):
+    server = fake(reply=lambda body: {"choices": [_choice("half an ans", finish_reason="length"),
+                                                  {**_choice("whole"), "index": 1}]})
+    with caplog.at_level(logging.WARNING, logger="nemotron_cascade.generation.teachers"):
+        got = _openai(server.url).respond(ROWS[:1], [True], 2)
+    assert got == [["half an ans", "whole"]]
+    assert "1 of 2 responses hit max_tokens=8 (cut short)" in caplog.text
+
+
+def test_the_server_url_can_come_from_an_environment_variable(fake, monkeypatch):
+    server = fake()
+    monkeypatch.setenv("NC_TEST_TEACHER_URL", server.url)
+    teacher = make_teacher("openai", base_url=None, base_url_env="NC_TEST_TEACHER_URL", model="tiny")
+    assert teacher.respond(ROWS[:1], MODES[:1], 1) and len(server.calls) == 1
+    assert teacher.identity["base_url"] == server.url  # the cache follows the server actually asked
+    monkeypatch.delenv("NC_TEST_TEACHER_URL")
+    with pytest.raises(ValueError, match=r"\$NC_TEST_TEACHER_URL is not set and base_url is empty"):
+        make_teacher("openai", base_url_env="NC_TEST_TEACHER_URL", model="tiny")
+
+
+def test_the_local_server_cuts_at_a_stop_string(server):
+    """serve.py honours ``stop`` as OpenAI and vLLM do: the text ends before the first stop string."""
+    prompt = world.render_prompt(ROWS[0], False)
+
+    def complete(**extra):
+        body = json.dumps({"model": "tiny", "prompt": prompt, "max_tokens": 8, "temperature": 0, **extra}).encode()
+        request = urllib.request.Request(server.url + "/completions", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.load(r)["choices"][0]
+
+    full = complete()["text"]
+    assert len(full) >= 3, full
+    stop = full[1:3]
+    cut = complete(stop=[stop, "<|im_end|>"])
+    assert cut["text"] == full[:full.find(stop)] and cut["finish_reason"] == "stop"
+
+
+# -- the oracle refuses real rows --------------------------------------------------------------------
+
+REAL = {"id": "acemath_instruct-0123456789ab", "domain": "math", "split": "sft", "source": "acemath_instruct",
+        "prompt": "What is 2 + 2?", "answer": "4"}
+
+
+@pytest.mark.parametrize("row, world_row, says", [
+    (ROWS[0], True, None),                                   # a world task: answered
+    (REAL, False, "is not a task of the embedded world"),     # a real source's row (stamped by map_rows)
+    ({**REAL, "source": "world"}, False, "lacks the field 'steps'"),  # world-looking, without the world's fields
+    ({**ROWS[0], "domain": "chemistry"}, False, "is not a task of the embedded world"),  # a domain the world lacks
+])
+def test_the_oracle_refuses_a_row_that_is_not_a_world_task(row, world_row, says):
+    oracle = make_teacher("oracle")
+    assert is_world_row(row) == (world_row or says == "lacks the field 'steps'")
+    if says is None:
+        assert oracle.respond([row], [True], 1) == [[world.oracle_response(row, True)]]
+        return
+    with pytest.raises(NotAWorldRowError) as e:
+        oracle.respond([ROWS[1], row], [True, True], 1)
+    message = str(e.value)
+    assert says in message and repr(row["id"]) in message and f"source {row.get('source', 'world')}" in message
+    assert "set teacher.backend" in message and "`dataset`" in message
+
+
+def test_the_oracle_refuses_every_real_source_row():
+    """The rows the mappers make from the source fixtures (the Hub cards' columns): all refused, the
+    error counting them."""
+    from nemotron_cascade.data.sources import SOURCES, map_rows
+
+    fixtures = Path(__file__).parents[1] / "data" / "fixtures" / "sources"
+    rows = []
+    for name in sorted(SOURCES):
+        path = fixtures / f"{name}.jsonl"
+        if path.exists():
+            rows += map_rows(name, [json.loads(line) for line in path.read_text().splitlines() if line.strip()])[0]
+    assert len({r["source"] for r in rows}) >= 10 and not any(is_world_row(r) for r in rows)
+    with pytest.raises(NotAWorldRowError, match=rf"\({len(rows) - 1} more such rows in this batch\)"):
+        make_teacher("oracle").respond(rows, [True] * len(rows), 1)
+
+
+# -- the dataset teacher with an openai fallback: references free, the fallback cached ---------------
+
+def _with_refs(row: dict, **refs) -> dict:
+    return {**row, "source": "fixture_source", "reference_responses": refs}
+
+
+def test_dataset_teacher_asks_the_openai_fallback_only_for_rows_without_a_reference_and_caches_it(fake, tmp_path):
+    server = fake()
+    thinking_ref = "<think>\nadd the tens\n</think>\n\nThe answer is 7."
+    rows = [_with_refs(ROWS[0], thinking=thinking_ref), _with_refs(ROWS[1], plain="print(1)"),
+            {**ROWS[2], "source": "fixture_source"}, {**ROWS[3], "source": "fixture_source"}]
+    modes = [True, False, True, False]
+    backends = {"dataset": {"fallback": "openai"},
+                "openai": {"base_url": server.url, "model": "tiny", "max_tokens": 8, "backoff_s": 0.01}}
+    teacher = teacher_from_config("dataset", backends)
+    path = cache_path(tmp_path, "dataset", teacher.identity, 2)
+    got = generate_responses(rows, modes, teacher, 2, path)
+    prompts = [world.render_prompt(r, m) for r, m in zip(rows, modes)]
+    assert got[:2] == [[thinking_ref], ["print(1)"]]  # the references, once each (k=2: see dataset_teacher)
+    assert got[2:] == [[f"{p[-12:]}#0", f"{p[-12:]}#1"] for p in prompts[2:]]  # the model's k answers
+    assert [c["body"]["prompt"] for c in server.calls] == prompts[2:]  # only the rows without a reference
+    assert sorted(r["id"] for r in map(json.loads, path.read_text().splitlines())) == sorted(
+        r["id"] for r in rows[2:])  # only the model's answers are cached
+    again = teacher_from_config("dataset", {**backends, "dataset": {"fallback": "openai", "skip_missing": True}})
+    assert cache_path(tmp_path, "dataset", again.identity, 2) == path  # its own options do not decide the model's
+    assert generate_responses(rows, modes, again, 2, path) == got and len(server.calls) == 2  # nothing asked again
+    assert len(load_cache(path, 2)) == 2

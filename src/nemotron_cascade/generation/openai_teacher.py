@@ -105,7 +105,7 @@ class OpenAITeacher(BatchTeacher):
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key_env: str | None = None,
                  max_tokens: int = 1024, temperature: float = 0.6, top_p: float = 0.95, timeout_s: float = 600.0,
                  max_retries: int = 5, backoff_s: float = 1.0, concurrency: int = 8, seed: int | None = None,
-                 stop: list[str] | tuple[str, ...] | None = (chat.IM_END,), base_url_env: str | None = None):
+                 stop: str | list[str] | tuple[str, ...] | None = (chat.IM_END,), base_url_env: str | None = None):
         if concurrency < 1 or max_retries < 0 or not model:
             raise ValueError(f"openai teacher: need a model, concurrency >= 1 and max_retries >= 0, "
                              f"got {model!r}, {concurrency} and {max_retries}")
@@ -116,8 +116,9 @@ class OpenAITeacher(BatchTeacher):
                               "(or openai==3.63.0)") from e
         url, key = _resolve(base_url, base_url_env, api_key_env)
         self.url = url + "/completions"
-        self.body = {"model": model, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
-                     "stop": list(stop or [])}
+        self.body = {"model": model, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
+        if stop:  # None or []: the server's own stop rule only
+            self.body["stop"] = [stop] if isinstance(stop, str) else list(stop)
         if seed is not None:
             self.body["seed"] = seed
         self.max_retries, self.backoff_s, self.concurrency = max_retries, backoff_s, concurrency
