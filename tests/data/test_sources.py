@@ -152,7 +152,8 @@ EXPECTED_FIELDS = [
                           "origin": "codeforces"}),
     ("ifeval", 0, {"instruction_id_list": ["punctuation:no_comma", "detectable_format:number_highlighted_sections",
                                            "length_constraints:number_words"],
-                   "kwargs": [{}, {"num_highlights": 3}, {"relation": "at least", "num_words": 300}]}),
+                   "kwargs": [{}, {"num_highlights": 3}, {"relation": "at least", "num_words": 300}],
+                   "task_text": rows_of("ifeval")[0]["prompt"]}),
     ("swe_bench_verified", 0, {"file": "astropy/modeling/separable.py", "split": "bench"}),
     # general: one user prompt, the response's final answer as `chosen`, no pair (empty `rejected`)
     ("llama_nemotron_chat", 0, {
@@ -179,7 +180,9 @@ EXPECTED_FIELDS = [
     ("if_multi_constraints", 0, {"instruction_id_list": ["change_case:english_lowercase", "keywords:existence"],
                                  "kwargs": [{}, {"keywords": ["evaporation", "clouds"]}],
                                  "origin": "ai2-adapt-dev/flan_v2_converted_16928",
-                                 "prompt": rows_of("if_multi_constraints")[0]["messages"][0]["content"]}),
+                                 "prompt": rows_of("if_multi_constraints")[0]["messages"][0]["content"],
+                                 # the prompt without the `constraint` text the source appended
+                                 "task_text": "Describe the purpose of the water cycle for a ten-year-old."}),
     ("if_multi_constraints", 1, {"instruction_id_list": ["length_constraints:number_words",
                                                          "detectable_content:postscript"],
                                  "kwargs": [{"num_words": 120, "relation": "less than"},
@@ -441,12 +444,32 @@ def test_a_planted_benchmark_9gram_in_a_new_source_is_removed_by_decontamination
     tasks = mapped(name, rl_share=0.5)[0]
     domain = tasks[0]["domain"]
     planted = {**tasks[0], "prompt": f"{tasks[0]['prompt']}\n{leak}"}
+    if "task_text" in planted:  # the request part of an IF prompt, which the leak is in too
+        planted["task_text"] = f"{planted['task_text']}\n{leak}"
     kept, removed, _, _ = curation.curate({domain: [planted, *tasks[1:]]}, params["item_fields"],
                                           int(params["decontamination"]["n"]), DedupConfig(**params["dedup"]), texts)
     assert [(r["id"], r["step"]) for r in removed] == [(planted["id"], "decontamination")]
     assert [t["id"] for t in kept] == [t["id"] for t in tasks[1:]]  # the clean rows all stay
     assert curation.curate({domain: tasks}, params["item_fields"], int(params["decontamination"]["n"]),
                            DedupConfig(**params["dedup"]), texts)[1] == []  # unplanted: nothing removed
+
+
+def test_if_training_rows_are_decontaminated_on_their_request_not_on_ifeval_template_sentences():
+    """IF-RLVR prompts carry IFEval's constraint templates, which IFEval's own prompts share: on
+    `prompt` the 9-gram rule removes them all; on `task_text` (the request without the appended
+    constraint) only a real copy of an IFEval request is removed."""
+    from nemotron_cascade.data import curation
+
+    official = ROOT / "tests/rewards/fixtures/ifeval_official/input_data.jsonl"
+    ifeval = [json.loads(line)["prompt"] for line in official.read_text(encoding="utf-8").splitlines() if line.strip()]
+    tasks = mapped("if_multi_constraints")[0]
+    on_prompt = curation.decontaminate(tasks, ifeval, {"default": ["prompt"]}, 9)[0]
+    assert on_prompt == [], "the template sentences alone share 9-grams with IFEval"
+    fields = {"instruction_following": ["task_text", "kwargs"]}
+    assert curation.decontaminate(tasks, ifeval, fields, 9)[0] == tasks
+    copied = {**tasks[1], "task_text": f"{tasks[1]['task_text']} {ifeval[7]}"}  # an IFEval request copied in
+    kept, removed = curation.decontaminate([tasks[0], copied], ifeval, fields, 9)
+    assert kept == [tasks[0]] and [r["id"] for r in removed] == [copied["id"]]
 
 
 # --------------------------------------------------------------------------------------------

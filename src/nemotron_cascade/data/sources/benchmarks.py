@@ -76,12 +76,15 @@ def map_livecodebench(raw: Mapping) -> dict:
 
 def map_ifeval(raw: Mapping) -> dict:
     """google/IFEval (``train``): ``key``, ``prompt``, ``instruction_id_list``, ``kwargs``. On the
-    Hub every kwargs object carries every argument name, unused ones null: nulls are dropped."""
+    Hub every kwargs object carries every argument name, unused ones null: nulls are dropped.
+    ``task_text`` is the whole prompt (IFEval's requests and constraints are one text), the field
+    the IF training rows are decontaminated on (:mod:`.instruction_following`)."""
     ids = value_of(raw, "instruction_id_list")
     kwargs = json_of(raw, "kwargs")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or not ids:
         raise RowError("instruction_id_list", "expected a non-empty list of instruction ids")
     if not isinstance(kwargs, list) or len(kwargs) != len(ids) or not all(isinstance(k, dict) for k in kwargs):
         raise RowError("kwargs", f"expected {len(ids)} objects, one per instruction")
-    return {"prompt": text_of(raw, "prompt"), "instruction_id_list": list(ids),
+    prompt = text_of(raw, "prompt")
+    return {"prompt": prompt, "task_text": prompt, "instruction_id_list": list(ids),
             "kwargs": [{k: v for k, v in kw.items() if v is not None} for kw in kwargs]}

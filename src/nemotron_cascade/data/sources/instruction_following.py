@@ -5,6 +5,14 @@ Its constraints are drawn from IFEval's 25 and IFBench-Train's 29; the project's
 (``rewards.ifeval``) checks IFEval's 25, so a row keeps only if every instruction id is one of them
 and its kwargs pass the verifier's own validation; otherwise it is rejected with the id (and the
 problem) in the reason, never trained on with a reward that cannot score it.
+
+Decontamination: the constraints are written into the prompt in IFEval's own template sentences
+("Your entire response should be in English, and in all lowercase letters. No capital letters are
+allowed."), which IFEval's prompts share: 14 of the 25 templates, appended to a neutral request,
+share a 9-word sequence with IFEval's 541 prompts. So a row also carries ``task_text``, the prompt
+without the ``constraint`` text the source appended (the prompt itself when that text is not found
+in it), for curation to compare (``curation.item_fields.instruction_following``): a copy of an
+IFEval request is still caught, a shared template sentence is not a leak.
 """
 
 from __future__ import annotations
@@ -69,6 +77,15 @@ def _check_supported(ids: list[str], kwargs: list[dict[str, Any]]) -> None:
             raise RowError("ground_truth", f"kwargs of {instruction_id!r} do not fit the verifier: {error}") from None
 
 
+def task_text(prompt: str, constraint: object) -> str:
+    """``prompt`` without the ``constraint`` text written into it (whitespace collapsed), or the
+    prompt itself when the constraint text is absent from it or is all there is."""
+    if not isinstance(constraint, str) or not constraint.strip() or constraint.strip() not in prompt:
+        return prompt
+    rest = " ".join(prompt.replace(constraint.strip(), " ", 1).split())
+    return rest or prompt
+
+
 def map_if_multi_constraints(raw: Mapping) -> dict:
     """allenai/IF_multi_constraints_upto5, split ``train`` (``data/train-*.parquet``).
 
@@ -78,9 +95,11 @@ def map_if_multi_constraints(raw: Mapping) -> dict:
     open-instruct's ``IFEvalVerifier``), ``dataset`` (``ifeval``), ``constraint_type``, ``constraint``
     (the constraints' text). Up to 5 constraints per prompt, from IFEval (25) and IFBench-Train (29):
     rows with an id or kwargs the project's verifier does not check are rejected. No response.
+    ``task_text``: the prompt without ``constraint`` (see the module docstring).
     """
     prompt = turn_of(messages_of(raw, "messages"), "user", "messages", last=True)
     ids, kwargs = _constraints(raw)
     _check_supported(ids, kwargs)
     origin = raw.get("key") if isinstance(raw.get("key"), str) else None
-    return {"prompt": prompt, "instruction_id_list": ids, "kwargs": kwargs, "origin": origin}
+    return {"prompt": prompt, "task_text": task_text(prompt, raw.get("constraint")), "instruction_id_list": ids,
+            "kwargs": kwargs, "origin": origin}
