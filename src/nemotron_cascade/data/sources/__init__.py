@@ -59,6 +59,8 @@ Decisions worth knowing:
   ``chosen`` (the response) and an empty ``rejected``.
 * **Instruction following** trains on ``if_multi_constraints`` (IFEval stays the ``bench``
   benchmark): a row whose constraint the project's verifier does not check is rejected, naming it.
+  IF rows also carry ``task_text`` (the request without the constraint sentences, which IFEval's
+  prompts share): decontaminate instruction following on ``[task_text, kwargs]``.
 
 * **Code** tasks keep only stdin/stdout problems (our verifier runs programs on stdin): a TACO/APPS
   ``input_output`` with ``fn_name`` (call-based, LeetCode/Codewars style) is rejected with that reason,
