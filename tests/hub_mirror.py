@@ -279,13 +279,14 @@ def _card(layout: RepoLayout, names: list[str], features: dict[str, list] | None
     return f"{front}# {layout.repo} (local copy)\n\nLayout after {layout.card}; rows from {sources}.\n"
 
 
-def write_repo(root: Path, layout: RepoLayout) -> Path:
-    """Write ``layout``'s repository under ``root/<org>/<name>`` and return that directory."""
+def write_repo(root: Path, layout: RepoLayout, rows: Mapping[str, list[dict]] | None = None) -> Path:
+    """Write ``layout``'s repository under ``root/<org>/<name>`` and return that directory (``rows``:
+    rows to write instead of a name's fixture, in the same columns)."""
     if layout.fmt not in FORMATS:
         raise ValueError(f"{layout.repo}: format {layout.fmt!r} not one of {FORMATS}")
     repo_dir = root / layout.repo
     names = [n for n in layout.files.values() if n]
-    rows_of = {n: fixture_rows(n) for n in names}
+    rows_of = {n: list((rows or {}).get(n) or fixture_rows(n)) for n in names}
     schema = None
     if layout.fmt == "parquet":
         schema = _table(rows_of[names[0]], layout.types, None).schema
@@ -299,15 +300,17 @@ def write_repo(root: Path, layout: RepoLayout) -> Path:
     return repo_dir
 
 
-def build_mirror(root: str | Path, names: Iterable[str] | None = None) -> Path:
+def build_mirror(root: str | Path, names: Iterable[str] | None = None,
+                 rows: Mapping[str, list[dict]] | None = None) -> Path:
     """Write the local Hub copy of every source and benchmark (or of the repositories holding ``names``)
     under ``root`` and return ``root``: pass it as ``hub_root`` to ``iter_raw_rows``,
-    ``HFSourceDataset`` or ``HFBenchmarkTextsDataset``."""
+    ``HFSourceDataset`` or ``HFBenchmarkTextsDataset``. ``rows``: per name, rows written instead of
+    its fixture's (the same columns; e.g. SWE rows whose commits exist in a test-made git mirror)."""
     from nemotron_cascade.data.sources import BENCHMARKS, SOURCES
 
     root = Path(root)
     wanted = list(names) if names is not None else [*SOURCES, *BENCHMARKS]
     layouts = {lay.repo: lay for lay in map(layout_of, wanted)}
     for layout in layouts.values():
-        write_repo(root, layout)
+        write_repo(root, layout, rows)
     return root
