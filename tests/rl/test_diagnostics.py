@@ -45,3 +45,11 @@ def test_combine_runs_every_named_diagnostic_and_rejects_unknown_names():
     assert diagnostics.combine([]) is None
     with pytest.raises(KeyError, match="unknown diagnostics"):
         diagnostics.combine(["reward_hacking_detector"])
+
+
+def test_ground_truth_quality_skips_rows_of_real_sources():
+    """A Llama-Nemotron chat row's topic ("chat") is no world topic: the world cannot judge its answers."""
+    from nemotron_cascade.rl.diagnostics import ground_truth_quality
+
+    real = {"domain": "general", "topic": "chat", "source": "llama_nemotron_chat"}
+    assert ground_truth_quality(["Hello there."], [real], [0.3]) == {}

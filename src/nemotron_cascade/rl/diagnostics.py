@@ -36,9 +36,12 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 
 def ground_truth_quality(texts: Sequence[str], rows: Sequence[Mapping], rewards: Sequence[float]) -> dict:
-    """Mean world quality of the general answers and its correlation with the reward."""
+    """Mean world quality of the general answers and its correlation with the reward (world rows
+    only: a real source's row has no ground truth to judge by)."""
+    from nemotron_cascade.data.world.general import is_source_row
+
     pairs = [(world.preference_quality(t, r["topic"]), w) for t, r, w in zip(texts, rows, rewards)
-             if r.get("domain") == "general" and "topic" in r]
+             if r.get("domain") == "general" and "topic" in r and not is_source_row(dict(r))]
     if not pairs:
         return {}
     quality = [q for q, _ in pairs]
