@@ -115,3 +115,11 @@ def test_gpu_sft_stages_build_their_config(stage):
     train = dict(_loader("gpu")["parameters"]["sft"][stage]["train"])
     train.pop("block_size")
     assert config_from_params(SFTConfig, train).lr == 2e-5
+
+
+def test_the_gpu_profile_generates_no_embedded_world():
+    """Parameters merge softly over base: `world.sizes: {}` would keep base's world, every size is zeroed."""
+    from nemotron_cascade.data.world import DOMAINS
+
+    sizes = _loader("gpu")["parameters"]["world"]["sizes"]
+    assert set(sizes) == set(DOMAINS) and all(n == 0 for d in sizes.values() for n in d.values())
