@@ -34,8 +34,9 @@ class ScriptedServer:
     Behaviours: ``"ok"``, an int status (an OpenAI error body), ``"slow"`` (answers after
     ``TIMEOUT_S * 3``), ``"truncated"`` (Content-Length promised, half sent, closed), ``"invalid"``
     (200 with an HTML page), ``"no_choices"`` (200 JSON without ``choices``), ``"429"`` /
-    ``"429_retry_after"``, ``(status, headers)`` (an error with those headers), ``"reset"`` (headers and part of the body, then a TCP RST),
-    ``"503_cut"`` (a 503 whose error body is cut short), ``"die"`` (reset and stop listening).
+    ``"429_retry_after"``, ``(status, headers)`` (an error with those headers), ``"reset"`` (headers
+    and part of the body, then a TCP RST), ``"503_cut"`` (a 503 whose error body is cut short),
+    ``"die"`` (reset and stop listening).
     """
 
     def __init__(self, script=(), then="ok", port: int = 0):

@@ -127,6 +127,8 @@ class OpenAITeacher(BatchTeacher):
         http = openai.DefaultHttpxClient(event_hooks={"request": [self._on_request], "response": [self._on_response]})
         self.client = _client_class(backoff_s)(base_url=url, api_key=key or "EMPTY", max_retries=max_retries,
                                                timeout=timeout_s, http_client=http)
+        # the same client (one connection pool) with n retries left, for the attempts after a malformed reply
+        self._clients = {n: self.client.with_options(max_retries=n) for n in range(max_retries + 1)}
 
     @property
     def headers(self) -> dict[str, str]:
@@ -158,7 +160,7 @@ class OpenAITeacher(BatchTeacher):
         local, attempts = self._local, self.max_retries + 1
         local.attempts, local.status, local.label = 0, None, label
         while True:
-            client = self.client.with_options(max_retries=attempts - local.attempts - 1)
+            client = self._clients[attempts - local.attempts - 1]
             try:
                 raw = client.completions.with_raw_response.create(prompt=prompt, n=k, **self.body)
             except openai.APIStatusError as e:
