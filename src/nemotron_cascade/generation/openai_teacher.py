@@ -160,7 +160,7 @@ class OpenAITeacher(BatchTeacher):
         local, attempts = self._local, self.max_retries + 1
         local.attempts, local.status, local.label = 0, None, label
         while True:
-            client = self._clients[attempts - local.attempts - 1]
+            client = self._clients[max(0, attempts - local.attempts - 1)]
             try:
                 raw = client.completions.with_raw_response.create(prompt=prompt, n=k, **self.body)
             except openai.APIStatusError as e:
@@ -183,7 +183,7 @@ class OpenAITeacher(BatchTeacher):
         """Counts the attempts of the request in flight and logs the failure of the previous one."""
         local = self._local
         local.attempts, status = getattr(local, "attempts", 0) + 1, getattr(local, "status", None)
-        if local.attempts > 1 and status != "malformed":
+        if local.attempts > 1 and status != "replied":
             reason = f"HTTP {status}" if status else "no reply (a connection error or a timeout)"
             log.warning("openai teacher: %s: POST %s attempt %d/%d failed: %s; retrying", getattr(local, "label", "?"),
                         self.url, local.attempts - 1, self.max_retries + 1, reason)
@@ -191,7 +191,7 @@ class OpenAITeacher(BatchTeacher):
 
     def _on_response(self, response) -> None:
         """Keeps an HTTP error status for the next attempt's log line (a 200 is judged by ``_complete``)."""
-        self._local.status = response.status_code if response.status_code >= 400 else "malformed"
+        self._local.status = response.status_code if response.status_code >= 400 else "replied"
 
     def _failed(self, label: str, reason: str) -> TeacherServerError:
         attempts = self._local.attempts
