@@ -81,6 +81,14 @@ def _null_keys(d: dict, prefix: tuple = ()) -> set[tuple]:
     return out
 
 
+def _another_instance(block: str) -> bool:
+    """A gpu teacher block ``name: {backend: <kind>, ...}`` whose kind is a block of base, every key
+    of it a key of that base block (``openai_plain: {backend: openai, ...}``)."""
+    gpu = _gpu_overrides()["teacher"]["backends"].get(block) or {}
+    base = _loader("base")["parameters"]["teacher"]["backends"].get(gpu.get("backend"))
+    return isinstance(base, dict) and set(gpu) - {"backend"} <= set(base)
+
+
 def test_every_gpu_override_is_a_base_key():
     base_params = _loader("base")["parameters"]
     base, nulls = _paths(base_params), _null_keys(base_params)
@@ -88,6 +96,8 @@ def test_every_gpu_override_is_a_base_key():
     for path in _paths(_gpu_overrides()):
         if path[0] in GPU_ONLY or path in base or any(path[:i] in nulls for i in range(1, len(path))):
             continue
+        if path[:2] == ("teacher", "backends") and len(path) > 2 and _another_instance(path[2]):
+            continue  # a block of its own name that is another instance of a base block's kind
         # a field base leaves at the config dataclass's default (e.g. betas of GRPOConfig)
         # (and what such a field holds, e.g. the keyword arguments under GRPOConfig.vllm)
         field = next((path[:i + 1] for i in range(2, len(path)) if path[i - 1] == "train"), None)

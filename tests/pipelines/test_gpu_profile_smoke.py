@@ -43,11 +43,16 @@ SIZES: dict = {
     "evaluation": {"max_new_tokens": 12, "max_items_per_domain": 3, "batch_size": 8,
                    "sampled": {"swe": {"k": 2, "max_items": 2}}},
     "preferences": {"max_pairs_per_domain": 16},
-    "teacher": {"batch_size": 8, "backends": {"openai": {"max_tokens": 12, "concurrency": 2}}},
+    # the catalog's RL split shares (runtime rl_share.<domain>): a few fixture rows per source must
+    # still give every RL stage a prompt and SFT a sample
+    "rl_share": {"math": 0.5, "code": 1.0, "swe": 0.5, "tool_calling": 0.3, "instruction_following": 0.8,
+                 "general": 0.6},
+    "teacher": {"batch_size": 8, "backends": {"openai": {"max_tokens": 12, "concurrency": 2},
+                                              "openai_plain": {"max_tokens": 12, "concurrency": 2}}},
 }
 SIZES["swe_rl"]["train"]["context_schedule"] = [[0, 1024]]
 SIZES["swe_rl"]["localisation"] = {"max_new_tokens": 8}
-SIZE_KEYS = {"max_steps", "prompts_per_step", "group_size", "length_schedule", "context_schedule",
+SIZE_KEYS = {"rl_share", "max_steps", "prompts_per_step", "group_size", "length_schedule", "context_schedule",
              "micro_batch_size", "rollout_batch_size", "checkpoint_every", "block_size", "batch_size",
              "warmup_steps", "log_every", "max_length", "max_prompts", "max_new_tokens", "max_items_per_domain",
              "k", "max_items", "max_pairs_per_domain", "max_tokens", "concurrency"}
@@ -61,7 +66,8 @@ def locations(model: str, hub: str, mirror: str, cache: str, teacher_url: str) -
         "base_model": {"name_or_path": model},
         "data_card": {"tokenizer": model},
         "swe_repositories": {"mirror": mirror, "url": None, "cache_dir": cache},
-        "teacher": {"backends": {"openai": {"base_url": teacher_url, "model": "local"}}},
+        "teacher": {"backends": {"openai": {"base_url": teacher_url, "model": "local"},
+                                 "openai_plain": {"base_url": teacher_url, "model": "local"}}},
     }
 
 
@@ -88,9 +94,11 @@ def _gpu_params() -> dict:
 def test_gpu_profile_smoke_overrides_touch_only_sizes_and_locations():
     overrides = _merge(SIZES, locations("m", "h", "g", "c", "u"))
     params = _gpu_params()
+    catalog = (TESTS.parent / "conf" / "gpu" / "catalog.yml").read_text()
     for path in _leaves(overrides):
-        if path == ("hub_root",):
-            continue  # a runtime parameter of the catalog, not a parameter
+        if path[0] in ("hub_root", "rl_share"):  # runtime parameters of the catalog, not parameters
+            assert "${runtime_params:" + ".".join(path) + "," in catalog, f"{'.'.join(path)}: not read by the catalog"
+            continue
         node = params
         for key in path[:-1]:
             assert isinstance(node, dict) and key in node, f"{'.'.join(path)}: not a key of the gpu profile"
@@ -98,7 +106,6 @@ def test_gpu_profile_smoke_overrides_touch_only_sizes_and_locations():
         assert path[-1] in node, f"{'.'.join(path)}: not a key of the gpu profile"
         assert path[-1] in SIZE_KEYS | LOCATION_KEYS, f"{'.'.join(path)} is neither a size nor a location"
         assert (path[-1] in LOCATION_KEYS) == (path in map(tuple, _leaves(locations("m", "h", "g", "c", "u"))))
-    catalog = (TESTS.parent / "conf" / "gpu" / "catalog.yml").read_text()
     assert catalog.count("hub_root: ${runtime_params:hub_root,null}") == catalog.count("hf_source.HF")
 
 
@@ -145,7 +152,8 @@ def smoke_run(tmp_path_factory, make_project):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     overrides = _merge(SIZES, locations(str(model), str(hub), str(tmp / "swe_mirror"), str(tmp / "swe_cache"),
                                         server.url))
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NC_TEACHER_")},
+           "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "HF_HOME": str(tmp / "hf"), "HF_DATASETS_CACHE": str(tmp / "hf" / "datasets"), "COLUMNS": "2000",
            "OMP_NUM_THREADS": "2", "PYTHONPATH": os.pathsep.join([str(TESTS / "cpu_vllm"), str(TESTS),
                                                                   os.environ.get("PYTHONPATH", "")])}

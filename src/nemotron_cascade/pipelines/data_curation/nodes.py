@@ -11,7 +11,7 @@ from nemotron_cascade.data import card, curation, filters, preferences, swe_repo
 from nemotron_cascade.data import sft as sft_data
 from nemotron_cascade.data import teacher as teacher_data
 from nemotron_cascade.data.dedup import DedupConfig
-from nemotron_cascade.generation.teachers import make_teacher
+from nemotron_cascade.generation.teachers import teacher_from_config
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ def generate_teacher_responses(prompts: list[dict], backend: str, thinking_share
     """
     teacher = _teacher(backend, backends)
     requests = sft_data.teacher_requests_by_domain(prompts, thinking_share, both_modes_share, seed)
+    if hasattr(teacher, "plan"):  # the dataset teacher moves a request to the mode its source answers in
+        requests = teacher.plan(requests)
     cache = teacher_data.cache_path(cache_dir, backend, teacher.identity, int(k)) \
         if cache_dir and teacher.cacheable else None
     responses = teacher_data.generate_responses([r for r, _ in requests], [m for _, m in requests], teacher,
@@ -109,8 +111,9 @@ def generate_teacher_responses(prompts: list[dict], backend: str, thinking_share
 
 
 def _teacher(backend: str, backends: dict | None):
-    """The teacher ``backend`` built with its options from ``params:teacher.backends``."""
-    return make_teacher(backend, **dict((backends or {}).get(backend) or {}))
+    """The teacher ``backend`` built with its options from ``params:teacher.backends`` (a block may name
+    another block's kind, and the dataset teacher's fallbacks are built by name)."""
+    return teacher_from_config(backend, backends)
 
 
 def build_sft_blend(samples: list[dict], weights: dict, max_response_chars: int | None,
