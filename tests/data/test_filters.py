@@ -101,3 +101,18 @@ def test_card_counts_tokens_with_a_real_tokenizer(tokenizer, tmp_path, good):
     md, metrics, _, table = card.build_card({"teacher": samples}, [], [], {"notes": {}}, count, "tiny tokens")
     assert "tokens counted as tiny tokens" in md
     assert sum(r["tokens"] for r in table) == sum(count(card.text_of(s)) for s in samples)
+
+
+def test_unverifiable_tasks_skip_the_correctness_filter():
+    """OpenCodeReasoning rows have no tests and free-form science rows no choice letter: their
+    verifiers cannot grade them (the code verifier refuses an empty test list), so they are kept
+    unchecked rather than crashing the filter."""
+    from nemotron_cascade.data.filters import FilterConfig, filter_samples
+
+    task = {"id": "open_code_reasoning-1", "domain": "code", "split": "sft", "prompt": "Sum two numbers.",
+            "tests": [], "verifiable": False}
+    sample = {"id": "open_code_reasoning-1-think", "task_id": task["id"], "domain": "code", "thinking": True,
+              "messages": [{"role": "user", "content": task["prompt"]},
+                           {"role": "assistant", "content": "print(sum(map(int, input().split())))"}]}
+    kept, removed, checked = filter_samples([sample], {task["id"]: task}, FilterConfig(correctness={"code": 1.0}))
+    assert kept == [sample] and removed == [] and checked == {"code": 0}

@@ -619,7 +619,7 @@ def test_hf_benchmark_texts_dataset_reads_the_text_fields(tmp_path):
 # conf/gpu: the catalog declares source.<domain> from sources of that domain, and decontaminates
 # against every benchmark the project maps
 def test_gpu_catalog_names_sources_of_their_domain_and_every_benchmark():
-    catalog = yaml.safe_load((ROOT / "conf/gpu/catalog.yml").read_text())
+    catalog = _gpu_catalog()
     sources = {k: v for k, v in catalog.items() if k.startswith("source.")}
     assert sources, "conf/gpu/catalog.yml declares no source.<domain>"
     for key, entry in sources.items():
@@ -635,7 +635,7 @@ def test_if_rl_trains_on_the_training_source_and_ifeval_stays_the_benchmark(tmp_
     from nemotron_cascade.datasets.hf_source import HFSourceDataset
     from nemotron_cascade.pipelines.data_curation.nodes import split_tasks
 
-    entry = yaml.safe_load((ROOT / "conf/gpu/catalog.yml").read_text())["source.instruction_following"]
+    entry = _gpu_catalog()["source.instruction_following"]
     entries = [{"name": e} if isinstance(e, str) else e for e in entry["sources"]]
     training = [e["name"] for e in entries if e["name"] in S.SOURCES]
     assert training == ["if_multi_constraints"] and entry["rl_share"] > 0
@@ -649,10 +649,20 @@ def test_if_rl_trains_on_the_training_source_and_ifeval_stays_the_benchmark(tmp_
     assert not {t["prompt"] for t in splits["rl_prompts"]} & {t["prompt"] for t in splits["benchmark"]}
 
 
+def _gpu_catalog() -> dict:
+    """conf/gpu/catalog.yml as Kedro resolves it (its runtime parameters at their defaults)."""
+    from kedro.config import OmegaConfigLoader
+
+    from nemotron_cascade import settings
+
+    resolved = OmegaConfigLoader(conf_source=str(ROOT / "conf"), env="gpu", **settings.CONFIG_LOADER_ARGS)["catalog"]
+    return {name: resolved[name] for name in yaml.safe_load((ROOT / "conf/gpu/catalog.yml").read_text())}
+
+
 def test_gpu_catalog_entries_instantiate():
     from kedro.io.core import AbstractDataset
 
-    catalog = yaml.safe_load((ROOT / "conf/gpu/catalog.yml").read_text())
+    catalog = _gpu_catalog()
     for name, config in catalog.items():
         dataset = AbstractDataset.from_config(name, copy.deepcopy(config))
         assert dataset._describe()

@@ -106,7 +106,8 @@ def filter_samples(samples: list[dict], tasks: dict[str, dict], config: FilterCo
             fail(i, "length", f"{len(response)} characters > {config.max_chars}")
     rng = random.Random(config.seed)
     for domain, threshold in sorted(config.correctness.items()):
-        idx = [i for i, s in enumerate(samples) if s["domain"] == domain and i not in failed]
+        idx = [i for i, s in enumerate(samples) if s["domain"] == domain and i not in failed
+               and task_of[i].get("verifiable") is not False]  # no tests / free-form: nothing to check by
         cap = config.correctness_sample.get(domain)
         if cap is not None and len(idx) > int(cap):
             idx = sorted(rng.sample(idx, int(cap)))

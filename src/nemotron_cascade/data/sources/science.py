@@ -50,7 +50,9 @@ def _science_task(prompt: str, choices: list[str], letter: str | None, free_answ
         if LETTERS.index(letter) >= len(choices):
             raise RowError(answer_field, f"answer {letter} but only {len(choices)} options")
         return {"prompt": prompt, "answer": letter, "choices": choices, "answer_format": "choice"}
-    return {"prompt": prompt, "answer": free_answer(), "choices": [], "answer_format": "free_form"}
+    # science_reward grades a choice letter only: a free-form answer is for SFT, never checked by it
+    return {"prompt": prompt, "answer": free_answer(), "choices": [], "answer_format": "free_form",
+            "verifiable": False}
 
 
 def map_s1k(raw: Mapping) -> dict:
