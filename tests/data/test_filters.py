@@ -1,6 +1,8 @@
 """Teacher-response filters: each planted flaw is removed by the filter meant for it, with its
 reason, and good samples pass; the data card counts both."""
 
+import re
+
 import pytest
 
 from nemotron_cascade.data import card, filters, sft, world
@@ -116,3 +118,19 @@ def test_unverifiable_tasks_skip_the_correctness_filter():
                            {"role": "assistant", "content": "print(sum(map(int, input().split())))"}]}
     kept, removed, checked = filter_samples([sample], {task["id"]: task}, FilterConfig(correctness={"code": 1.0}))
     assert kept == [sample] and removed == [] and checked == {"code": 0}
+
+
+@pytest.mark.parametrize("weights, error, why", [
+    ({"math": 1.0, "instruction_following": 1.0}, None, "a known domain whose samples were all filtered out"),
+    ({"math": 1.0, "maths": 1.0}, "blend weights name sources that do not exist: ['maths']", "a typo"),
+])
+def test_the_blend_names_typos_and_warns_about_empty_domains(weights, error, why, caplog):
+    from nemotron_cascade.data.sft import build_blend
+
+    math = [{"id": f"m{i}", "domain": "math"} for i in range(3)]
+    if error:
+        with pytest.raises(KeyError, match=re.escape(error)):
+            build_blend({"math": math}, weights, 0)
+        return
+    assert sorted(s["id"] for s in build_blend({"math": math}, weights, 0)) == ["m0", "m1", "m2"], why
+    assert "domain 'instruction_following' has no sample left" in caplog.text

@@ -6,6 +6,7 @@ assistant turn that is trained on (see :mod:`nemotron_cascade.training.packing`)
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable
 
@@ -101,10 +102,21 @@ def upsample(samples: list[dict], weight: float, seed: int) -> list[dict]:
 
 
 def build_blend(sources: dict[str, list[dict]], weights: dict[str, float], seed: int) -> list[dict]:
-    """The SFT blend: every named source upsampled by its weight, shuffled."""
-    missing = sorted(set(weights) - set(sources))
-    if missing:
-        raise KeyError(f"blend weights name sources that do not exist: {missing}; have {sorted(sources)}")
+    """The SFT blend: every named source upsampled by its weight, shuffled.
+
+    A weight naming no domain at all is a typo (an error); a domain with no sample left (its teacher
+    answers all filtered out, say) is warned about and blended as empty, so the stages run and the
+    data card shows the gap.
+    """
+    from nemotron_cascade.data.world import DOMAINS
+
+    unknown = sorted(set(weights) - set(sources) - set(DOMAINS))
+    if unknown:
+        raise KeyError(f"blend weights name sources that do not exist: {unknown}; have {sorted(sources)}")
+    for name in sorted(set(weights) - set(sources)):
+        logging.getLogger(__name__).warning("SFT blend: domain %r has no sample left (weight %s): blended as empty",
+                                            name, weights[name])
+    sources = {name: sources.get(name, []) for name in {*sources, *weights}}
     blend = []
     for name, w in sorted(weights.items()):
         blend += upsample(sources[name], float(w), seed)
