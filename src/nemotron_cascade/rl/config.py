@@ -43,6 +43,9 @@ class GRPOConfig:
     engine: str = "torch"
     deepspeed: dict | str | None = None  # config dict, JSON path, or "zero2"/"zero3" in conf/gpu/deepspeed/
     gradient_checkpointing: bool = False  # recompute activations in backward (memory for compute)
+    # token log-probs through the LM head in chunks of this many completion positions, each recomputed
+    # in backward (training/token_logprobs.py): no [B, L, V] logits. None: the whole head at once
+    logits_chunk_tokens: int | None = None
     # rollout engine: "hf" (transformers generate on the trained module) or "vllm"
     # (generation/vllm_engine.VLLMGenerator, its weights synced after every optimiser step)
     rollout_engine: str = "hf"
@@ -55,6 +58,8 @@ class GRPOConfig:
         if self.max_steps < 1 or self.prompts_per_step < 1 or self.group_size < 2:
             raise ValueError(f"GRPO needs max_steps ≥ 1, prompts_per_step ≥ 1 and group_size ≥ 2, got "
                              f"{self.max_steps}, {self.prompts_per_step}, {self.group_size}")
+        if self.logits_chunk_tokens is not None and self.logits_chunk_tokens < 1:
+            raise ValueError(f"logits_chunk_tokens must be null or ≥ 1, got {self.logits_chunk_tokens}")
         if not 0.0 <= self.thinking_ratio <= 1.0:
             raise ValueError(f"thinking_ratio must be in [0, 1], got {self.thinking_ratio}")
         for name in ("length_schedule", "context_schedule"):

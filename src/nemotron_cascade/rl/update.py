@@ -14,11 +14,16 @@ from nemotron_cascade.training.faults import FaultGuard, guarded_step, is_finite
 log = logging.getLogger(__name__)
 
 
-def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int):
+def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int,
+                      chunk_tokens: int | None = None):
     """Per-token log-probs of the completions under ``model`` (with grad), their mask and entropy.
 
     Sequences are ``prompt + completion``, right-padded. Returns ``(logprobs [B,T], mask [B,T],
-    entropy [B,T])`` aligned to completion positions (``T`` = longest completion).
+    entropy [B,T])`` aligned to completion positions (``T`` = longest completion). With
+    ``chunk_tokens`` (``GRPOConfig.logits_chunk_tokens``) only the completion positions go through
+    the LM head, ``chunk_tokens`` at a time, each chunk recomputed in backward
+    (:func:`~nemotron_cascade.training.token_logprobs.completion_logprobs`: the same values, no
+    ``[B, L, V]`` logits; 0 at masked positions); ``None`` runs the whole head over every position.
     """
     import torch
 
@@ -29,7 +34,6 @@ def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[l
     for b, s in enumerate(seqs):
         ids[b, :len(s)], attn[b, :len(s)] = torch.tensor(s), 1
     dev = next(model.parameters()).device  # tensors follow the model (CPU here, a GPU at scale)
-    logits = model(input_ids=ids.to(dev), attention_mask=attn.to(dev), use_cache=False).logits.float()
     # the token at position j is predicted by logits at j-1: completion token k of sample b sits at
     # len(prompt_b) + k, predicted from len(prompt_b) + k - 1
     index = torch.zeros((len(seqs), T), dtype=torch.long)
@@ -39,7 +43,13 @@ def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[l
         n = len(c)
         index[b, :n] = torch.arange(len(p) - 1, len(p) - 1 + n)
         targets[b, :n], mask[b, :n] = torch.tensor(c, dtype=torch.long), 1.0
-    index, mask, targets = index.to(dev), mask.to(dev), targets.to(dev)
+    ids, attn, index, mask, targets = (t.to(dev) for t in (ids, attn, index, mask, targets))
+    if chunk_tokens is not None:
+        from nemotron_cascade.training.token_logprobs import completion_logprobs
+
+        logprobs, entropy = completion_logprobs(model, ids, attn, index, mask, targets, chunk_tokens)
+        return logprobs, mask, entropy
+    logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits.float()
     picked = logits.gather(1, index.unsqueeze(-1).expand(-1, -1, logits.size(-1)))  # [B,T,V]
     logp_all = torch.log_softmax(picked, dim=-1)
     logprobs = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -136,7 +146,11 @@ def _accumulate(eng, batch: RolloutBatch, advantages, keep, total_tokens: float,
     n = len(batch.texts)
     for s in range(0, n, cfg.micro_batch_size):
         sl = slice(s, s + cfg.micro_batch_size)
-        logprobs, mask, entropy = sequence_logprobs(model, batch.prompt_ids[sl], batch.completion_ids[sl], pad_id)
+        # the chunk size goes as a keyword only when set: the default call stays the 4-argument one
+        # (which tests/ds_parity.py's fault injection wraps)
+        chunked = {} if cfg.logits_chunk_tokens is None else {"chunk_tokens": cfg.logits_chunk_tokens}
+        logprobs, mask, entropy = sequence_logprobs(model, batch.prompt_ids[sl], batch.completion_ids[sl], pad_id,
+                                                    **chunked)
         mask = mask * keep[sl].unsqueeze(1).to(mask.device)
         # policy_loss normalises by this micro-batch's tokens; rescale so the sum over micro-batches
         # (and the mean over ranks) is the token mean over the whole batch

@@ -46,6 +46,13 @@ class SFTConfig:
     engine: str = "torch"
     deepspeed: dict | str | None = None  # config dict, JSON path, or "zero2"/"zero3" in conf/gpu/deepspeed/
     gradient_checkpointing: bool = False  # recompute activations in backward (memory for compute)
+    # cross-entropy through the LM head in chunks of this many label positions, each recomputed in
+    # backward (training/token_logprobs.py): no [B, L, V] logits. None: the whole head at once
+    logits_chunk_tokens: int | None = None
+
+    def __post_init__(self):
+        if self.logits_chunk_tokens is not None and self.logits_chunk_tokens < 1:
+            raise ValueError(f"SFT logits_chunk_tokens must be null or ≥ 1, got {self.logits_chunk_tokens}")
 
 
 def loop_settings(cfg: SFTConfig, world_size: int = 1) -> LoopSettings:
@@ -66,14 +73,23 @@ def collate(blocks: list[Block]):
             torch.tensor([b.position_ids for b in blocks]))
 
 
-def token_loss(model, input_ids, labels, position_ids, reduction: str = "mean"):
+def token_loss(model, input_ids, labels, position_ids, reduction: str = "mean", chunk_tokens: int | None = None):
     """Next-token cross-entropy over the positions whose label is not -100 (``mean`` or ``sum``).
 
-    The tensors follow the model to its device (CPU here, a GPU at scale).
+    The tensors follow the model to its device (CPU here, a GPU at scale). With ``chunk_tokens``
+    (``SFTConfig.logits_chunk_tokens``) only the label positions go through the LM head,
+    ``chunk_tokens`` at a time, each chunk recomputed in backward
+    (:func:`~nemotron_cascade.training.token_logprobs.token_cross_entropy`: the same loss, no
+    ``[B, L, V]`` logits); ``None`` runs the whole head over every position.
     """
     import torch.nn.functional as F
 
     dev = next(model.parameters()).device
+    if chunk_tokens is not None:
+        from nemotron_cascade.training.token_logprobs import token_cross_entropy
+
+        return token_cross_entropy(model, input_ids.to(dev), labels.to(dev), position_ids.to(dev), chunk_tokens,
+                                   reduction)
     logits = model(input_ids=input_ids.to(dev), position_ids=position_ids.to(dev), use_cache=False).logits
     shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:].to(dev)
     # restart boundaries need no special case: the first token of a sample is a prompt token
@@ -82,9 +98,9 @@ def token_loss(model, input_ids, labels, position_ids, reduction: str = "mean"):
                            ignore_index=-100, reduction=reduction)
 
 
-def token_loss_sum(model, input_ids, labels, position_ids):
+def token_loss_sum(model, input_ids, labels, position_ids, chunk_tokens: int | None = None):
     """Summed next-token cross-entropy (each rank's share of a global token mean)."""
-    return token_loss(model, input_ids, labels, position_ids, reduction="sum")
+    return token_loss(model, input_ids, labels, position_ids, reduction="sum", chunk_tokens=chunk_tokens)
 
 
 def batches(blocks: list[Block], batch_size: int, step: int, seed: int) -> list[Block]:
@@ -136,12 +152,13 @@ def sft_step(loop: Loop, blocks: list[Block], cfg: SFTConfig) -> StepFn:
         batch = batches(blocks, cfg.batch_size, i, cfg.seed)
         if w == 1:
             ids, labels, pos = collate(batch)
-            loss = local = token_loss(eng.forward_module, ids, labels, pos)
+            loss = local = token_loss(eng.forward_module, ids, labels, pos, chunk_tokens=cfg.logits_chunk_tokens)
             n_tokens = int((labels != -100).sum())
         else:  # this rank's share of the global token mean; the all-reduced mean is the batch's loss
             n_tokens = sum(sum(t != -100 for t in b.labels[1:]) for b in batch)
             ids, labels, pos = collate(batch[r * per:(r + 1) * per])
-            local = token_loss_sum(eng.forward_module, ids, labels, pos) * (w / max(1, n_tokens))
+            local = token_loss_sum(eng.forward_module, ids, labels, pos, cfg.logits_chunk_tokens)
+            local = local * (w / max(1, n_tokens))
             loss = eng.all_reduce_mean(local)
         # the finiteness decision is on the global loss, the same on every rank: collectives stay in step
         stepped, grad_norm = guarded_update(eng, loop.guard, i + 1, loss, backward_loss=local)
