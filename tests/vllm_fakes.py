@@ -6,30 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vllm_outputs import CompletionOutput, Logprob, RequestOutput  # tests/
 
-@dataclass
-class FakeLogprob:  # vllm.logprobs.Logprob
-    logprob: float
-    rank: int | None = None
-    decoded_token: str | None = None
-
-
-@dataclass
-class FakeCompletionOutput:  # vllm.outputs.CompletionOutput
-    index: int
-    text: str
-    token_ids: list[int]
-    cumulative_logprob: float | None
-    logprobs: list[dict[int, FakeLogprob]] | None
-    finish_reason: str | None = None
-
-
-@dataclass
-class FakeRequestOutput:  # vllm.outputs.RequestOutput
-    request_id: str
-    prompt_token_ids: list[int]
-    outputs: list[FakeCompletionOutput]
-    finished: bool = True
+FakeLogprob, FakeCompletionOutput, FakeRequestOutput = Logprob, CompletionOutput, RequestOutput
 
 
 class FakeSamplingParams:  # vllm.SamplingParams

@@ -347,21 +347,24 @@ def test_raw_id_comes_from_the_native_id_column():
     assert rejects[0]["raw_id"] == 4001 and "(id 4001)" in rejects[0]["reason"]
 
 
+def _v1_text(question: str, thinking: str) -> str:
+    """Llama-Nemotron v1's ``input``: the Llama-3 template's text, not a list of turns."""
+    return (f"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\ndetailed thinking {thinking}<|eot_id|>"
+            f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n")
+
+
 def test_llama_nemotron_v1_text_input_is_cut_to_the_user_turn():
     row = dict(rows_of("llama_nemotron_science")[0])
     question = row["input"][0]["content"]
-    row["input"] = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\ndetailed thinking on<|eot_id|>"
-                    f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
-                    "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    row["input"] = _v1_text(question, "on")
     assert S.map_llama_nemotron_science(row)["prompt"] == question
 
 
 def test_llama_nemotron_general_reads_the_v1_template_text_and_refuses_a_second_user_turn():
     row = dict(rows_of("llama_nemotron_safety")[1])
     question = row["input"][0]["content"]
-    row["input"] = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\ndetailed thinking off<|eot_id|>"
-                    f"<|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
-                    "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    row["input"] = _v1_text(question, "off")
     row["output"] += "<|eot_id|>"  # v1 rows end their response with the Llama-3 end of turn
     task = S.map_llama_nemotron_safety(row)
     assert task["prompt"] == question and task["chosen"] == rows_of("llama_nemotron_safety")[1]["output"]

@@ -33,9 +33,10 @@ from __future__ import annotations
 import math
 import os
 import pickle
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
+
+from vllm_outputs import CompletionOutput, Logprob, RequestOutput  # tests/ (on PYTHONPATH)
 
 __version__ = "0.0.0+cpu-stand-in"
 _SAMPLING_EPS = 1e-5
@@ -76,31 +77,6 @@ class SamplingParams:
             raise ValueError(f"logprobs must be non-negative or -1, got {self.logprobs}.")
         if not all(isinstance(t, int) for t in self.stop_token_ids):
             raise ValueError(f"stop_token_ids must contain only integers, got {self.stop_token_ids}.")
-
-
-@dataclass
-class Logprob:  # vllm.logprobs.Logprob
-    logprob: float
-    rank: int | None = None
-    decoded_token: str | None = None
-
-
-@dataclass
-class CompletionOutput:  # vllm.outputs.CompletionOutput
-    index: int
-    text: str
-    token_ids: list[int]
-    cumulative_logprob: float | None
-    logprobs: list[dict[int, Logprob]] | None
-    finish_reason: str | None = None
-
-
-@dataclass
-class RequestOutput:  # vllm.outputs.RequestOutput
-    request_id: str
-    prompt_token_ids: list[int]
-    outputs: list[CompletionOutput] = field(default_factory=list)
-    finished: bool = True
 
 
 class _Model:
