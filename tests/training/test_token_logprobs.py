@@ -18,10 +18,11 @@ from transformers import (
     Qwen3ForCausalLM,
 )
 
+from nemotron_cascade import models
 from nemotron_cascade.config import config_from_params
 from nemotron_cascade.rl.config import GRPOConfig
 from nemotron_cascade.rl.update import sequence_logprobs
-from nemotron_cascade.training import token_logprobs
+from nemotron_cascade.training import packing, sft, token_logprobs
 from nemotron_cascade.training.sft import SFTConfig, token_loss
 
 V = 101  # vocabulary: prime, unlike every other dimension of the tiny models (the memory probe keys on it)
@@ -90,6 +91,19 @@ def test_sft_loss_without_label_positions_is_nan_like_the_unchunked_path():
         full = token_loss(model, ids, labels, pos, reduction=reduction)
         chunked = token_loss(model, ids, labels, pos, reduction=reduction, chunk_tokens=4)
         assert check(full) and check(chunked) and chunked.requires_grad, reduction
+
+
+def test_sft_steps_are_the_same_with_the_chunked_head(world_samples, tokenizer):
+    """Three SFT steps (AdamW): the same per-step losses and gradient norms; 5 divides nothing."""
+    blocks, _ = packing.prepare_blocks(world_samples, tokenizer, 128)
+    hist = {}
+    for knob in (None, 5):
+        cfg = sft.SFTConfig(lr=1e-2, max_steps=3, warmup_steps=1, batch_size=2, log_every=1, logits_chunk_tokens=knob)
+        hist[knob] = sft.train_sft(models.build_tiny_model(tokenizer, models.TinyModelConfig(
+            hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, seed=0)), blocks, cfg)
+    for key in ("loss", "grad_norm"):
+        full, chunked = [h[key] for h in hist[None]], [h[key] for h in hist[5]]
+        assert len(full) == 3 and all(abs(a - b) < TOL for a, b in zip(full, chunked)), (key, full, chunked)
 
 
 # ----------------------------------------------------------------------------------------- GRPO
