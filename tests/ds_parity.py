@@ -22,6 +22,13 @@ that difference against the torch run's total update (``rel_update_diff`` = ‖w
   log-probs, backward, step: each step's time minus its rollout time).
 * ``rm``: :func:`~nemotron_cascade.training.reward_model.train_reward_model` on preference pairs
   (a fresh tiny reward model, validation at the end).
+
+``--precision bf16`` runs the ZeRO stages with the gpu profile's ``"bf16": {"enabled": true}`` on
+a model loaded in bf16 (no parity with fp32 torch is expected there: ``--no-torch``). Every run
+records, per logged step, whether rank 0's weights changed in that step (``changed``: its module
+parameters, under ZeRO-3 its shards) and whether every weight is finite at the end: a skipped
+non-finite step must leave them as they were, whatever DeepSpeed's own overflow handling does.
+``--sft-poison-step`` poisons SFT the same way: the last rank's loss of that step is NaN.
 """
 
 from __future__ import annotations
@@ -58,6 +65,37 @@ def tiny_tokenizer_and_model():
 def fp32_zero(stage: int) -> dict:
     return {"zero_optimization": {"stage": stage}, "bf16": {"enabled": False},
             "steps_per_print": 10**9, "zero_allow_untested_optimizer": True}
+
+
+def bf16_zero(stage: int) -> dict:
+    """ZeRO ``stage`` with bf16 as conf/gpu/deepspeed/*.json enable it (DeepSpeed's fp32 master copy)."""
+    return {**fp32_zero(stage), "bf16": {"enabled": True}}
+
+
+class WeightWatch:
+    """An ``on_metrics`` callback (rank 0, after every logged step): whether the step changed the
+    module's weights (under ZeRO-3 this rank's shards, ``ds_tensor``), in ``changed``."""
+
+    def __init__(self, model):
+        self.model, self.changed = model, []
+        self.last = self._snapshot()
+
+    def _snapshot(self) -> list:
+        return [getattr(p, "ds_tensor", p).detach().clone() for p in self.model.parameters()]
+
+    def __call__(self, metrics, step) -> None:
+        import torch
+
+        now = self._snapshot()
+        self.changed.append(any(a.shape != b.shape or not torch.equal(a, b) for a, b in zip(now, self.last)))
+        self.last = now
+
+
+def all_finite(model) -> bool:
+    """Whether every weight of ``model`` (a plain module again after training) is finite."""
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 # ----------------------------------------------------------------------------------------- GRPO
@@ -147,28 +185,55 @@ def run_grpo(args, tok, fresh, engine: dict):
             raise ValueError("the poisoned step must fall in the first epoch (the pool replay ignores filtering)")
         poison = (args.grpo_poison_step, _render(GRPO_ROWS[pool.take(cfg.prompts_per_step)[-1]], True))
     model = fresh()
+    watch = WeightWatch(model)
     from nemotron_cascade.rl import update
 
     with mock.patch.object(update, "sequence_logprobs", poisoned(update.sequence_logprobs)):
-        hist = trainer.train_grpo(model, tok, GRPO_ROWS, _digit_share, cfg, FixedRollouts(tok, poison), _render)
+        hist = trainer.train_grpo(model, tok, GRPO_ROWS, _digit_share, cfg, FixedRollouts(tok, poison), _render,
+                                  on_metrics=watch)
     train_s = sum((1 - h["rollout_share"]) / h["steps_per_s"] for h in hist)  # each step minus its rollout
     return model, {"loss": [h["loss"] for h in hist], "grad_norm": [h["grad_norm"] for h in hist],
                    "reward": [h["reward"] for h in hist],
                    "tokens_per_s": sum(h["trained_tokens"] for h in hist) / train_s,
-                   "poisoned_step": None if poison is None else poison[0] + 1}
+                   "poisoned_step": None if poison is None else poison[0] + 1, "changed": watch.changed,
+                   "finite": all_finite(model), "dtype": str(next(model.parameters()).dtype)}
 
 
 # ----------------------------------------------------------------------------------------- SFT, RM
+def poisoned_sft_loss(loss_fn, step: int):
+    """``loss_fn`` (``token_loss`` or ``token_loss_sum``) made NaN at its call ``step`` (0-based) on
+    the last rank: that step's global loss is NaN on every rank (one call per rank and step)."""
+    import torch.distributed as dist
+
+    calls = {"n": 0}
+
+    def loss_with_poison(*args, **kwargs):
+        loss = loss_fn(*args, **kwargs)
+        last = not dist.is_initialized() or dist.get_rank() == dist.get_world_size() - 1
+        if calls["n"] == step and last:
+            loss = loss * float("nan")
+        calls["n"] += 1
+        return loss
+    return loss_with_poison
+
+
 def run_sft(args, tok, fresh, engine: dict):
+    from unittest import mock
+
     from nemotron_cascade.training import packing, sft
 
     blocks, _ = packing.prepare_blocks(_samples(), tok, args.seq_len)
     cfg = sft.SFTConfig(lr=1e-2, max_steps=args.steps, warmup_steps=2, batch_size=args.batch_size, log_every=1,
                         **engine)
     model = fresh()
-    hist = sft.train_sft(model, blocks, cfg)
+    watch = WeightWatch(model)
+    step = args.sft_poison_step
+    with mock.patch.object(sft, "token_loss", poisoned_sft_loss(sft.token_loss, step)), \
+            mock.patch.object(sft, "token_loss_sum", poisoned_sft_loss(sft.token_loss_sum, step)):
+        hist = sft.train_sft(model, blocks, cfg, on_metrics=watch)
     return model, {"loss": [h["loss"] for h in hist], "grad_norm": [h["grad_norm"] for h in hist],
-                   "tokens_per_s": hist[-1]["assistant_tokens_per_s"]}
+                   "tokens_per_s": hist[-1]["assistant_tokens_per_s"], "changed": watch.changed,
+                   "finite": all_finite(model), "dtype": str(next(model.parameters()).dtype)}
 
 
 def run_rm(args, tok, fresh, engine: dict):
@@ -222,7 +287,10 @@ def main(argv=None) -> None:
     ap.add_argument("--grpo-micro", type=int, default=4, help="sequences per micro-batch")
     ap.add_argument("--grpo-max-tokens", type=int, default=16)
     ap.add_argument("--grpo-poison-step", type=int, default=2, help="0-based step to poison; -1: none")
+    ap.add_argument("--sft-poison-step", type=int, default=-1, help="0-based SFT step to poison; -1: none")
     ap.add_argument("--rm-steps", type=int, default=4, help="reward-model steps of 8 pairs")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: the ZeRO runs with DeepSpeed's bf16 on a model loaded in bf16")
     ap.add_argument("--stages", type=int, nargs="*", default=[2, 3])
     ap.add_argument("--no-torch", action="store_true", help="skip the plain torch reference runs")
     args = ap.parse_args(argv)
@@ -232,6 +300,9 @@ def main(argv=None) -> None:
     out: dict = {"args": vars(args)}
     for task in args.tasks:
         run, fresh = TASKS[task], _fresh_rm(tok) if task == "rm" else fresh_policy
+        if args.precision == "bf16":
+            fresh = (lambda make: lambda: make().to(torch.bfloat16))(fresh)
+        zero = bf16_zero if args.precision == "bf16" else fp32_zero
         res, ref, init = {}, None, fresh().state_dict()
         if rank0 and not args.no_torch:
             t = time.perf_counter()
@@ -240,7 +311,7 @@ def main(argv=None) -> None:
             ref = model.state_dict()
         for stage in args.stages:
             t = time.perf_counter()
-            model, rec = run(args, tok, fresh, {"engine": "deepspeed", "deepspeed": fp32_zero(stage)})
+            model, rec = run(args, tok, fresh, {"engine": "deepspeed", "deepspeed": zero(stage)})
             rec.update(seconds=time.perf_counter() - t, world_size=dist.get_world_size())
             if rank0 and ref is not None:
                 rec.update(weight_diffs(model, ref, init))

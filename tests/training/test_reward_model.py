@@ -118,8 +118,8 @@ def test_the_deepspeed_path_resumes_through_sharded_checkpoints(tmp_path, tokeni
 
     from nemotron_cascade.training import loop, resume
 
-    monkeypatch.setattr(loop.engines, "make_loop_engine",
-                        lambda kind, model, opt, ds, grad_clip, micro: OneRankDeepSpeed(model, opt, grad_clip))
+    monkeypatch.setattr(loop.engines, "make_loop_engine", lambda kind, model, opt, ds, grad_clip, micro,
+                        precision=None: OneRankDeepSpeed(model, opt, grad_clip))
     train, val = resume_pairs
     cfg = rm_lib.RMConfig(epochs=1, batch_size=5, lr=1e-3, warmup_steps=1, checkpoint_every=2, engine="deepspeed")
     straight = rm_lib.reward_model_from_scratch(tokenizer, RESUME_SIZE)

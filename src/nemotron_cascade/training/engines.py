@@ -37,6 +37,14 @@ number of micro-batches.
 The DeepSpeed config is a dict, a path to a JSON file, or a name (``zero2``, ``zero3``) looked up
 in ``conf/<profile>/deepspeed/<name>.json``. Keys starting with ``_`` are comments and are dropped;
 ``"auto"`` values are filled by the caller (:func:`fill_auto`).
+
+Precision (:mod:`~nemotron_cascade.training.placement`): under mixed precision the torch engine
+runs backward, clipping and the optimiser step outside the loop's bf16 autocast (on the fp32 master
+weights). DeepSpeed's ``bf16`` block keeps its own fp32 master copy; with it the engine always sets
+``bf16.check_grad_overflow`` (a bf16 ZeRO optimiser applies a NaN update without it) and, after a
+step whose gradient norm is not finite, checks that the parameters are still finite: an update
+DeepSpeed failed to discard stops the run (:class:`~nemotron_cascade.training.faults.NonFiniteError`)
+instead of training on.
 """
 
 from __future__ import annotations
@@ -80,6 +88,12 @@ def fill_auto(config: dict, values: dict) -> dict:
     return out
 
 
+def bf16_enabled(config) -> bool:
+    """Whether a DeepSpeed config (dict, path or name, as :func:`load_deepspeed_config`) enables bf16."""
+    bf16 = load_deepspeed_config(config).get("bf16") or {}
+    return bool(bf16.get("enabled"))
+
+
 def _ensure_process_group() -> None:
     """Single-process default env for ``torch.distributed`` when not launched by torchrun."""
     if "RANK" in os.environ:
@@ -97,24 +111,32 @@ class TorchEngine:
     rank, world_size, is_rank0 = 0, 1, True
     skips_nonfinite_step = False  # the caller's guard skips; step() would apply a NaN update
 
-    def __init__(self, model, optimizer, grad_clip: float):
+    def __init__(self, model, optimizer, grad_clip: float, precision=None):
         self.module, self.optimizer, self.grad_clip = model, optimizer, grad_clip
         self.forward_module = model
         self._norm = None
+        # mixed precision: backward, clipping and the step run outside the loop's autocast
+        self._outside = getattr(precision, "outside_autocast", lambda: None)
+
+    def _no_autocast(self):
+        return self._outside() or contextlib.nullcontext()
 
     def backward(self, loss, boundary: bool = True) -> None:
-        loss.backward()  # autograd accumulates into .grad: every call is a boundary
+        with self._no_autocast():
+            loss.backward()  # autograd accumulates into .grad: every call is a boundary
         self._norm = None
 
     def clip_grad_norm(self):
         import torch
 
-        self._norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
+        with self._no_autocast():
+            self._norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
         return self._norm
 
     def step(self):
         norm = self._norm if self._norm is not None else self.clip_grad_norm()
-        self.optimizer.step()
+        with self._no_autocast():
+            self.optimizer.step()
         self._norm = None
         return norm
 
@@ -144,7 +166,7 @@ class DeepSpeedEngine:
         import torch.distributed as dist
 
         _ensure_process_group()
-        config = dict(config)
+        config = with_overflow_check(config)
         config.setdefault("zero_allow_untested_optimizer", True)
         if not dist.is_initialized():
             deepspeed.init_distributed(dist_backend=_default_backend(), verbose=False)
@@ -165,9 +187,25 @@ class DeepSpeedEngine:
         return None  # DeepSpeed clips inside step()
 
     def step(self):
+        """DeepSpeed's step; the global gradient norm. A non-finite norm must have been discarded:
+        parameters that are not finite afterwards (on any rank) raise ``NonFiniteError``."""
+        import math
+
         self.engine.step()
         norm = self.engine.get_global_grad_norm()
-        return None if norm is None else float(norm)
+        norm = None if norm is None else float(norm)
+        if norm is not None and not math.isfinite(norm):
+            self._check_update_discarded(norm)
+        return norm
+
+    def _check_update_discarded(self, norm: float) -> None:
+        from nemotron_cascade.training.faults import NonFiniteError, nonfinite_tensors
+
+        # ZeRO-3 keeps each rank's shard in ds_tensor (the module's parameters are empty placeholders)
+        local = nonfinite_tensors((n, getattr(p, "ds_tensor", p)) for n, p in self.module.named_parameters())
+        if not self.all_true(not local):
+            raise NonFiniteError(f"DeepSpeed applied an update whose gradient norm is {norm}: non-finite "
+                                 f"parameters {local[:5]} (rank {self.rank}); its overflow check must discard it")
 
     def zero_grad(self) -> None:
         self.engine.zero_grad()
@@ -285,12 +323,26 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def make_loop_engine(kind: str, model, optimizer, config, grad_clip: float, micro_batch: int):
+def with_overflow_check(config: dict) -> dict:
+    """``config`` (a copy) with ``bf16.check_grad_overflow`` on when bf16 is enabled: a step whose
+    gradient is not finite is then discarded by DeepSpeed (a ZeRO bf16 optimiser with the check
+    off applies it), which the loops' non-finite-step guard needs."""
+    config = dict(config)
+    bf16 = dict(config.get("bf16") or {})
+    if bf16.get("enabled"):
+        if bf16.get("check_grad_overflow") is False:
+            log.warning("DeepSpeed config: bf16.check_grad_overflow false overridden (a NaN step must be discarded)")
+        config["bf16"] = {**bf16, "check_grad_overflow": True}
+    return config
+
+
+def make_loop_engine(kind: str, model, optimizer, config, grad_clip: float, micro_batch: int, precision=None):
     """:func:`make_engine` for a loop that accumulates its own micro-batches (``backward(boundary=)``):
     DeepSpeed's ``auto`` batch sizes become ``micro_batch`` per rank, no accumulation of its own,
-    and ``micro_batch`` × world size in all. ``config`` is ignored by ``torch``."""
+    and ``micro_batch`` × world size in all. ``config`` is ignored by ``torch``; ``precision`` (a
+    :class:`~nemotron_cascade.training.placement.Precision`) is the torch engine's only."""
     if kind == "torch":
-        return make_engine("torch", model, optimizer, grad_clip=grad_clip)
+        return TorchEngine(model, optimizer, grad_clip, precision)
     ds_cfg = fill_auto(load_deepspeed_config(config), {
         "train_micro_batch_size_per_gpu": micro_batch, "gradient_accumulation_steps": 1,
         "train_batch_size": micro_batch * launched_world_size()})

@@ -19,8 +19,11 @@ metrics) — and this module owns the skeleton every stage shares:
   logged), the loop adds the learning rate, appends them to the history and hands them to
   ``on_metrics`` on rank 0 only.
 
-Device placement and the precision policy belong here too (they come with the ``gpu`` profile's
-scale work).
+* device placement and precision (:mod:`~nemotron_cascade.training.placement`): when the stage
+  starts the model moves to its device (``LoopSettings.device``; ``None``: the node's
+  :func:`~nemotron_cascade.training.placement.scope`, ``auto`` outside one) unless DeepSpeed places
+  it; a bf16 model trains on the torch engine with fp32 master weights and bf16 autocast and is
+  cast back to bf16 at the end (a float32 model: no cast, no autocast).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nemotron_cascade.training import engines
+from nemotron_cascade.training import engines, placement
 from nemotron_cascade.training import resume as resume_lib
 from nemotron_cascade.training.faults import FaultGuard
 
@@ -62,6 +65,8 @@ class LoopSettings:
     micro_batch: int = 1  # DeepSpeed's per-rank micro-batch (its ``auto`` batch sizes)
     gradient_checkpointing: bool = False
     progress: tuple[str, ...] = ("loss",)  # metrics shown on the progress bar
+    device: str | None = None  # auto | cpu | cuda | cuda:N; None: the stage's placement.scope (auto outside one)
+    compute_dtype: str | None = None  # float32 | bfloat16; None: the dtype the model arrives in
 
     @property
     def sharded(self) -> bool:
@@ -101,20 +106,22 @@ class Loop:
     engine: Any
     guard: FaultGuard
     history: list[dict] = field(default_factory=list)
+    precision: placement.Precision = placement.Precision()
 
     @classmethod
-    def build(cls, model, settings: LoopSettings) -> Loop:
-        """Seed, AdamW, the schedule, the fault guard and the engine."""
+    def build(cls, model, settings: LoopSettings, precision: placement.Precision | None = None) -> Loop:
+        """Seed, AdamW (over the model as placed and cast), the schedule, the fault guard and the engine."""
         import torch
 
+        precision = precision or placement.Precision()
         torch.manual_seed(settings.seed)
         opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=settings.betas,
                                 weight_decay=settings.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, settings))
         guard = FaultGuard(settings.name, settings.max_bad_steps)
         eng = engines.make_loop_engine(settings.engine, model, opt, settings.deepspeed, settings.grad_clip,
-                                       settings.micro_batch)
-        return cls(model, settings, opt, sched, eng, guard)
+                                       settings.micro_batch, precision)
+        return cls(model, settings, opt, sched, eng, guard, precision=precision)
 
     def load(self, resume: Resume, state: Mapping[str, Any], rank_state: Mapping[str, Any]) -> int:
         """Restore a saved mid-stage state (if one with the fingerprint exists); the step to start at."""
@@ -172,7 +179,8 @@ class Loop:
         bar = tqdm(range(start, s.max_steps), desc=s.name, initial=start, total=s.max_steps, leave=False,
                    disable=not self.engine.is_rank0)
         for step in bar:
-            metrics = step_fn(step)
+            with self.precision.forward_context():  # bf16 autocast under mixed precision, else nothing
+                metrics = step_fn(step)
             self.sched.step()
             if metrics is not None:
                 self.record(step + 1, metrics, bar, on_metrics)
@@ -198,9 +206,29 @@ def train_loop(model, settings: LoopSettings, make_step: Callable[[Loop], StepFn
     DeepSpeed). The fault guard's counters are always saved, as ``guard``. ``make_step`` is called
     after a resumed state is restored, so it sees the restored objects.
     """
-    with engines.gradient_checkpointing(model, settings.gradient_checkpointing):
-        loop = Loop.build(model, settings)
-        state = {**(state or {}), "guard": loop.guard}
-        rank_state = {k: v for k, v in (rank_state or {}).items() if hasattr(v, "load_state_dict")}
-        start = loop.load(resume, state, rank_state)
-        return loop.run(make_step(loop), resume, start, on_metrics, state, rank_state)
+    dtypes, precision = placed(model, settings)
+    try:
+        with engines.gradient_checkpointing(model, settings.gradient_checkpointing):
+            loop = Loop.build(model, settings, precision)
+            state = {**(state or {}), "guard": loop.guard}
+            rank_state = {k: v for k, v in (rank_state or {}).items() if hasattr(v, "load_state_dict")}
+            start = loop.load(resume, state, rank_state)
+            return loop.run(make_step(loop), resume, start, on_metrics, state, rank_state)
+    finally:
+        placement.restore_dtypes(model, dtypes)  # saved in the dtype it came in (the configured one)
+
+
+def placed(model, settings: LoopSettings) -> tuple[dict, placement.Precision]:
+    """Place ``model`` for a stage (its device, unless DeepSpeed places it) and cast it for its
+    precision (fp32 master weights); its dtypes before, and the loop's :class:`~placement.Precision`."""
+    device = placement.resolve_device(settings.device)
+    bf16 = settings.engine != "torch" and engines.bf16_enabled(settings.deepspeed)
+    precision = placement.precision_for(model, device, settings.engine, bf16, settings.compute_dtype)
+    dtypes = placement.floating_dtypes(model)
+    if settings.engine == "torch":  # DeepSpeed moves the module to its rank's accelerator itself
+        placement.place(model, device)
+    if precision.master_weights:
+        placement.upcast(model)
+    log.info("%s: %s on %s, compute %s%s", settings.name, settings.engine, device, precision.compute_dtype,
+             " (fp32 master weights, autocast)" if precision.autocast else "")
+    return dtypes, precision
