@@ -31,6 +31,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
 RL = ("rlhf", "if_rl", "math_rl", "math_rl_control", "code_rl", "swe_rl")
+CASCADE_RL = tuple(s for s in RL if s != "math_rl_control")  # the control is a pipeline of its own
 RL_SIZE = {"max_steps": 1, "prompts_per_step": 2, "group_size": 2, "length_schedule": [[0, 12]],
            "micro_batch_size": 4, "checkpoint_every": 1}
 SFT_SIZE = {"block_size": 512, "batch_size": 2, "max_steps": 2, "warmup_steps": 0, "log_every": 1,
@@ -155,26 +156,58 @@ def smoke_run(tmp_path_factory, make_project):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("NC_TEACHER_")},
            "KEDRO_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "HF_HOME": str(tmp / "hf"), "HF_DATASETS_CACHE": str(tmp / "hf" / "datasets"), "COLUMNS": "2000",
-           "OMP_NUM_THREADS": "2", "PYTHONPATH": os.pathsep.join([str(TESTS / "cpu_vllm"), str(TESTS),
-                                                                  os.environ.get("PYTHONPATH", "")])}
+           "OMP_NUM_THREADS": "2", "CPU_VLLM_TRACE": str(tmp / "vllm.trace"),
+           "PYTHONPATH": os.pathsep.join([str(TESTS / "cpu_vllm"), str(TESTS), os.environ.get("PYTHONPATH", "")])}
     try:
         proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(overrides)], cwd=project, env=env,
                               capture_output=True, text=True, timeout=1500)
     finally:
         server.shutdown()
     (tmp / "run.log").write_text(proc.stdout + proc.stderr)
-    return project, proc
+    keep = os.environ.get("NC_SMOKE_KEEP")  # a folder to keep the run's reports and log in
+    if keep:
+        import shutil
+
+        shutil.copytree(project / "data" / "08_reporting", Path(keep) / "08_reporting", dirs_exist_ok=True)
+        shutil.copy(tmp / "run.log", Path(keep) / "run.log")
+    return project, proc, tmp
 
 
 @pytest.mark.slow
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def test_gpu_profile_smoke_runs_the_whole_cascade(smoke_run):
-    project, proc = smoke_run
-    tail = (proc.stdout + proc.stderr)[-6000:]
-    assert proc.returncode == 0, tail
+    project, proc, tmp = smoke_run
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     data = project / "data"
     matrix = (data / "08_reporting" / "cascade_matrix.csv").read_text().splitlines()
     stages = [line.split(",")[0] for line in matrix[1:]]
     assert stages == ["base", "sft_stage1", "sft", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"], matrix
-    for stage in ("sft.stage1", "sft.stage2", *RL):
-        assert (data / "08_reporting" / "eval" / f"{stage}.metrics.json").exists() or stage == "math_rl_control"
-    assert "Completed" in proc.stdout + proc.stderr
+    for stage in ("base", "sft.stage1", "sft.stage2", "rlhf", "if_rl", "math_rl", "code_rl", "swe_rl"):
+        assert (data / "08_reporting" / "eval" / f"{stage}.metrics.json").exists(), stage
+    for stage in CASCADE_RL:  # every RL stage trained (its history) on prompts of its own domain
+        assert (data / "07_model_output" / stage / "train_history.json").exists(), stage
+    rl = {r["domain"] for r in _jsonl(data / "03_primary" / "rl_prompts.jsonl")}
+    assert {"general", "instruction_following", "math", "code", "swe"} <= rl
+    assert all(not r["source"].startswith("ifeval") for r in _jsonl(data / "03_primary" / "rl_prompts.jsonl"))
+
+
+@pytest.mark.slow
+def test_gpu_profile_smoke_reads_real_format_data_and_model(smoke_run):
+    project, proc, tmp = smoke_run
+    assert proc.returncode == 0
+    data = project / "data"
+    swe = _jsonl(data / "02_intermediate" / "tasks" / "swe_localised.jsonl")
+    assert swe and all(r.get("checkout") and r["file"] in r["repo"] for r in swe if r.get("source"))  # from git
+    pairs = _jsonl(data / "03_primary" / "preference_pairs.jsonl")
+    assert pairs and all(p["source_id"].startswith("helpsteer3-") for p in pairs)  # human preferences
+    samples = _jsonl(data / "04_feature" / "teacher_samples.jsonl")
+    assert {s["domain"] for s in samples} >= {"math", "code", "general"}
+    assert not [r for r in _jsonl(data / "01_raw" / "tasks" / "math.jsonl") if not r.get("source")]  # no world
+    trace = (tmp / "vllm.trace").read_text().splitlines()
+    assert sum(line.startswith("LLM ") for line in trace) >= len(CASCADE_RL)      # one engine per RL stage
+    assert sum(line.startswith("apply_model") for line in trace) >= len(CASCADE_RL)  # synced after updates
+    card = (data / "08_reporting" / "data_card.md").read_text()
+    assert "quarantine" in card.lower()

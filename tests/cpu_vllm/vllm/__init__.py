@@ -22,6 +22,9 @@ It refuses what vLLM refuses, with vLLM's messages, read from vLLM's source
 * ``model.load_weights``: a name the model does not have (``KeyError``, as vLLM's loaders index
   ``params_dict[name]``).
 
+``CPU_VLLM_TRACE``: a file to which every engine built and every ``apply_model`` call appends a
+line (the smoke test checks that the rollouts and weight syncs went through here).
+
 Completions follow vLLM's conventions: the stop token is kept in ``token_ids`` and dropped from
 ``text``; ``finish_reason`` is ``"stop"`` or ``"length"``; generation stops on the generation
 config's eos and on ``stop_token_ids``; ``logprobs`` are the raw log-softmax of the top ids plus the
@@ -132,6 +135,7 @@ class LLM:
         self.sleep_mode, self.level = bool(kwargs.get("enable_sleep_mode", False)), 0
         self.seed = kwargs.get("seed", 0)
         self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(hf_config=config))
+        _trace(f"LLM {model} max_model_len={self.max_model_len}")
 
     def get_tokenizer(self):
         return self._tokenizer
@@ -205,7 +209,16 @@ class LLM:
     def apply_model(self, func) -> list[Any]:
         if os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") != "0":
             func = _serialise(func)  # crosses into the engine process
-        return [func(_Model(self._model))]
+        result = [func(_Model(self._model))]
+        _trace(f"apply_model {type(func).__name__}")
+        return result
+
+
+def _trace(line: str) -> None:
+    path = os.environ.get("CPU_VLLM_TRACE")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
 
 def _max_model_len(config, asked: int | None) -> int:
