@@ -30,7 +30,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakIdKeyDictionary
 
 PACKAGE = str(Path(__file__).resolve().parents[1])
-TORCH = str(Path(torch.__file__).parent)
+LIBRARIES = ("site-packages", "dist-packages", str(Path(torch.__file__).parent))
 # cross-device by design: moving, copying and assigning into a tensor
 MOVES = {"to", "copy_", "__setitem__", "cpu", "cuda", "__get__", "__set__", "tolist", "item", "numpy"}
 ON, HOST = "device", "host"
@@ -50,10 +50,11 @@ class Finding:
 
 def _call_site() -> str:
     """The innermost project line (outside this module) on the stack, else the innermost line
-    outside torch and this module."""
+    outside installed libraries (the caller's), else the innermost one."""
     frames = [f for f in traceback.extract_stack() if not f.filename.endswith("device_audit.py")]
     own = [f for f in frames if f.filename.startswith(PACKAGE)]
-    f = (own or [f for f in frames if TORCH not in f.filename] or frames)[-1]
+    caller = [f for f in frames if not any(d in f.filename for d in LIBRARIES)]
+    f = (own or caller or frames)[-1]
     return f"{Path(f.filename).name}:{f.lineno} in {f.name}"
 
 
