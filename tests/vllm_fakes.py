@@ -13,6 +13,9 @@ FakeLogprob, FakeCompletionOutput, FakeRequestOutput = Logprob, CompletionOutput
 
 class FakeSamplingParams:  # vllm.SamplingParams
     def __init__(self, **kwargs):
+        # what vLLM's own __post_init__ refuses (vllm/sampling_params.py _verify_greedy_sampling)
+        if kwargs.get("temperature", 1.0) < 1e-5 and kwargs.get("n", 1) > 1:
+            raise ValueError(f"n must be 1 when using greedy sampling, got {kwargs['n']}.")
         self.kwargs = kwargs
 
 

@@ -105,3 +105,11 @@ def test_vllm_generator_syncs_weights_in_process_and_stops_at_end_of_turn(engine
     assert engine.stop_ids[0] == tok.convert_tokens_to_ids("<|im_end|>")
     (sp,) = [vllm.SamplingParams(**kw) for kw in [{"stop_token_ids": engine.stop_ids}]]
     assert sp.stop_token_ids == engine.stop_ids
+
+
+def test_greedy_with_several_samples_asks_vllm_for_one_and_repeats_it(engine):
+    """vLLM refuses n > 1 at temperature 0 (the stand-in too, as tested above): the engine asks for
+    one greedy sample and returns it n times, distinct objects."""
+    (group,) = engine.generate(["Hello"], SamplingParams(max_new_tokens=4, temperature=0.0, n=3))
+    assert len(group) == 3 and len({tuple(c.token_ids) for c in group}) == 1
+    assert group[0] is not group[1]

@@ -39,10 +39,13 @@ def test_sampling_kwargs_rejects_bad_params(bad):
 
 
 def test_build_requests_token_prompts_and_per_prompt_seeds():
-    reqs, sps = ve.build_requests(["hi", "yo"], SamplingParams(seed=10, n=2), lambda t: [ord(c) for c in t],
-                                  FakeSamplingParams)
+    reqs, sps = ve.build_requests(["hi", "yo"], SamplingParams(seed=10, n=2, temperature=1.0),
+                                  lambda t: [ord(c) for c in t], FakeSamplingParams)
     assert reqs == [{"prompt_token_ids": [104, 105]}, {"prompt_token_ids": [121, 111]}]
     assert [s.kwargs["seed"] for s in sps] == [10, 11] and all(s.kwargs["n"] == 2 for s in sps)
+    # greedy: vLLM refuses n > 1, so one sample is asked for (and repeated by parse_outputs)
+    _, greedy = ve.build_requests(["hi"], SamplingParams(n=2), lambda t: [1], FakeSamplingParams)
+    assert greedy[0].kwargs["n"] == 1
 
 
 # ------------------------------------------------------------------ outputs
@@ -68,12 +71,15 @@ def test_parse_completion_rejects_abort_and_missing_sampled_logprob():
 def test_parse_outputs_orders_by_index_and_checks_counts():
     out = FakeRequestOutput("0", [1], [FakeCompletionOutput(1, "b", [2], None, None, "length"),
                                        FakeCompletionOutput(0, "a", [1], None, None, "stop")])
-    [[first, second]] = ve.parse_outputs([out], SamplingParams(n=2), 1)
+    sampled = SamplingParams(n=2, temperature=1.0)  # two samples are asked for only when sampling
+    [[first, second]] = ve.parse_outputs([out], sampled, 1)
     assert (first.text, second.text) == ("a", "b")
     with pytest.raises(RuntimeError, match="completions for n=3"):
-        ve.parse_outputs([out], SamplingParams(n=3), 1)
+        ve.parse_outputs([out], SamplingParams(n=3, temperature=1.0), 1)
     with pytest.raises(RuntimeError, match="outputs for 2 prompts"):
-        ve.parse_outputs([out], SamplingParams(n=2), 2)
+        ve.parse_outputs([out], sampled, 2)
+    with pytest.raises(RuntimeError, match="2 completions for n=1"):  # greedy: one was asked for
+        ve.parse_outputs([out], SamplingParams(n=2), 1)
 
 
 # ------------------------------------------------------------------ weights

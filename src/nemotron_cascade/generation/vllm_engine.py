@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from nemotron_cascade.generation.base import Completion, SamplingParams
@@ -77,7 +78,9 @@ def sampling_kwargs(params: SamplingParams, seed: int | None = None, stop_token_
     if params.logprobs is not None and params.logprobs < 0:
         raise ValueError(f"SamplingParams.logprobs must be >= 0 or None, got {params.logprobs}")
     greedy = params.temperature <= 0
-    kwargs = {"n": params.n, "temperature": 0.0 if greedy else float(params.temperature),
+    # vLLM refuses greedy sampling with n > 1 (SamplingParams._verify_greedy_sampling): its n
+    # samples would all be the argmax path, so one is asked for and repeated (parse_outputs)
+    kwargs = {"n": 1 if greedy else params.n, "temperature": 0.0 if greedy else float(params.temperature),
               "top_p": 1.0 if greedy else float(params.top_p), "max_tokens": params.max_new_tokens,
               "seed": params.seed if seed is None else seed}
     if params.logprobs is not None:
@@ -130,11 +133,13 @@ def parse_outputs(outputs: Sequence[Any], params: SamplingParams, n_prompts: int
     if len(outputs) != n_prompts:
         raise RuntimeError(f"vllm returned {len(outputs)} outputs for {n_prompts} prompts")
     result = []
+    asked = 1 if params.temperature <= 0 else params.n  # greedy: one sample, repeated n times
     for out in outputs:
         completions = sorted(out.outputs, key=lambda o: getattr(o, "index", 0))
-        if len(completions) != params.n:
-            raise RuntimeError(f"vllm returned {len(completions)} completions for n={params.n}")
-        result.append([parse_completion(o, params.logprobs is not None) for o in completions])
+        if len(completions) != asked:
+            raise RuntimeError(f"vllm returned {len(completions)} completions for n={asked}")
+        parsed = [parse_completion(o, params.logprobs is not None) for o in completions]
+        result.append(parsed if asked == params.n else [replace(parsed[0]) for _ in range(params.n)])
     return result
 
 
