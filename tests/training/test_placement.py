@@ -173,3 +173,36 @@ def test_on_a_real_device_a_parameter_left_on_the_cpu_is_named(tiny_model):
     names = " ".join(f.what for f in audit.findings)
     assert "model.embed_tokens.weight" in names and "on cpu" in names
     assert device_audit.Finding("x", "y", "z").__str__() == "x in y (at z)"
+
+
+# --------------------------------------------------------------- what runs beside the loop follows the stage
+def _record_resolved(monkeypatch):
+    """``placement.place`` recording the device each call resolves to (nothing is moved)."""
+    calls = []
+    monkeypatch.setattr(placement, "place",
+                        lambda model, device=None: calls.append(placement.resolve_device(device)) or model)
+    return calls
+
+
+def test_the_reward_model_runs_where_the_stage_runs(fake_cuda, monkeypatch, tiny_model, tokenizer):
+    from nemotron_cascade.datasets.checkpoint import Checkpoint
+    from nemotron_cascade.rewards.reward_model import RewardModelReward
+
+    calls = _record_resolved(monkeypatch)
+    with placement.scope("cuda:1"):  # the RL node's scope, where the loop places the policy
+        RewardModelReward(Checkpoint(model=tiny_model, tokenizer=tokenizer))
+    RewardModelReward(Checkpoint(model=tiny_model, tokenizer=tokenizer), device="cpu")
+    assert calls == ["cuda:1", "cpu"]
+
+
+def test_evaluation_generates_on_its_device(fake_cuda, monkeypatch, tiny_model, tokenizer):
+    from nemotron_cascade.data import world
+    from nemotron_cascade.datasets.checkpoint import Checkpoint
+    from nemotron_cascade.evaluation.benchmarks import EvalConfig
+    from nemotron_cascade.pipelines.evaluation import nodes
+
+    calls = _record_resolved(monkeypatch)
+    rows = world.generate_tasks("math", "bench", 2, 0)
+    cfg = EvalConfig(device="cuda:1", max_new_tokens=4, max_items_per_domain=2)
+    metrics, _ = nodes.evaluate_policy(Checkpoint(model=tiny_model, tokenizer=tokenizer), rows, cfg)
+    assert calls == ["cuda:1"] and "math" in metrics

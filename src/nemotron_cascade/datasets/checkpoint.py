@@ -16,6 +16,11 @@ under the same version (the same millisecond) get two versions: see ``_claim_ver
 A checkpoint that cannot be read (a truncated weights file, a deleted ``config.json``) fails naming
 the version directory and the file, and what to do: rerun the stage, or pin another version.
 
+Device and dtype: a save writes the model from wherever it is (a GPU after a stage trained it
+there) in the dtype it has (the configured one: the training loop casts fp32 master weights back,
+:mod:`~nemotron_cascade.training.placement`); a load puts it on the CPU, in the dtype it was saved in
+(``dtype: auto``, the default) or the catalog's ``dtype``, until the next stage places it.
+
 Beside the weights, ``lineage.json`` records where the checkpoint came from: the stage, the version
 and path of the checkpoint it was trained from, the data it saw and the MLflow run that made it.
 """
@@ -70,7 +75,7 @@ class CheckpointDataset(AbstractVersionedDataset[Checkpoint, Checkpoint]):
     """
 
     def __init__(self, filepath: str, version: Version | None = None, model_class: str = "auto-causal-lm",
-                 dtype: str = "float32", metadata: dict | None = None):
+                 dtype: str = "auto", metadata: dict | None = None):
         super().__init__(filepath=PurePosixPath(filepath), version=version, exists_function=os.path.isdir)
         self._model_class, self._dtype, self.metadata = model_class, dtype, metadata
 
@@ -96,7 +101,8 @@ class CheckpointDataset(AbstractVersionedDataset[Checkpoint, Checkpoint]):
         with self._reading(path, weights):
             if not (path / weights).is_file():
                 raise _Missing
-            model = cls.from_pretrained(path, dtype=getattr(torch, self._dtype))
+            dtype = self._dtype if self._dtype == "auto" else getattr(torch, self._dtype)  # auto: as saved
+            model = cls.from_pretrained(path, dtype=dtype)  # on the CPU: the next stage places it
         model.eval()
         lineage_file = path / LINEAGE_FILE
         with self._reading(path, LINEAGE_FILE):

@@ -50,6 +50,13 @@ class EvalConfig:
     # ``<metric>_avg_of_<k>``, ``<metric>_best_of_<k>`` (the judge's pick) and ``<metric>_max_of_<k>``;
     # with ``headline: true`` the column itself is avg@k and the greedy score moves to ``<metric>_greedy``
     sampled: dict = field(default_factory=dict)
+    # where the checkpoint generates (training/placement.py: auto | cpu | cuda | cuda:N)
+    device: str = "auto"
+
+    def __post_init__(self):
+        from nemotron_cascade.training.placement import check_device
+
+        check_device(self.device, "params evaluation.device")
 
 
 def prompts_for(rows: list[dict], thinking: bool, tokenizer) -> list[str]:

@@ -28,10 +28,15 @@ NO_ANSWER_MARGIN = 1.0
 
 
 class RewardModelReward:
-    """Batch reward: the reward model's score of each row's prompt with the response's final answer."""
+    """Batch reward: the reward model's score of each row's prompt with the response's final answer.
 
-    def __init__(self, checkpoint, max_length: int = 256, batch_size: int = 64):
-        self.model, self.tokenizer = checkpoint.model, checkpoint.tokenizer
+    The reward model runs on ``device`` (``None``: the stage's, :func:`~nemotron_cascade.training.placement.scope`:
+    where the loop places the policy), moved there when the reward is built; texts follow it."""
+
+    def __init__(self, checkpoint, max_length: int = 256, batch_size: int = 64, device: str | None = None):
+        from nemotron_cascade.training import placement
+
+        self.model, self.tokenizer = placement.place(checkpoint.model, device), checkpoint.tokenizer
         self.max_length, self.batch_size = max_length, batch_size
         self.model.eval()
 

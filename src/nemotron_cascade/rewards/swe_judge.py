@@ -22,6 +22,10 @@ A needed token outside the returned top-``top_logprobs`` is re-asked with the wh
 second call for those queries only), so the score is exact, never a truncated estimate. By default a
 small vocabulary (at most ``FULL_VOCAB_UP_TO`` tokens, e.g. the tiny model's) is asked for whole at
 once, a large one for the top 20 (vLLM's default ``max_logprobs``).
+
+The judge runs where its generator runs: an :class:`~nemotron_cascade.generation.hf.HFGenerator`
+moves its inputs to its model's device (place the model with
+:func:`nemotron_cascade.training.placement.place`), vLLM on its own GPU.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from nemotron_cascade import tracking
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.evaluation import benchmarks, report
 from nemotron_cascade.generation.hf import HFGenerator
+from nemotron_cascade.training import placement
 
 log = logging.getLogger(__name__)
 
@@ -15,8 +16,10 @@ log = logging.getLogger(__name__)
 def evaluate_policy(policy: Checkpoint, benchmark: list[dict],
                     evaluation: benchmarks.EvalConfig) -> tuple[dict, list[dict]]:
     """Scores of one checkpoint on every domain's held-out benchmark, and the per-item records
-    (``params:evaluation``, typed: Kedro builds the config before any node runs)."""
-    generator = HFGenerator(policy.model, policy.tokenizer, batch_size=evaluation.batch_size)
+    (``params:evaluation``, typed: Kedro builds the config before any node runs). The checkpoint
+    generates on ``evaluation.device``, in the dtype it was saved in."""
+    model = placement.place(policy.model, placement.resolve_device(evaluation.device))
+    generator = HFGenerator(model, policy.tokenizer, batch_size=evaluation.batch_size)
     metrics, records = benchmarks.evaluate(generator, benchmark, evaluation)
     metrics = {"checkpoint_version": policy.lineage.get("version"), **metrics}
     tracking.log_metrics(metrics, prefix="eval/")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nemotron_cascade import config, stages
+from nemotron_cascade.training import placement
 from nemotron_cascade.training.launch import LaunchConfig
 from nemotron_cascade.training.reward_model import RMConfig
 
@@ -18,15 +19,18 @@ INITS = ("policy", "scratch")
 class RMStageConfig:
     """``init: policy`` (the input checkpoint's body, a fresh scalar head) or ``scratch`` (a new
     tiny model of ``size``, fields of ``TinyModelConfig``); a ``train`` block of :class:`RMConfig`
-    fields and an optional ``launch`` block."""
+    fields and an optional ``launch`` block; ``device`` is where it trains
+    (:mod:`nemotron_cascade.training.placement`)."""
 
     init: str
     train: RMConfig
     size: Mapping[str, Any] | None = None
+    device: str = "auto"
     launch: LaunchConfig = field(init=False, default=None)
 
     def __post_init__(self):
         config.check_fields(self)
+        placement.check_device(self.device, "params reward_model.device")
         if self.init not in INITS:
             raise ValueError(f"params reward_model.init must be 'policy' or 'scratch', got {self.init!r}")
         cfg, launch, written, _ = stages.split_train_block(self.train, RMConfig, "train")

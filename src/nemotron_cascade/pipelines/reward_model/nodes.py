@@ -8,6 +8,7 @@ from collections import Counter
 from nemotron_cascade import stages
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.pipelines.reward_model.config import RMStageConfig
+from nemotron_cascade.training import placement
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def train_reward_model_node(policy: Checkpoint, preference_pairs: list[dict], co
     run = stages.start(stage, config.launch, policy.lineage.get("version"), config.init,
                        config.size if config.init == "scratch" else None,
                        content_digest([train_pairs, val_pairs]), dict(config.train_params))
-    history = stages.train_reward_model(run, model, policy.tokenizer, train_pairs, val_pairs, config.train)
+    with placement.scope(config.device):  # the loop places the model there
+        history = stages.train_reward_model(run, model, policy.tokenizer, train_pairs, val_pairs, config.train)
     final = {k: v for k, v in history[-1].items() if k.startswith("val_")}
     log.info("reward model validation: %s", {k: round(v, 3) for k, v in final.items()})
     lineage = stages.lineage(stage, policy, run, init=config.init, parameters=n_params, data=dict(splits),

@@ -13,6 +13,7 @@ from typing import Any
 
 from nemotron_cascade import config, stages
 from nemotron_cascade.rl.trainer import GRPOConfig
+from nemotron_cascade.training import placement
 from nemotron_cascade.training.launch import LaunchConfig
 
 
@@ -31,7 +32,9 @@ class RLStageConfig:
     ``reward_model`` and ``localisation`` wire the stage (the registry reads them from
     ``conf/base``): ``reward_model: true`` gives it the reward model checkpoint, a
     ``localisation`` block re-ranks its prompts' context files with the policy first. ``train``
-    is a :class:`GRPOConfig` plus an optional ``launch`` block (:attr:`launch`).
+    is a :class:`GRPOConfig` plus an optional ``launch`` block (:attr:`launch`). ``device`` is
+    where the policy, its HF rollouts, the localisation guesses and the reward model run
+    (:mod:`nemotron_cascade.training.placement`; not part of the resume fingerprint).
     """
 
     domains: tuple[str, ...]
@@ -41,10 +44,12 @@ class RLStageConfig:
     diagnostics: tuple[str, ...] = ()
     reward_model: bool = False
     localisation: LocalisationConfig | None = None
+    device: str = "auto"
     launch: LaunchConfig = field(init=False, default=None)
 
     def __post_init__(self):
         config.check_fields(self)
+        placement.check_device(self.device, "params <rl stage>.device")
         cfg, launch, written, _ = stages.split_train_block(self.train, GRPOConfig, "train")
         loc = self.localisation
         if isinstance(loc, Mapping):

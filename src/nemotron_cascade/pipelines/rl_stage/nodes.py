@@ -9,6 +9,7 @@ from collections import Counter
 from nemotron_cascade import stages
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.pipelines.rl_stage.config import RLStageConfig
+from nemotron_cascade.training import placement
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def localise_prompts(policy: Checkpoint, prompts: list[dict], config: RLStageCon
     idx = [i for i, p in enumerate(prompts) if "repo" in p]
     if not idx:
         raise ValueError("localise_prompts: no prompt carries a 'repo'; this stage has nothing to localise")
-    generator = HFGenerator(policy.model, policy.tokenizer)
+    generator = HFGenerator(placement.place(policy.model, placement.resolve_device(config.device)), policy.tokenizer)
     guesses = localisation.policy_guesses(generator, [prompts[i] for i in idx], config.localisation.max_new_tokens)
     localised, metrics = localisation.localise_with_guesses([prompts[i] for i in idx], config.localisation.top_k,
                                                             guesses)
@@ -62,8 +63,9 @@ def train_rl_stage(policy: Checkpoint, prompts: list[dict], config: RLStageConfi
     rm_version = reward_model.lineage.get("version") if reward_model is not None else None
     run = stages.start(stage, config.launch, policy.lineage.get("version"), [p["id"] for p in prompts],
                        dict(config.train_params), config.reward, rm_version)
-    history = stages.train_grpo(run, policy.model, policy.tokenizer, prompts, config.reward, config.train,
-                                list(config.diagnostics), reward_model)
+    with placement.scope(config.device):  # the loop places the policy, the reward model follows it there
+        history = stages.train_grpo(run, policy.model, policy.tokenizer, prompts, config.reward, config.train,
+                                    list(config.diagnostics), reward_model)
     extra = {"reward_model": stages.parent_of(reward_model)} if reward_model is not None else {}
     lineage = stages.lineage(stage, policy, run, reward=config.reward, **extra, data={
         "prompts": len(prompts), "domains": dict(Counter(p["domain"] for p in prompts))})

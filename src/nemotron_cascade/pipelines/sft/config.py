@@ -12,6 +12,7 @@ from typing import Any
 
 from nemotron_cascade import config, stages
 from nemotron_cascade.models import TinyModelConfig
+from nemotron_cascade.training import placement
 from nemotron_cascade.training.launch import LaunchConfig
 from nemotron_cascade.training.sft import SFTConfig
 
@@ -21,14 +22,17 @@ SOURCES = ("tiny", "pretrained")
 @dataclass(frozen=True)
 class SFTStageConfig:
     """One SFT (or pretraining) run: a ``train`` block of :class:`SFTConfig` fields, the packing
-    ``block_size`` (tokens per packed block) and an optional ``launch`` block."""
+    ``block_size`` (tokens per packed block) and an optional ``launch`` block; ``device`` is where
+    it trains (:mod:`nemotron_cascade.training.placement`; not part of the resume fingerprint)."""
 
     train: SFTConfig
+    device: str = "auto"
     block_size: int = field(init=False, default=None)
     launch: LaunchConfig = field(init=False, default=None)
 
     def __post_init__(self):
         config.check_fields(self)
+        placement.check_device(self.device, "params sft.<stage>.device")
         cfg, launch, written, extras = stages.split_train_block(self.train, SFTConfig, "train", ("block_size",))
         for name, value in (("train", cfg), ("launch", launch), ("_train_params", written),
                             ("block_size", int(extras["block_size"]))):
@@ -47,7 +51,9 @@ class BaseModelConfig:
     ``vocab_size`` tokens (pretrained on the corpus first when ``pretrain.max_steps > 0``);
     ``source: pretrained`` loads ``name_or_path`` in ``dtype`` with ``attn_implementation``, its context
     extended by ``rope_scaling`` when given (YaRN; checked against the stages' lengths before a run,
-    :mod:`nemotron_cascade.lengths`)."""
+    :mod:`nemotron_cascade.lengths`). ``dtype`` is the cascade's compute dtype too: every checkpoint
+    is saved and loaded in it, and ``bfloat16`` trains with fp32 master weights and bf16 autocast
+    (:mod:`nemotron_cascade.training.placement`). ``device`` is where the tiny model pretrains."""
 
     source: str
     vocab_size: int
@@ -57,9 +63,11 @@ class BaseModelConfig:
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
     rope_scaling: Mapping[str, Any] | None = None
+    device: str = "auto"
 
     def __post_init__(self):
         config.check_fields(self)
+        placement.check_device(self.device, "params base_model.device")
         if self.source not in SOURCES:
             raise ValueError(f"params base_model.source must be 'tiny' or 'pretrained', got {self.source!r}")
         if self.source == "pretrained" and not self.name_or_path:

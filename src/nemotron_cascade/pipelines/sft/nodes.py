@@ -7,6 +7,7 @@ import logging
 from nemotron_cascade import stages
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.pipelines.sft.config import BaseModelConfig, SFTStageConfig
+from nemotron_cascade.training import placement
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ def pretrain(model, tokenizer, texts: list[str], config: BaseModelConfig) -> sta
     tracking.log_metrics(stats, prefix="pretrain_data/")
     run = stages.start("base", pre.launch, "pretrain", content_digest(texts), dict(config.tiny),
                        dict(pre.train_params))
-    stages.train_sft(run, model, tokenizer, blocks, pre.train, prefix="pretrain/")
+    with placement.scope(config.device):
+        stages.train_sft(run, model, tokenizer, blocks, pre.train, prefix="pretrain/")
     return run
 
 
@@ -64,7 +66,8 @@ def train_sft_stage(policy: Checkpoint, blend: list[dict], config: SFTStageConfi
     log.info("%s: %s", stage, stats)
     tracking.log_metrics(stats, prefix="data/")
     run = stage_run(policy, blend, config, stage)
-    history = stages.train_sft(run, policy.model, policy.tokenizer, blocks, config.train)
+    with placement.scope(config.device):  # the loop places the model there
+        history = stages.train_sft(run, policy.model, policy.tokenizer, blocks, config.train)
     lineage = stages.lineage(stage, policy, run, data={"samples": len(blend), **stats})
     return Checkpoint(model=policy.model, tokenizer=policy.tokenizer, lineage=lineage), history
 
