@@ -3,7 +3,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # what running needs (pyproject's dependencies), and the test extra on top (pytest, the notebook
-# check, DeepSpeed for the parity tests, ruff): `make run` installs only the first
+# check, DeepSpeed for the parity tests, ruff): `make run` installs only the first. Both under the
+# CPU environment's constraints (requirements/cpu.txt: the CPU torch wheel, transformers, numba);
+# the GPU environment installs from requirements/gpu.txt instead (docs/scale_out.md)
+CONSTRAINTS := requirements/cpu.txt
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 export KEDRO_DISABLE_TELEMETRY := true
@@ -15,15 +18,15 @@ setup: $(STAMP)
 
 setup-test: $(TEST_STAMP)
 
-$(STAMP): pyproject.toml scripts/install_system_deps.sh
+$(STAMP): pyproject.toml $(CONSTRAINTS) scripts/install_system_deps.sh
 	bash scripts/install_system_deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e . -c $(CONSTRAINTS)
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' -c $(CONSTRAINTS)
 	touch $(TEST_STAMP)
 
 run: setup

@@ -7,7 +7,7 @@ import pytest
 import torch
 from vllm_fakes import FakeCompletionOutput, FakeLLM, FakeRequestOutput, FakeSamplingParams  # tests/
 
-from nemotron_cascade import models
+from nemotron_cascade import compat, models
 from nemotron_cascade.config import config_from_params
 from nemotron_cascade.generation.base import Completion
 from nemotron_cascade.generation.hf import HFGenerator
@@ -392,7 +392,7 @@ def test_gradient_checkpointing_gives_the_same_grpo_steps(tokenizer):
                          seed=0, gradient_checkpointing=gc)
         model = _model(tokenizer)
         hist = trainer.train_grpo(model, tokenizer, ROWS, _digit_share, cfg, FixedRollouts(tokenizer), _render)
-        assert not model.is_activation_checkpointing
+        assert not compat.is_activation_checkpointing(model)
         out[gc] = (model, [h["loss"] for h in hist])
     assert any(abs(v) > 0 for v in out[False][1])  # the steps did train
     assert out[True][1] == pytest.approx(out[False][1], abs=1e-6)

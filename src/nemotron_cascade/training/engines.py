@@ -309,12 +309,13 @@ def gradient_checkpointing(model, enabled: bool):
         return
     if not getattr(model, "supports_gradient_checkpointing", False):
         raise ValueError(f"gradient_checkpointing: {type(model).__name__} does not support it")
-    # transformers 5.x: activation_checkpointing_* (gradient_checkpointing_* are deprecated aliases)
-    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    from nemotron_cascade import compat  # the name differs between transformers 5.20 and 5.24
+
+    compat.activation_checkpointing_enable(model, use_reentrant=False)
     try:
         yield
     finally:
-        model.activation_checkpointing_disable()
+        compat.activation_checkpointing_disable(model)
 
 
 def launched_world_size() -> int:
