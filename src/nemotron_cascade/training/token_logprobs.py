@@ -103,18 +103,33 @@ def _cross_entropy_sum(lm, hidden, targets):
     return F.cross_entropy(head_logits(lm, hidden), targets, reduction="sum")
 
 
-def over_chunks(fn, rows, targets, chunk_tokens: int) -> list:
-    """``fn(rows[s:s+c], targets[s:s+c])`` for every chunk of ``c = chunk_tokens`` rows (one empty
-    chunk when there are no rows, so the result stays in the graph), each recomputed in backward."""
+def chunk_count(lm, rows: int, chunk_tokens: int, device) -> int:
+    """How many chunks cover ``rows`` rows: at least one; under DeepSpeed ZeRO-3 (the head's weight
+    is partitioned: it has a ``ds_id``) the largest count of any rank, because every call of the
+    head gathers its weight, a collective that every rank must make as often (a rank with fewer
+    label or completion tokens runs empty chunks)."""
     if chunk_tokens < 1:
         raise ValueError(f"logits_chunk_tokens must be ≥ 1, got {chunk_tokens}")
+    count = max(1, -(-rows // chunk_tokens))
+    dist = torch.distributed
+    if hasattr(lm.get_output_embeddings().weight, "ds_id") and dist.is_available() and dist.is_initialized():
+        most = torch.tensor(count, device=device)
+        dist.all_reduce(most, op=dist.ReduceOp.MAX)
+        count = int(most)
+    return count
+
+
+def over_chunks(lm, fn, rows, targets, chunk_tokens: int) -> list:
+    """``fn(lm, rows[s:s+c], targets[s:s+c])`` for each of the :func:`chunk_count` chunks of
+    ``c = chunk_tokens`` rows (empty ones past the end), each recomputed in backward. An empty chunk
+    keeps a batch without rows in the graph."""
     outs = []
-    for s in range(0, max(1, rows.shape[0]), chunk_tokens):
-        args = (rows[s:s + chunk_tokens], targets[s:s + chunk_tokens])
+    for k in range(chunk_count(lm, rows.shape[0], chunk_tokens, rows.device)):
+        args = (rows[k * chunk_tokens:(k + 1) * chunk_tokens], targets[k * chunk_tokens:(k + 1) * chunk_tokens])
         if torch.is_grad_enabled():  # the head has no randomness: no RNG state to keep
-            outs.append(checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=False))
+            outs.append(checkpoint(partial(fn, lm), *args, use_reentrant=False, preserve_rng_state=False))
         else:
-            outs.append(fn(*args))
+            outs.append(fn(lm, *args))
     return outs
 
 
@@ -129,7 +144,7 @@ def completion_logprobs(model, ids, attn, index, mask, targets, chunk_tokens: in
     keep = mask.bool()
     b_idx, t_idx = keep.nonzero(as_tuple=True)
     rows = hidden[b_idx, index[keep]]
-    outs = over_chunks(partial(_logprob_entropy, lm), rows, targets[keep], chunk_tokens)
+    outs = over_chunks(lm, _logprob_entropy, rows, targets[keep], chunk_tokens)
     logp, ent = torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
     logprobs = logp.new_zeros(mask.shape).index_put((b_idx, t_idx), logp)
     return logprobs, ent.new_zeros(mask.shape).index_put((b_idx, t_idx), ent)
@@ -143,5 +158,5 @@ def token_cross_entropy(model, input_ids, labels, position_ids, chunk_tokens: in
     lm, hidden = causal_lm(model), final_hidden(model, input_ids=input_ids, position_ids=position_ids)
     shift_labels = labels[:, 1:]
     keep = shift_labels != -100
-    total = sum(over_chunks(partial(_cross_entropy_sum, lm), hidden[:, :-1][keep], shift_labels[keep], chunk_tokens))
+    total = sum(over_chunks(lm, _cross_entropy_sum, hidden[:, :-1][keep], shift_labels[keep], chunk_tokens))
     return total if reduction == "sum" else total / keep.sum()
