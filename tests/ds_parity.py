@@ -29,6 +29,8 @@ records, per logged step, whether rank 0's weights changed in that step (``chang
 parameters, under ZeRO-3 its shards) and whether every weight is finite at the end: a skipped
 non-finite step must leave them as they were, whatever DeepSpeed's own overflow handling does.
 ``--sft-poison-step`` poisons SFT the same way: the last rank's loss of that step is NaN.
+``--no-overflow-check`` turns DeepSpeed's ``bf16.check_grad_overflow`` off behind the engine's back
+(the engine forces it on): DeepSpeed then applies the poisoned NaN update, and the run must stop.
 """
 
 from __future__ import annotations
@@ -261,6 +263,20 @@ def _fresh_rm(tok):
 TASKS = {"sft": run_sft, "grpo": run_grpo, "rm": run_rm}
 
 
+def _overflow_check_off() -> None:
+    """Fault injection: the engine's config keeps ``bf16.check_grad_overflow`` false."""
+    from nemotron_cascade.training import engines
+
+    forced = engines.with_overflow_check
+
+    def off(config):
+        config = forced(config)
+        if "bf16" in config:
+            config["bf16"] = {**config["bf16"], "check_grad_overflow": False}
+        return config
+    engines.with_overflow_check = off
+
+
 def weight_diffs(model, ref: dict, init: dict) -> dict:
     """``max_weight_diff`` (max |w − w_torch|) and ``rel_update_diff`` (‖w − w_torch‖₂ / ‖w_torch − w₀‖₂)
     of ``model`` against the torch run's final weights ``ref`` and the initial weights ``init``."""
@@ -293,7 +309,10 @@ def main(argv=None) -> None:
                     help="bf16: the ZeRO runs with DeepSpeed's bf16 on a model loaded in bf16")
     ap.add_argument("--stages", type=int, nargs="*", default=[2, 3])
     ap.add_argument("--no-torch", action="store_true", help="skip the plain torch reference runs")
+    ap.add_argument("--no-overflow-check", action="store_true", help="bf16.check_grad_overflow forced off")
     args = ap.parse_args(argv)
+    if args.no_overflow_check:
+        _overflow_check_off()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     tok, fresh_policy = tiny_tokenizer_and_model()
     rank0 = int(os.environ.get("RANK", "0")) == 0

@@ -10,6 +10,14 @@ the same seed, in fp32:
   second micro-batch (a -inf log-prob): every run must skip it and step 4 must match;
 * reward model: 4 steps of 8 pairs (4 per rank), validation at the end.
 
+A second run (``parity_bf16``) takes the gpu profile's precision: the model loaded in bf16 and the
+ZeRO-2/3 configs with ``"bf16": {"enabled": true}`` (DeepSpeed's fp32 master copy; no parity with
+fp32 torch is expected). One SFT step (the last rank's loss NaN) and one GRPO step (rank 1's second
+micro-batch poisoned) must be skipped *with the weights left exactly as they were* — checked on the
+weights, not assumed from DeepSpeed's overflow handling (a bf16 ZeRO optimiser without its
+``check_grad_overflow`` applies a NaN update; the engine forces that check on) — and the steps
+around them must train.
+
 Tolerances. Per-step losses and gradient norms: 1e-5 absolute. Both sides do the same fp32 math;
 only the summation order differs (per-rank partial sums of the token losses and gradients, the
 gloo all-reduce, the grad norm over flat ZeRO buffers), which moves them by a few ulps (measured:
@@ -158,3 +166,50 @@ def test_reward_model_zero2_and_zero3_on_two_ranks_match_plain_torch(parity):
     for stage in ("zero2", "zero3"):
         assert res[stage]["val_accuracy"] == res["torch"]["val_accuracy"]
         assert abs(res[stage]["val_margin"] - res["torch"]["val_margin"]) < TOL
+
+
+@pytest.fixture(scope="module")
+def parity_bf16(tmp_path_factory):
+    """ZeRO-2 and ZeRO-3 in bf16 on 2 ranks, SFT step 2 and GRPO step 2 poisoned (``ds_parity``'s JSON)."""
+    pytest.importorskip("deepspeed")
+    tmp = tmp_path_factory.mktemp("parity_bf16")
+    out = tmp / "parity.json"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+         "-m", "ds_parity", "--out", str(out), "--tasks", "sft", "grpo", "--precision", "bf16", "--no-torch",
+         "--steps", "3", "--sft-poison-step", "1", "--batch-size", "4", "--grpo-steps", "3", "--grpo-prompts", "4",
+         "--grpo-group", "4", "--grpo-micro", "4", "--grpo-poison-step", "1"],
+        cwd=tmp, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["sft", "grpo"])
+def test_a_nan_step_under_deepspeed_bf16_is_skipped_and_leaves_the_weights(parity_bf16, task):
+    for stage in ("zero2", "zero3"):
+        run = parity_bf16[task][stage]
+        assert [math.isfinite(x) for x in run["loss"]] == [True, False, True], (task, stage, run["loss"])
+        assert not math.isfinite(run["grad_norm"][1])  # the skipped step's norm: not a number
+        # step 1 and 3 moved the bf16 weights, the poisoned step 2 left them bit for bit
+        assert run["changed"] == [True, False, True], (task, stage, run["changed"])
+        assert run["finite"] and run["dtype"] == "torch.bfloat16", (task, stage)  # saved in the configured dtype
+
+
+@pytest.mark.slow
+def test_without_its_overflow_check_deepspeed_bf16_applies_the_nan_update_and_the_run_stops(tmp_path):
+    """Why the engine forces ``check_grad_overflow`` and checks the weights after a non-finite step:
+    with the check off (one rank, ZeRO-2, bf16) the poisoned step's NaN reaches every weight, and
+    the run stops there instead of training on."""
+    pytest.importorskip("deepspeed")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ds_parity", "--out", str(tmp_path / "out.json"), "--tasks", "grpo",
+         "--precision", "bf16", "--no-torch", "--stages", "2", "--grpo-steps", "3", "--grpo-prompts", "4",
+         "--grpo-group", "4", "--grpo-micro", "4", "--grpo-poison-step", "1", "--no-overflow-check"],
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0 and not (tmp_path / "out.json").exists()
+    assert "NonFiniteError: DeepSpeed applied an update whose gradient norm is" in proc.stderr, proc.stderr[-2000:]
+    assert "model.embed_tokens.weight" in proc.stderr
