@@ -6,7 +6,14 @@ forward with a ``DynamicCache``, the same with a ``StaticCache``, and that step 
 ``torch.compile`` (compile time reported apart). Same prompts (rendered world math tasks, left
 padded), random weights, 40 new tokens forced (``min_new_tokens``), temperature 1.
 
-    .venv/bin/python benchmarks/bench_decode.py [--threads 2] [--new-tokens 40]
+Then the embedded rollout engine (:mod:`nemotron_cascade.generation.embedded`) against HF
+``generate`` at batch 64, measured in interleaved rounds (best round of each kept, so a round slowed
+by another process on the machine does not decide): on 64 distinct prompts (the rows above), and on
+a GRPO-shaped batch of 8 prompts x 8 samples, where the engine prefills each prompt once. The engine
+reads the weights, prefills and decodes inside every timed call; no stop id, so it also decodes all
+40 tokens. The ratio is HF's ms per token step over the engine's.
+
+    .venv/bin/python benchmarks/bench_decode.py [--threads 2] [--new-tokens 40] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import torch  # noqa: E402
 
 from nemotron_cascade import chat, models  # noqa: E402
 from nemotron_cascade.data import sft, world  # noqa: E402
+from nemotron_cascade.generation import embedded  # noqa: E402
+from nemotron_cascade.generation.base import SamplingParams  # noqa: E402
 
 
 def setup(n_prompts: int):
@@ -34,9 +43,36 @@ def setup(n_prompts: int):
     return rows, tok, model
 
 
-def encode(tok, rows, batch: int):
-    prompts = [world.render_prompt(rows[i % len(rows)], True) for i in range(batch)]
+def encode(tok, rows, batch: int, samples: int = 1):
+    """``batch`` rendered prompts, each distinct prompt repeated ``samples`` times in a row."""
+    prompts = [world.render_prompt(rows[(i // samples) % len(rows)], True) for i in range(batch)]
     return tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+
+def embedded_decode(model, enc, n: int):
+    """The embedded engine's whole call on a left-padded batch: read the live weights, prefill,
+    sample ``n`` tokens at temperature 1 (no stop id, like ``min_new_tokens`` for HF)."""
+    params = SamplingParams(max_new_tokens=n, temperature=1.0, seed=0)
+    generator = torch.Generator().manual_seed(0)
+
+    def run():
+        with torch.inference_mode():
+            embedded.decode(embedded.read_weights(model), enc.input_ids, enc.attention_mask, params, [], generator)
+    return run
+
+
+def interleaved(fns: dict, n: int, rounds: int) -> dict:
+    """Best ms per token step of each function over ``rounds`` rounds that run them in turn."""
+    times = {name: [] for name in fns}
+    with torch.no_grad():
+        for fn in fns.values():
+            fn()  # warm-up
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t) / n * 1000)
+    return {name: min(ts) for name, ts in times.items()}
 
 
 def hf_generate(model, tok, enc, n: int):
@@ -89,6 +125,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--new-tokens", type=int, default=40)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the engine comparison")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -111,6 +148,15 @@ def main() -> None:
         first = time.perf_counter() - t0
         ms = ms_per_token(run, n, args.reps)
         table.append((f"{name}, batch 64", ms, 64 * 1000 / ms, f"first call {first:.1f} s" if compiled else ""))
+    for label, samples in (("64 prompts", 1), ("8 prompts x 8 samples", 8)):
+        enc = encode(tok, rows, 64, samples)
+        best = interleaved({"hf": lambda e=enc: hf_generate(model, tok, e, n),
+                            "embedded": embedded_decode(model, enc, n)}, n, args.rounds)
+        ratio = best["hf"] / best["embedded"]
+        table.append((f"HF generate, batch 64 = {label}", best["hf"], 64 * 1000 / best["hf"],
+                      f"best of {args.rounds} interleaved rounds"))
+        table.append((f"embedded engine, batch 64 = {label}", best["embedded"], 64 * 1000 / best["embedded"],
+                      f"**{ratio:.2f}x** HF generate"))
     print(f"\nDecode of the tiny Qwen3 ({models.count_parameters(model) / 1e6:.2f} M parameters), {n} new tokens, "
           f"{torch.get_num_threads()} threads")
     print("| decoder | ms per token step | tokens/s | note |\n|---|---:|---:|---|")

@@ -1,6 +1,6 @@
 """Embedded rollout engine: a plain-torch decoder of the tiny Qwen3 policy, for CPU rollouts.
 
-HF ``generate`` spends most of a token step of the tiny model on framework overhead (mask building,
+HF ``generate`` spends much of a token step of the tiny model on framework overhead (mask building,
 cache objects, module dispatch), not arithmetic. :class:`EmbeddedGenerator` runs the same
 Qwen3ForCausalLM (grouped-query attention with q/k RMSNorm, RoPE, SwiGLU, tied embeddings) as a
 handful of tensor operations per layer:
@@ -12,8 +12,8 @@ handful of tensor operations per layer:
   keys and values copied into a preallocated cache of ``prompt + max_new_tokens`` columns;
 - **no attention mask is built per step**: rows are left-padded as HF pads them, and a per-row
   additive key bias (``-inf`` on the row's padding columns, made once per batch from the start
-  offsets) is added to the scores of the new token over the filled span of the cache; the four
-  query heads of a key/value head form one ``[2, span]`` product (no ``repeat_kv``);
+  offsets) is added to the scores of the new token over the filled span of the cache; the query
+  heads that share a key/value head form one ``[heads / kv_heads, span]`` product (no ``repeat_kv``);
 - **finished rows leave the batch** once a quarter of it has stopped (their cache rows compacted).
 
 Conventions are :class:`~nemotron_cascade.generation.hf.HFGenerator`'s: prompts sorted by length
@@ -165,8 +165,8 @@ def prefill(w: Weights, ids, mask):
         values.append(v)
         att = F.scaled_dot_product_attention(padded[:, :h], k.repeat_interleave(h // kv, 1),
                                              v.repeat_interleave(h // kv, 1), attn_mask=allowed)
-        x = x + F.linear(att.transpose(1, 2)[real].reshape(-1, h * d), lw["o"])
-        x = x + mlp(rms_norm(x, lw["ln2"], w.eps), lw)
+        x.add_(F.linear(att.transpose(1, 2)[real].reshape(-1, h * d), lw["o"]))
+        x.add_(mlp(rms_norm(x, lw["ln2"], w.eps), lw))
     last = rms_norm(x[counts.cumsum(0) - 1], w.norm, w.eps)
     return F.linear(last, w.embed), keys, values, counts
 
@@ -176,7 +176,7 @@ def mlp(x, lw):
     import torch.nn.functional as F
 
     gate, up = F.linear(x, lw["gate_up"]).chunk(2, -1)
-    return F.linear(F.silu(gate) * up, lw["down"])
+    return F.linear(F.silu(gate, inplace=True).mul_(up), lw["down"])
 
 
 def decode_step(w: Weights, state: Batch, tokens, col: int, step: int):
@@ -188,20 +188,21 @@ def decode_step(w: Weights, state: Batch, tokens, col: int, step: int):
 
     b = tokens.shape[0]
     h, kv, d = w.heads, w.kv_heads, w.head_dim
-    cos, sin = state.cos[:, step:step + 1], state.sin[:, step:step + 1]
-    bias = state.bias[..., :col + 1]
+    cos, sin = state.cos.narrow(1, step, 1), state.sin.narrow(1, step, 1)
+    bias = state.bias.narrow(-1, 0, col + 1)
     scale = d ** -0.5
     x = F.embedding(tokens, w.embed)
     for lw, keys, values in zip(w.layers, state.keys, state.values):
         qkv = F.linear(rms_norm(x, lw["ln1"], w.eps), lw["qkv"])
-        qk = rope(rms_norm(qkv[:, :(h + kv) * d].view(b, h + kv, d), lw["qk_norm"], w.eps), cos, sin, d // 2)
-        keys[..., col] = qk[:, h:]
-        values[:, :, col] = qkv[:, (h + kv) * d:].view(b, kv, d)
-        scores = torch.matmul(qk[:, :h].view(b, kv, h // kv, d), keys[..., :col + 1])
+        qk = rope(rms_norm(qkv.narrow(1, 0, (h + kv) * d).view(b, h + kv, d), lw["qk_norm"], w.eps), cos, sin,
+                  d // 2)
+        keys.select(-1, col).copy_(qk.narrow(1, h, kv))
+        values.select(2, col).copy_(qkv.narrow(1, (h + kv) * d, kv * d).view(b, kv, d))
+        scores = torch.matmul(qk.narrow(1, 0, h).view(b, kv, h // kv, d), keys.narrow(-1, 0, col + 1))
         probs = torch.softmax(scores.mul_(scale).add_(bias), -1)
-        att = torch.matmul(probs, values[:, :, :col + 1]).view(b, h * d)
-        x = x + F.linear(att, lw["o"])
-        x = x + mlp(rms_norm(x, lw["ln2"], w.eps), lw)
+        att = torch.matmul(probs, values.narrow(2, 0, col + 1)).view(b, h * d)
+        x.add_(F.linear(att, lw["o"]))
+        x.add_(mlp(rms_norm(x, lw["ln2"], w.eps), lw))
     return F.linear(rms_norm(x, w.norm, w.eps), w.embed)
 
 
@@ -212,7 +213,9 @@ def sample(logits, params: SamplingParams, generator):
 
     if params.temperature <= 0:
         return logits.argmax(-1)
-    scores = logits.float() / params.temperature
+    scores = logits.float()
+    if params.temperature != 1.0:  # as HF: no temperature warper at 1
+        scores = scores / params.temperature
     if params.top_p < 1.0:
         ordered, index = torch.sort(scores, descending=False)
         drop = ordered.softmax(-1).cumsum(-1) <= (1 - params.top_p)
@@ -305,11 +308,14 @@ def decode(w: Weights, ids, mask, params: SamplingParams, stop_ids: list[int], g
         out[t].index_copy_(0, state.rows, tokens)
         if record is not None:
             record.record(t, state.rows, logits, tokens)
-        state.alive &= ~torch.isin(tokens, stops)
-        live = int(state.alive.sum())
-        if live == 0 or t == steps - 1:
+        if t == steps - 1:
             break
-        if live <= (1 - DROP_SHARE) * len(state.rows):
+        if stop_ids:
+            state.alive &= ~torch.isin(tokens, stops)
+            live = int(state.alive.sum())
+            if live == 0:
+                break
+        if stop_ids and live <= (1 - DROP_SHARE) * len(state.rows):
             index = state.alive.nonzero().squeeze(1)
             state.keep(index)
             tokens = tokens[index]
