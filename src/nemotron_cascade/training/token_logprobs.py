@@ -12,8 +12,10 @@ one forward, and the log-softmax and gradient copies made from them, are tens of
 3. the head, the log-softmax and the target log-prob (and the entropy, or the cross-entropy) run
    over chunks of ``chunk_tokens`` rows. Each chunk is a non-reentrant
    :func:`torch.utils.checkpoint.checkpoint`: its ``[chunk, V]`` tensors are freed when the chunk
-   is done and recomputed, one chunk at a time, in backward. The peak is a few ``[chunk, V]`` fp32
-   tensors instead of a few ``[B, L, V]``.
+   is done and recomputed, one chunk at a time, in backward. The peak is about three
+   ``[chunk, V]`` fp32 tensors (the recomputed log-softmax, its gradient, the logits' gradient)
+   instead of three to four ``[B, L, V]`` (benchmarks/bench_token_memory.py). Under ZeRO-3 every
+   rank makes as many head calls (:func:`chunk_count`).
 
 References read: TRL's GRPO trainer takes the last hidden state from the unwrapped model's body
 and hands it with the head's weight to Liger's fused loss; Liger's fused linear cross-entropy
