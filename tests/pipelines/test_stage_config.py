@@ -188,8 +188,9 @@ def test_the_resolved_rl_parameters_are_the_shipped_ones():
     assert test["swe_rl"]["localisation"] == {"top_k": 2, "max_new_tokens": 32}
     gpu_common = {"rollout_engine": "vllm", "prompts_per_step": 128, "lr": 2e-6, "betas": [0.9, 0.95],
                   "vllm": {"dtype": "bfloat16", "gpu_memory_utilization": 0.5, "sleep_level": 1,
-                           "tensor_parallel_size": 1}}
-    assert gpu["rlhf"]["train"] == {**BASE_RLHF_TRAIN, **gpu_common, "micro_batch_size": 4}
+                           "tensor_parallel_size": 1, "max_model_len": 65536}, "logits_chunk_tokens": 1024}
+    assert gpu["rlhf"]["train"] == {**BASE_RLHF_TRAIN, **gpu_common, "micro_batch_size": 4,
+                                    "length_schedule": [[0, 12288]]}  # the real RLHF length, not base's 96
     assert gpu["swe_rl"]["train"]["group_size"] == 16 and gpu["code_rl"]["train"]["micro_batch_size"] == 1
     assert gpu["math_rl_control"]["train"] == {**gpu["math_rl"]["train"], "shuffle_rewards": True}
     for params in (base, test, gpu):
