@@ -237,7 +237,10 @@ def grpo_phase(check: Check, model, tok, sizes: Sizes, peak: float | None, engin
            "length_schedule": ((0, sizes.new_tokens),), "micro_batch_size": sizes.micro_batch,
            "rollout_batch_size": sizes.prompts * sizes.group, "overlong_filter": False, "dynamic_filter": False,
            "checkpoint_every": 10**9, "gradient_checkpointing": True, "rollout_engine": engine}
-    if engine == "vllm":
+    if engine == "vllm":  # colocated: the trainer's cached blocks go back first, vLLM takes 30% of the GPU
+        import torch
+
+        torch.cuda.empty_cache()
         cfg["vllm"] = {"gpu_memory_utilization": 0.3, "max_model_len": 4096, "enforce_eager": True}
 
     def train(steps: int, **kw):
