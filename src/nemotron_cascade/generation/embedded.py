@@ -8,8 +8,9 @@ handful of tensor operations per layer:
 - **live weights**: every ``generate`` call reads the model's current parameters (no second copy to
   sync after an optimiser step); the Q/K/V and gate/up matrices are concatenated once per call
   (4 layers: ~0.3 ms), everything else is the parameter tensor itself;
-- **one prefill per distinct prompt** of a batch (a GRPO group repeats its prompt ``n`` times), its
-  keys and values copied into a preallocated cache of ``prompt + max_new_tokens`` columns;
+- **one prefill per distinct prompt** of a batch (a GRPO group repeats its prompt ``n`` times), in
+  chunks of ``PREFILL_TOKENS``, only real tokens through the projections; its keys and values are
+  copied into a preallocated cache of ``prompt + max_new_tokens`` columns;
 - **no attention mask is built per step**: rows are left-padded as HF pads them, and a per-row
   additive key bias (``-inf`` on the row's padding columns, made once per batch from the start
   offsets) is added to the scores of the new token over the filled span of the cache; the query
@@ -33,6 +34,8 @@ from nemotron_cascade.generation.base import Completion, SamplingParams
 
 #: A batch is compacted (finished rows dropped) once this share of its rows has stopped.
 DROP_SHARE = 0.25
+#: Prompt tokens (padding included) prefilled at a time: small chunks keep the activations in cache.
+PREFILL_TOKENS = 1024
 
 
 @dataclass
@@ -138,8 +141,8 @@ def prefill(w: Weights, ids, mask):
 
     Only the real tokens go through the projections and the MLP (packed, ``[tokens, D]``); attention
     runs on the padded layout, a padding query attending to itself only (finite, never read).
-    Returns the logits at each row's last token ``[u, V]``, every layer's keys and values
-    ``[u, KV, L, d]`` (zero on padding) and each row's token count.
+    Returns the logits at each row's last token ``[u, V]`` and every layer's keys and values
+    ``[u, KV, L, d]`` (zero on padding).
     """
     import torch
     import torch.nn.functional as F
@@ -168,7 +171,7 @@ def prefill(w: Weights, ids, mask):
         x.add_(F.linear(att.transpose(1, 2)[real].reshape(-1, h * d), lw["o"]))
         x.add_(mlp(rms_norm(x, lw["ln2"], w.eps), lw))
     last = rms_norm(x[counts.cumsum(0) - 1], w.norm, w.eps)
-    return F.linear(last, w.embed), keys, values, counts
+    return F.linear(last, w.embed), keys, values
 
 
 def mlp(x, lw):
@@ -265,26 +268,37 @@ class LogprobRecord:
 
 
 def start_batch(w: Weights, ids, mask, new_tokens: int):
-    """Prefill the distinct prompts of ``ids [B, L]`` and lay out the batch's cache: ``(logits [B, V],
-    Batch)`` ready for the first sampled token."""
+    """Prefill the distinct prompts of ``ids [B, L]`` (``PREFILL_TOKENS`` at a time) and lay out the
+    batch's cache, rows grouped by prompt: ``(logits [B, V], Batch)`` ready for the first token."""
     import torch
 
     rows, length = ids.shape
-    distinct, inverse = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)
-    logits, keys, values, counts = prefill(w, distinct[:, :length], distinct[:, length:])
     size, dev = length + new_tokens, ids.device
-    cache_k = [k.new_empty((rows, w.kv_heads, w.head_dim, size)) for k in keys]
-    cache_v = [v.new_empty((rows, w.kv_heads, size, w.head_dim)) for v in values]
-    for ck, cv, k, v in zip(cache_k, cache_v, keys, values):
-        ck[..., :length] = k[inverse].transpose(-1, -2)
-        cv[:, :, :length] = v[inverse]
-    positions = counts[inverse][:, None] + torch.arange(new_tokens, device=dev)
+    distinct, inverse, repeats = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True,
+                                              return_counts=True)
+    ids, mask = distinct[:, :length], distinct[:, length:]
+    cache_k = [torch.empty((rows, w.kv_heads, w.head_dim, size), dtype=w.embed.dtype, device=dev)
+               for _ in w.layers]
+    cache_v = [torch.empty((rows, w.kv_heads, size, w.head_dim), dtype=w.embed.dtype, device=dev)
+               for _ in w.layers]
+    logits, first, per = [], 0, max(1, PREFILL_TOKENS // length)
+    for lo in range(0, len(distinct), per):
+        chunk_logits, keys, values = prefill(w, ids[lo:lo + per], mask[lo:lo + per])
+        rep = repeats[lo:lo + per]
+        last = first + int(rep.sum())
+        for ck, cv, k, v in zip(cache_k, cache_v, keys, values):
+            ck[first:last, :, :, :length] = k.repeat_interleave(rep, 0).transpose(-1, -2)
+            cv[first:last, :, :length] = v.repeat_interleave(rep, 0)
+        logits.append(chunk_logits.repeat_interleave(rep, 0))
+        first = last
+    mask = mask.repeat_interleave(repeats, 0)
+    positions = mask.sum(-1, keepdim=True) + torch.arange(new_tokens, device=dev)
     cos, sin = rope_tables(w, positions, w.embed.dtype)
     bias = torch.zeros(rows, 1, 1, size, dtype=w.embed.dtype, device=dev)
     bias[:, 0, 0, :length].masked_fill_(mask == 0, float("-inf"))
-    state = Batch(rows=torch.arange(rows, device=dev), keys=cache_k, values=cache_v, bias=bias, cos=cos,
+    state = Batch(rows=torch.argsort(inverse, stable=True), keys=cache_k, values=cache_v, bias=bias, cos=cos,
                   sin=sin, alive=torch.ones(rows, dtype=torch.bool, device=dev))
-    return logits[inverse], state
+    return torch.cat(logits), state
 
 
 def decode(w: Weights, ids, mask, params: SamplingParams, stop_ids: list[int], generator=None):
