@@ -62,7 +62,7 @@ def test_the_training_nodes_name_their_config_type(pipes):
     types = TypeExtractor({"cascade": pipes["cascade"]}).extract_types_from_pipelines()
     names = {k: getattr(v, "__name__", str(v)) for k, v in types.items()}
     assert names == {"base_model": "BaseModelConfig", "sft.stage1": "SFTStageConfig", "sft.stage2": "SFTStageConfig",
-                     "reward_model": "RMStageConfig", "evaluation": "EvalConfig",
+                     "reward_model": "RMStageConfig", "evaluation": "EvalConfig", "evaluation_harness": "HarnessConfig",
                      **{s: "RLStageConfig" for s in RL if s != "math_rl_control"}}
 
 
