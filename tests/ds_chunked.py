@@ -16,7 +16,6 @@ the chunked path calls the head once per chunk and again per chunk in backward. 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import ds_parity  # tests/
@@ -71,12 +70,7 @@ def main(argv=None) -> None:
                 rec.update(ds_parity.weight_diffs(model, ref, init))
             res[f"zero{stage}"] = rec
         out[task] = res
-    if rank0:
-        with open(args.out, "w") as f:
-            json.dump(out, f, indent=1)
-    if dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    ds_parity.finish(out, args.out, rank0)
 
 
 if __name__ == "__main__":

@@ -336,8 +336,15 @@ def main(argv=None) -> None:
                 rec.update(weight_diffs(model, ref, init))
             res[f"zero{stage}"] = rec
         out[task] = res
+    finish(out, args.out, rank0)
+
+
+def finish(out: dict, path: str, rank0: bool) -> None:
+    """Rank 0 writes the results to ``path``; every rank leaves the process group together."""
+    import torch.distributed as dist
+
     if rank0:
-        with open(args.out, "w") as f:
+        with open(path, "w") as f:
             json.dump(out, f, indent=1)
     if dist.is_initialized():
         dist.barrier()
