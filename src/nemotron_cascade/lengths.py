@@ -105,6 +105,10 @@ def problems(params: Mapping[str, Any], keys: set[str], context: int, what: str)
     if isinstance(evaluation, Mapping) and int(evaluation.get("max_new_tokens", 0)) >= context:
         found.append(f"params evaluation.max_new_tokens: {evaluation['max_new_tokens']} new tokens leave no room "
                      f"for a prompt in the {context}-token context of {what}")
+    engine_len = (evaluation.get("vllm") or {}).get("max_model_len") if isinstance(evaluation, Mapping) else None
+    if engine_len is not None and not int(evaluation.get("max_new_tokens", 0)) < int(engine_len) <= context:
+        found.append(f"params evaluation.vllm.max_model_len: {engine_len} must exceed evaluation.max_new_tokens "
+                     f"({evaluation.get('max_new_tokens')}) and not exceed the {context}-token context of {what}")
     return found
 
 

@@ -113,3 +113,21 @@ def test_greedy_with_several_samples_asks_vllm_for_one_and_repeats_it(engine):
     (group,) = engine.generate(["Hello"], SamplingParams(max_new_tokens=4, temperature=0.0, n=3))
     assert len(group) == 3 and len({tuple(c.token_ids) for c in group}) == 1
     assert group[0] is not group[1]
+
+
+def test_the_vllm_engine_generates_what_hf_generate_does_greedily(base_dir, monkeypatch):
+    """Evaluation and localisation on the profile's engine (generation/engines.py): the vLLM path
+    (a copy of the model in a temporary directory, on the stand-in) and HF generate give the same
+    greedy tokens for the same model."""
+    from nemotron_cascade.generation.engines import make_generator
+
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    model, tok = models.load_model(base_dir, dtype="float32"), models.load_tokenizer(base_dir)
+    prompts = ["What is 2 plus 2?", "Name a colour."]
+    params = SamplingParams(max_new_tokens=6, temperature=0.0)
+    on_vllm = make_generator("vllm", model, tok, vllm={"dtype": "float32"}).generate(prompts, params)
+    on_hf = make_generator("hf", model, tok).generate(prompts, params)
+    assert [c[0].token_ids for c in on_vllm] == [c[0].token_ids for c in on_hf]
+    with pytest.raises(ValueError, match="generation engine must be one of"):
+        make_generator("sglang", model, tok)

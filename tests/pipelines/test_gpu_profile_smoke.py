@@ -207,7 +207,8 @@ def test_gpu_profile_smoke_reads_real_format_data_and_model(smoke_run):
     assert {s["domain"] for s in samples} >= {"math", "code", "general"}
     assert not [r for r in _jsonl(data / "01_raw" / "tasks" / "math.jsonl") if not r.get("source")]  # no world
     trace = (tmp / "vllm.trace").read_text().splitlines()
-    assert sum(line.startswith("LLM ") for line in trace) >= len(CASCADE_RL)      # one engine per RL stage
+    # an engine per RL stage, per evaluation (base, two SFT stages, five RL stages) and for the SWE guesses
+    assert sum(line.startswith("LLM ") for line in trace) >= len(CASCADE_RL) + 8 + 1
     assert sum(line.startswith("apply_model") for line in trace) >= len(CASCADE_RL)  # synced after updates
     card = (data / "08_reporting" / "data_card.md").read_text()
     assert "quarantine" in card.lower()

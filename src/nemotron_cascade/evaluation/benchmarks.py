@@ -52,11 +52,18 @@ class EvalConfig:
     sampled: dict = field(default_factory=dict)
     # where the checkpoint generates (training/placement.py: auto | cpu | cuda | cuda:N)
     device: str = "auto"
+    # the generation engine (generation/engines.py): hf, or vllm with VLLMGenerator.from_pretrained's
+    # keyword arguments in `vllm` (the gpu profile: the RL stages' rollout engine)
+    engine: str = "hf"
+    vllm: dict | None = None
 
     def __post_init__(self):
+        from nemotron_cascade.generation.engines import ENGINES
         from nemotron_cascade.training.placement import check_device
 
         check_device(self.device, "params evaluation.device")
+        if self.engine not in ENGINES:
+            raise ValueError(f"params evaluation.engine must be one of {ENGINES}, got {self.engine!r}")
 
 
 def prompts_for(rows: list[dict], thinking: bool, tokenizer) -> list[str]:

@@ -4,7 +4,6 @@ times from the current policy through a rollout engine (HF ``generate`` or vLLM)
 from __future__ import annotations
 
 import random
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -77,13 +76,6 @@ def build_generator(cfg: GRPOConfig, model, tokenizer):
     ``cfg.vllm`` as keyword arguments of ``from_pretrained``); it holds its own copy of the weights,
     which :func:`train_grpo` syncs after every optimiser step.
     """
-    if cfg.rollout_engine == "hf":
-        from nemotron_cascade.generation.hf import HFGenerator
+    from nemotron_cascade.generation.engines import make_generator
 
-        return HFGenerator(model, tokenizer, batch_size=cfg.rollout_batch_size)
-    from nemotron_cascade.generation.vllm_engine import VLLMGenerator
-
-    with tempfile.TemporaryDirectory(prefix="grpo-vllm-") as path:
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
-        return VLLMGenerator.from_pretrained(path, **{"seed": cfg.seed, **dict(cfg.vllm or {})})
+    return make_generator(cfg.rollout_engine, model, tokenizer, cfg.rollout_batch_size, cfg.vllm, cfg.seed)

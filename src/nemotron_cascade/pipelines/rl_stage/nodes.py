@@ -31,12 +31,16 @@ def localise_prompts(policy: Checkpoint, prompts: list[dict], config: RLStageCon
     file to change (its greedy patch with every file shown) merged with BM25 into the top-k."""
     from nemotron_cascade import tracking
     from nemotron_cascade.data import localisation
-    from nemotron_cascade.generation.hf import HFGenerator
+    from nemotron_cascade.generation.engines import make_generator
 
     idx = [i for i, p in enumerate(prompts) if "repo" in p]
     if not idx:
         raise ValueError("localise_prompts: no prompt carries a 'repo'; this stage has nothing to localise")
-    generator = HFGenerator(placement.place(policy.model, placement.resolve_device(config.device)), policy.tokenizer)
+    train = config.train  # the stage's own rollout engine guesses (vLLM in the gpu profile)
+    model = policy.model if train.rollout_engine == "vllm" else \
+        placement.place(policy.model, placement.resolve_device(config.device))
+    generator = make_generator(train.rollout_engine, model, policy.tokenizer, train.rollout_batch_size, train.vllm,
+                               train.seed)
     guesses = localisation.policy_guesses(generator, [prompts[i] for i in idx], config.localisation.max_new_tokens)
     localised, metrics = localisation.localise_with_guesses([prompts[i] for i in idx], config.localisation.top_k,
                                                             guesses)

@@ -1,0 +1,32 @@
+"""The generation engine a profile names, for whoever generates from a policy in memory: GRPO
+rollouts (:func:`nemotron_cascade.rl.rollout.build_generator`), evaluation and the SWE stage's
+localisation guesses. ``hf``: HF ``generate`` on the model itself; ``vllm``: an offline vLLM engine
+on a copy of the model written to a temporary directory (the gpu profile: vLLM on GPUs)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+
+ENGINES = ("hf", "vllm")
+
+
+def make_generator(engine: str, model, tokenizer, batch_size: int = 64, vllm: Mapping | None = None,
+                   seed: int = 0):
+    """A :class:`~nemotron_cascade.generation.base.Generator` over ``model`` on ``engine``.
+
+    ``vllm``: keyword arguments of ``VLLMGenerator.from_pretrained`` (dtype, max_model_len,
+    sleep_level, ...); its engine holds its own copy of the weights (a trainer syncs them).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"generation engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "hf":
+        from nemotron_cascade.generation.hf import HFGenerator
+
+        return HFGenerator(model, tokenizer, batch_size=batch_size)
+    from nemotron_cascade.generation.vllm_engine import VLLMGenerator
+
+    with tempfile.TemporaryDirectory(prefix="nc-vllm-") as path:
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+        return VLLMGenerator.from_pretrained(path, **{"seed": seed, **dict(vllm or {})})
