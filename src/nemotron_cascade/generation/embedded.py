@@ -89,13 +89,12 @@ def read_weights(model) -> Weights:
 
 
 def rms_norm(x, weight, eps: float):
-    """Qwen3's RMSNorm over the last dimension; ``weight`` may also be ``[heads, d]`` for the
-    per-head q/k norms of every head at once (``F.rms_norm`` is HF's arithmetic, fused)."""
-    import torch.nn.functional as F
-
-    if weight.dim() == 1:
-        return F.rms_norm(x, (x.shape[-1],), weight, eps)
-    return F.rms_norm(x, (x.shape[-1],), None, eps) * weight
+    """Qwen3's RMSNorm over the last dimension, HF's arithmetic for float32 in fewer operations;
+    ``weight`` may also be ``[heads, d]`` for the q/k norms of every head at once."""
+    if x.element_size() < 4:
+        h = x.float()  # half precision: statistics in float32, cast back before the weight, as HF
+        return weight * (h * (h * h).mean(-1, keepdim=True).add_(eps).rsqrt_()).to(x.dtype)
+    return (x * (x * x).mean(-1, keepdim=True).add_(eps).rsqrt_()).mul_(weight)
 
 
 def rope_tables(w: Weights, positions, dtype):
