@@ -221,3 +221,18 @@ def test_refuses_a_model_it_does_not_decode(tokenizer, change, match, reason):
 def test_negative_logprobs_is_an_error(tokenizer, tiny_model):
     with pytest.raises(ValueError, match="logprobs"):
         EmbeddedGenerator(tiny_model, tokenizer).generate(["x"], SamplingParams(max_new_tokens=1, logprobs=-1))
+
+
+def test_the_embedded_engine_is_selectable_by_name():
+    """``rollout_engine: embedded`` (GRPO) and ``evaluation.engine: embedded`` build it through the
+    one engine factory; HF generate stays the default."""
+    from nemotron_cascade.generation.embedded import EmbeddedGenerator
+    from nemotron_cascade.generation.engines import make_generator
+    from nemotron_cascade.rl.config import GRPOConfig
+
+    assert GRPOConfig(rollout_engine="embedded").rollout_engine == "embedded"
+    assert GRPOConfig().rollout_engine == "hf"
+    tok = models.train_tokenizer(["the cat sat on the mat 123"], 300)
+    model = models.build_tiny_model(tok, models.TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2,
+                                                                num_kv_heads=1, intermediate_size=64))
+    assert isinstance(make_generator("embedded", model, tok, 8), EmbeddedGenerator)

@@ -7,7 +7,8 @@ included). Measured once: a 2-thread run of the unmodified profile writes the sa
 1-thread one, so the thread count is not a source of difference either. Everything the runs write
 under ``data/`` must be byte-identical — raw world, curated data, SFT blends, the model weights of
 every stage, evaluation records and metrics, the data card and its figure — except provenance that
-is *meant* to differ (checkpoint versions are timestamps, lineage records paths and MLflow run ids) and
+is *meant* to differ (checkpoint versions are timestamps, lineage records paths, MLflow run ids and
+resume directories keyed by the parent's version) and
 throughput measurements; those fields are removed before comparing, and nothing else is.
 """
 
@@ -23,7 +24,9 @@ from pathlib import Path
 import pytest
 
 VERSION = re.compile(r"\d{4}-\d\d-\d\dT\d\d\.\d\d\.\d\d\.\d{3}Z")  # Kedro's version folder names
-PROVENANCE = {"version", "path", "mlflow_run_id", "checkpoint_version"}
+# resume_dir is keyed by the fingerprint of the run, which holds the parent checkpoint's version (a
+# timestamp): two runs a few milliseconds apart get different directories, by design
+PROVENANCE = {"version", "path", "mlflow_run_id", "checkpoint_version", "resume_dir"}
 
 
 def without(value, drop):

@@ -1,14 +1,16 @@
 """The generation engine a profile names, for whoever generates from a policy in memory: GRPO
 rollouts (:func:`nemotron_cascade.rl.rollout.build_generator`), evaluation and the SWE stage's
 localisation guesses. ``hf``: HF ``generate`` on the model itself; ``vllm``: an offline vLLM engine
-on a copy of the model written to a temporary directory (the gpu profile: vLLM on GPUs)."""
+on a copy of the model written to a temporary directory (the gpu profile: vLLM on GPUs);
+``embedded``: the plain-torch decoder of :mod:`.embedded` over the model's live weights (the tiny
+Qwen3 policy on CPU; not the default yet: switching moves the matrix, a measured step of its own)."""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
 
-ENGINES = ("hf", "vllm")
+ENGINES = ("hf", "vllm", "embedded")
 
 
 def make_generator(engine: str, model, tokenizer, batch_size: int = 64, vllm: Mapping | None = None,
@@ -24,6 +26,10 @@ def make_generator(engine: str, model, tokenizer, batch_size: int = 64, vllm: Ma
         from nemotron_cascade.generation.hf import HFGenerator
 
         return HFGenerator(model, tokenizer, batch_size=batch_size)
+    if engine == "embedded":
+        from nemotron_cascade.generation.embedded import build_embedded
+
+        return build_embedded(model, tokenizer, batch_size)
     from nemotron_cascade.generation.vllm_engine import VLLMGenerator
 
     with tempfile.TemporaryDirectory(prefix="nc-vllm-") as path:

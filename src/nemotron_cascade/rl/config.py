@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from nemotron_cascade.training import engines
 from nemotron_cascade.training.loop import LoopSettings
 
-ROLLOUT_ENGINES = ("hf", "vllm")
+ROLLOUT_ENGINES = ("hf", "vllm", "embedded")  # generation/engines.py
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class GRPOConfig:
     # token log-probs through the LM head in chunks of this many completion positions, each recomputed
     # in backward (training/token_logprobs.py): no [B, L, V] logits. None: the whole head at once
     logits_chunk_tokens: int | None = None
-    # rollout engine: "hf" (transformers generate on the trained module) or "vllm"
+    # rollout engine: "hf" (transformers generate on the trained module), "embedded" (generation/embedded.py) or "vllm"
     # (generation/vllm_engine.VLLMGenerator, its weights synced after every optimiser step)
     rollout_engine: str = "hf"
     vllm: dict | None = None  # keyword arguments of VLLMGenerator.from_pretrained (sleep_level, ...)
