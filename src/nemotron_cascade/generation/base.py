@@ -45,6 +45,22 @@ class Completion:
     logprobs: list[dict[int, float]] | None = None
 
 
+def logprob_entries(tokens: list[list[int]], top_ids: list, top_values: list, chosen: list
+                    ) -> list[list[dict[int, float]]]:
+    """Per row and step, ``{token_id: log_prob}`` of the top ids plus the generated token (vLLM's
+    convention): ``tokens[r][t]`` generated, ``top_ids`` / ``top_values`` ``[r][t][k]`` and ``chosen``
+    ``[r][t]`` (the generated token's log-prob) as nested lists."""
+    rows = []
+    for r, row in enumerate(tokens):
+        steps = []
+        for t, token in enumerate(row):
+            entry = dict(zip(top_ids[r][t], top_values[r][t]))
+            entry.setdefault(token, chosen[r][t])
+            steps.append(entry)
+        rows.append(steps)
+    return rows
+
+
 class Generator(Protocol):
     """Anything that completes prompts: ``generate(prompts, params) -> [[Completion] * n] * len``."""
 

@@ -254,16 +254,9 @@ class LogprobRecord:
 
     def entries(self, tokens) -> list[list[dict[int, float]]]:
         """One ``{token_id: log_prob}`` per row and step of ``tokens [rows, steps]`` (a list)."""
-        values, ids, chosen = self.values.tolist(), self.ids.tolist(), self.chosen.tolist()
-        rows = []
-        for r, row in enumerate(tokens):
-            steps = []
-            for t, token in enumerate(row):
-                entry = dict(zip(ids[r][t], values[r][t]))
-                entry.setdefault(token, chosen[r][t])
-                steps.append(entry)
-            rows.append(steps)
-        return rows
+        from nemotron_cascade.generation.base import logprob_entries
+
+        return logprob_entries(tokens, self.ids.tolist(), self.values.tolist(), self.chosen.tolist())
 
 
 def start_batch(w: Weights, ids, mask, new_tokens: int):

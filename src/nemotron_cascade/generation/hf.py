@@ -15,7 +15,7 @@ batch ends: bound ``batch_size`` for large vocabularies. Without it nothing extr
 
 from __future__ import annotations
 
-from nemotron_cascade.generation.base import Completion, SamplingParams
+from nemotron_cascade.generation.base import Completion, SamplingParams, logprob_entries
 
 
 class HFGenerator:
@@ -102,12 +102,4 @@ def _step_logprobs(logits: tuple, new_ids, k: int) -> list[list[dict[int, float]
     top_vals_l = torch.stack(top_vals, 1).tolist()
     top_ids_l = torch.stack(top_ids, 1).tolist()
     chosen_l = torch.stack(chosen, 1).tolist()
-    rows = []
-    for r, ids in enumerate(new_ids.tolist()):
-        steps = []
-        for t, token in enumerate(ids):
-            entry = dict(zip(top_ids_l[r][t], top_vals_l[r][t]))
-            entry.setdefault(token, chosen_l[r][t])
-            steps.append(entry)
-        rows.append(steps)
-    return rows
+    return logprob_entries(new_ids.tolist(), top_ids_l, top_vals_l, chosen_l)
