@@ -156,8 +156,11 @@ def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
     Qwen3 *Base* checkpoints disagree with themselves (``tokenizer_config.json`` says ``<|im_end|>``,
     ``config.json`` and ``generation_config.json`` say ``<|endoftext|>``): a generator that stops on
     one of them only runs a chat turn to the length limit. Stopping on all of them, the template's
-    end of turn included, is right whatever the files say.
+    end of turn included, is right whatever the files say. A tokenizer without a chat template
+    stops on its eos alone.
     """
+    if not tokenizer.chat_template:
+        return [tokenizer.eos_token_id]
     ids = [end_of_turn_id(tokenizer)]
     eos = getattr(generation_config, "eos_token_id", None)
     for token in [*(eos if isinstance(eos, (list, tuple)) else [eos]), tokenizer.eos_token_id]:

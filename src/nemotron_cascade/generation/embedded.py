@@ -338,8 +338,7 @@ class EmbeddedGenerator:
 
         read_weights(model)  # fails now, naming what it cannot decode, not at the first rollout
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
-        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None)) \
-            if tokenizer.chat_template else [tokenizer.eos_token_id]
+        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """Complete every prompt ``params.n`` times; results in prompt order."""

@@ -14,14 +14,21 @@ ENGINES = ("hf", "vllm", "embedded")
 
 
 def make_generator(engine: str, model, tokenizer, batch_size: int = 64, vllm: Mapping | None = None,
-                   seed: int = 0):
+                   seed: int = 0, device: str | None = None):
     """A :class:`~nemotron_cascade.generation.base.Generator` over ``model`` on ``engine``.
 
     ``vllm``: keyword arguments of ``VLLMGenerator.from_pretrained`` (dtype, max_model_len,
     sleep_level, ...); its engine holds its own copy of the weights (a trainer syncs them).
+    ``device`` (a ``device`` setting): where an in-process engine's model is placed first; vLLM
+    builds its own copy on the GPU, so the model stays where it is (None: never placed here, as in
+    a training loop, which placed it already).
     """
     if engine not in ENGINES:
         raise ValueError(f"generation engine must be one of {ENGINES}, got {engine!r}")
+    if device is not None and engine != "vllm":
+        from nemotron_cascade.training import placement
+
+        model = placement.place(model, placement.resolve_device(device))
     if engine == "hf":
         from nemotron_cascade.generation.hf import HFGenerator
 

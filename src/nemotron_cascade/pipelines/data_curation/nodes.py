@@ -99,8 +99,7 @@ def generate_teacher_responses(prompts: list[dict], backend: str, thinking_share
     """
     teacher = _teacher(backend, backends)
     requests = sft_data.teacher_requests_by_domain(prompts, thinking_share, both_modes_share, seed)
-    if hasattr(teacher, "plan"):  # the dataset teacher moves a request to the mode its source answers in
-        requests = teacher.plan(requests)
+    requests = teacher.plan(requests)  # the dataset teacher moves a request to the mode its source answers in
     cache = teacher_data.cache_path(cache_dir, backend, teacher.identity, int(k)) \
         if cache_dir and teacher.cacheable else None
     responses = teacher_data.generate_responses([r for r, _ in requests], [m for _, m in requests], teacher,

@@ -8,7 +8,6 @@ from nemotron_cascade import tracking
 from nemotron_cascade.datasets.checkpoint import Checkpoint
 from nemotron_cascade.evaluation import benchmarks, report
 from nemotron_cascade.generation.engines import make_generator
-from nemotron_cascade.training import placement
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +18,8 @@ def evaluate_policy(policy: Checkpoint, benchmark: list[dict],
     (``params:evaluation``, typed: Kedro builds the config before any node runs). The checkpoint
     generates on ``evaluation.engine`` (vLLM builds its own copy on the GPU; HF generate runs the
     checkpoint on ``evaluation.device``), in the dtype it was saved in."""
-    model = policy.model if evaluation.engine == "vllm" else \
-        placement.place(policy.model, placement.resolve_device(evaluation.device))
-    generator = make_generator(evaluation.engine, model, policy.tokenizer, evaluation.batch_size, evaluation.vllm)
+    generator = make_generator(evaluation.engine, policy.model, policy.tokenizer, evaluation.batch_size,
+                               evaluation.vllm, device=evaluation.device)
     metrics, records = benchmarks.evaluate(generator, benchmark, evaluation)
     metrics = {"checkpoint_version": policy.lineage.get("version"), **metrics}
     tracking.log_metrics(metrics, prefix="eval/")

@@ -37,10 +37,8 @@ def localise_prompts(policy: Checkpoint, prompts: list[dict], config: RLStageCon
     if not idx:
         raise ValueError("localise_prompts: no prompt carries a 'repo'; this stage has nothing to localise")
     train = config.train  # the stage's own rollout engine guesses (vLLM in the gpu profile)
-    model = policy.model if train.rollout_engine == "vllm" else \
-        placement.place(policy.model, placement.resolve_device(config.device))
-    generator = make_generator(train.rollout_engine, model, policy.tokenizer, train.rollout_batch_size, train.vllm,
-                               train.seed)
+    generator = make_generator(train.rollout_engine, policy.model, policy.tokenizer, train.rollout_batch_size,
+                               train.vllm, train.seed, device=config.device)
     guesses = localisation.policy_guesses(generator, [prompts[i] for i in idx], config.localisation.max_new_tokens)
     localised, metrics = localisation.localise_with_guesses([prompts[i] for i in idx], config.localisation.top_k,
                                                             guesses)
