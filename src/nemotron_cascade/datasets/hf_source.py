@@ -80,6 +80,14 @@ def _mirror_args(entry: dict, hub_root: str | None) -> dict:
     return {"hub_root": str(hub_root)}
 
 
+def _load_args(entry: dict, dataset_args: dict, hub_root: str | None) -> dict:
+    """The keyword arguments one entry is loaded with: the dataset's ``load_args``, the entry's own,
+    the local Hub copy's, and the entry's ``builder`` / ``data_files``."""
+    args = {**dataset_args, **entry.get("load_args", {}), **_mirror_args(entry, hub_root)}
+    args.update({key: entry[key] for key in ("builder", "data_files") if key in entry})
+    return args
+
+
 def _entry(source: str | dict) -> dict:
     entry = {"name": source} if isinstance(source, str) else dict(source)
     unknown = set(entry) - _ENTRY_KEYS
@@ -111,10 +119,7 @@ class HFSourceDataset(AbstractDataset[None, list]):
                 "rl_share": self._rl_share, "quarantine_filepath": self._quarantine, "hub_root": self._hub_root}
 
     def _load_one(self, entry: dict) -> tuple[list[dict], list[dict]]:
-        load_args = {**self._load_args, **entry.get("load_args", {}), **_mirror_args(entry, self._hub_root)}
-        for key in ("builder", "data_files"):
-            if key in entry:
-                load_args[key] = entry[key]
+        load_args = _load_args(entry, self._load_args, self._hub_root)
         return hf_sources.load_source(
             entry["name"], entry.get("split"), entry.get("limit", self._limit),
             task_split=entry.get("task_split"), rl_share=entry.get("rl_share", self._rl_share), **load_args)
@@ -172,10 +177,7 @@ class HFBenchmarkTextsDataset(AbstractDataset[None, list]):
     def load(self) -> list[str]:
         texts = []
         for entry in self._benchmarks:
-            load_args = {**self._load_args, **entry.get("load_args", {}), **_mirror_args(entry, self._hub_root)}
-            for key in ("builder", "data_files"):
-                if key in entry:
-                    load_args[key] = entry[key]
+            load_args = _load_args(entry, self._load_args, self._hub_root)
             got = hf_sources.load_benchmark_texts(entry["name"], entry.get("split"), entry.get("limit"), **load_args)
             logger.info("benchmark %s: %d texts", entry["name"], len(got))
             texts += got
