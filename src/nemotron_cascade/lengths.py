@@ -93,11 +93,11 @@ def problems(params: Mapping[str, Any], keys: set[str], context: int, what: str)
         if not isinstance(block, Mapping):
             continue
         for stage, sub in _blocks(top, block).items():
-            for key, tokens in stage_lengths(stage, sub):
-                if tokens > context:
-                    found.append(f"params {key}: {tokens} tokens exceed the {context}-token context of {what}")
+            lengths = stage_lengths(stage, sub)
+            found += [f"params {key}: {tokens} tokens exceed the {context}-token context of {what}"
+                      for key, tokens in lengths if tokens > context]
             vllm = dict((sub.get("train") or {}).get("vllm") or {})
-            longest = sum(t for _, t in stage_lengths(stage, sub))
+            longest = sum(t for _, t in lengths)
             if vllm.get("max_model_len") is not None and not longest <= int(vllm["max_model_len"]) <= context:
                 found.append(f"params {stage}.train.vllm.max_model_len: {vllm['max_model_len']} must hold the "
                              f"stage's {longest} tokens and not exceed the {context}-token context of {what}")
