@@ -102,12 +102,6 @@ def scope(setting: str):
         _SCOPE.reset(token)
 
 
-def model_device(model) -> str:
-    """The device of ``model``'s first parameter (``cpu`` for a model without parameters)."""
-    p = next(iter(model.parameters()), None)
-    return "cpu" if p is None else str(p.device)
-
-
 def place(model, device: str | None = None):
     """Move ``model`` to ``device`` (resolved; default the current scope's) unless it is there; ``model``."""
     import torch
