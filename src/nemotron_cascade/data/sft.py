@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from nemotron_cascade.data import teacher as teacher_data
 from nemotron_cascade.data import world
 
+log = logging.getLogger(__name__)
+
 Teacher = Callable[[dict, bool], str]  # the single-row contract; batched teachers: generation.teachers
 
 
@@ -114,8 +116,7 @@ def build_blend(sources: dict[str, list[dict]], weights: dict[str, float], seed:
     if unknown:
         raise KeyError(f"blend weights name sources that do not exist: {unknown}; have {sorted(sources)}")
     for name in sorted(set(weights) - set(sources)):
-        logging.getLogger(__name__).warning("SFT blend: domain %r has no sample left (weight %s): blended as empty",
-                                            name, weights[name])
+        log.warning("SFT blend: domain %r has no sample left (weight %s): blended as empty", name, weights[name])
     sources = {name: sources.get(name, []) for name in {*sources, *weights}}
     blend = []
     for name, w in sorted(weights.items()):
