@@ -3,11 +3,14 @@
 Same tiny Qwen3 model (the base profile's size, random weights so that every completion runs to the
 length limit), same tokenizer, prompts (rendered world math tasks), reward, group size, batch, length
 and sampling; TRL set to the equivalent variant (``beta=0``, ``loss_type="dapo"`` = token-level,
-``num_iterations=1`` = strict on-policy, no reference model). Prints one table: completion tokens/s
-and steps/s over the timed steps (the first ``--warmup`` steps of each are not timed).
+``num_iterations=1`` = strict on-policy, no reference model). Ours runs with the base profile's
+rollout engine (``embedded``, the plain-torch decoder) and with HF ``generate`` (what TRL calls).
+Prints one table: completion tokens/s and steps/s over the timed steps (the first ``--warmup``
+steps of each are not timed). ``--grid`` adds rows for group sizes 8 and 16 and completion lengths
+40 and 160 (``--grid-steps`` timed steps each), for our loop on the embedded engine and for TRL.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python benchmarks/bench_grpo.py [--steps 12] [--max-new-tokens 40]
+    .venv/bin/python benchmarks/bench_grpo.py [--steps 12] [--max-new-tokens 40] [--grid]
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch  # noqa: E402
 
 from nemotron_cascade import chat, models  # noqa: E402
 from nemotron_cascade.data import sft, world  # noqa: E402
-from nemotron_cascade.generation.hf import HFGenerator  # noqa: E402
+from nemotron_cascade.generation.engines import make_generator  # noqa: E402
 from nemotron_cascade.rl import trainer  # noqa: E402
 
 BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
@@ -48,15 +51,18 @@ def setup(seed: int = 0):
     return rows, tokenizer, model
 
 
-def run_ours(args) -> tuple[float, float]:
+def run_ours(args, engine: str = "embedded") -> tuple[float, float]:
+    """Our GRPO loop (``rl.trainer``) with rollouts from ``engine``; the base profile's update."""
     rows, tokenizer, model = setup()
     stamps = []
     cfg = trainer.GRPOConfig(max_steps=args.warmup + args.steps, prompts_per_step=args.prompts, group_size=args.group,
                              lr=5e-5, length_schedule=((0, args.max_new_tokens),), overlong_filter=False,
-                             dynamic_filter=False, micro_batch_size=args.prompts * args.group)
+                             dynamic_filter=False, micro_batch_size=args.prompts * args.group,
+                             logits_chunk_tokens=args.logits_chunk_tokens)
+    batch = args.prompts * args.group
     hist = trainer.train_grpo(
         model, tokenizer, rows, lambda resp, rs: boxed_match(resp, [r["answer"] for r in rs]), cfg,
-        HFGenerator(model, tokenizer, batch_size=args.prompts * args.group), world.render_prompt,
+        make_generator(engine, model, tokenizer, batch), world.render_prompt,
         on_metrics=lambda m, s: stamps.append(time.perf_counter()))
     timed = hist[args.warmup:]
     dt = stamps[-1] - stamps[args.warmup - 1]
@@ -101,17 +107,40 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--group", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=40)
+    p.add_argument("--logits-chunk-tokens", type=int, default=None,
+                   help="GRPOConfig.logits_chunk_tokens of our loop (the base profile's value)")
+    p.add_argument("--grid", action="store_true", help="add group 8/16 x length 40/160 rows")
+    p.add_argument("--grid-steps", type=int, default=4)
     args = p.parse_args()
     torch.set_num_threads(2)
     logging.basicConfig(level=logging.WARNING)
-    results = {"nemotron-cascade (rl.trainer)": run_ours(args), "TRL GRPOTrainer 1.16": run_trl(args)}
-    print(f"\nGRPO, tiny Qwen3 {args.prompts} prompts x {args.group} samples, {args.max_new_tokens} new tokens, "
-          f"{args.steps} timed steps, {torch.get_num_threads()} threads")
-    print("| engine | completion tokens/s | steps/s |\n|---|---|---|")
-    for name, (tps, sps) in results.items():
-        print(f"| {name} | {tps:,.0f} | {sps:.2f} |")
-    ours, ref = results["nemotron-cascade (rl.trainer)"], results["TRL GRPOTrainer 1.16"]
-    print(f"| ratio | {ours[0] / ref[0]:.2f}x | {ours[1] / ref[1]:.2f}x |")
+    print("| engine | prompts x group | new tokens | completion tokens/s | steps/s | s/step |\n"
+          "|---|---|---|---|---|---|")
+    rows = {}
+
+    def row(name, fn, a):
+        tps, sps = fn(a)
+        rows[name, a.group, a.max_new_tokens] = tps
+        print(f"| {name} | {a.prompts} x {a.group} | {a.max_new_tokens} | {tps:,.0f} | {sps:.2f} | {1 / sps:.2f} |",
+              flush=True)
+
+    row("nemotron-cascade, embedded engine", run_ours, args)
+    row("nemotron-cascade, HF generate", lambda a: run_ours(a, "hf"), args)
+    row("TRL GRPOTrainer 1.16", run_trl, args)
+    trl = rows["TRL GRPOTrainer 1.16", args.group, args.max_new_tokens]
+    for name in ("embedded engine", "HF generate"):
+        ours = rows[f"nemotron-cascade, {name}", args.group, args.max_new_tokens]
+        print(f"| ratio: {name} / TRL | | | {ours / trl:.2f}x | | |")
+    if args.grid:
+        for group in (8, 16):
+            for length in (40, 160):
+                a = argparse.Namespace(**{**vars(args), "group": group, "max_new_tokens": length,
+                                          "steps": args.grid_steps, "warmup": 1})
+                row("nemotron-cascade, embedded engine", run_ours, a)
+                row("TRL GRPOTrainer 1.16", run_trl, a)
+                ratio = (rows["nemotron-cascade, embedded engine", group, length]
+                         / rows["TRL GRPOTrainer 1.16", group, length])
+                print(f"| ratio | {args.prompts} x {group} | {length} | {ratio:.2f}x | | |", flush=True)
 
 
 if __name__ == "__main__":

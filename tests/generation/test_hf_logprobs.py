@@ -78,3 +78,18 @@ def test_raw_logprobs_do_not_depend_on_temperature(tokenizer, tiny_model):
 def test_negative_logprobs_is_an_error(tokenizer, tiny_model):
     with pytest.raises(ValueError, match="logprobs"):
         HFGenerator(tiny_model, tokenizer).generate(PROMPTS, SamplingParams(max_new_tokens=1, logprobs=-1))
+
+
+@pytest.mark.parametrize("row, finished, kept, reason", [
+    ([5, "pad", 7], False, [5, "pad", 7], "a row that did not stop is all samples: a sampled pad id stays"),
+    ([5, "stop", "pad", "pad"], True, [5, "stop"], "a stopped row: cut after its stop (generate's padding follows)"),
+    (["pad", "stop", 9], True, ["pad", "stop"], "a pad sampled before the stop stays too"),
+])
+def test_a_completion_is_cut_at_its_stop_and_never_loses_a_sampled_pad(tokenizer, tiny_model, row, finished, kept,
+                                                                       reason):
+    gen = HFGenerator(tiny_model, tokenizer)
+    ids = {"pad": tokenizer.pad_token_id, "stop": gen.stop_ids[0]}
+    assert ids["pad"] not in gen.stop_ids
+    c = gen._completion([ids.get(t, t) for t in row], [{0: 0.0}] * len(row))
+    assert c.token_ids == [ids.get(t, t) for t in kept] and c.finished is finished, reason
+    assert len(c.logprobs) == len(kept), reason

@@ -124,6 +124,18 @@ def test_openai_teacher_over_http_answers_what_the_local_model_answers(server, m
     assert all(len(r) == 1 and r[0] for r in got)
 
 
+def test_transformers_teacher_on_the_embedded_engine_answers_what_hf_generate_answers(model_dir):
+    """The local teacher's engine is a setting: greedy, the embedded decoder gives HF's answers."""
+    def local(engine):
+        return make_teacher("transformers", model_path=str(model_dir), max_new_tokens=8, temperature=0.0,
+                            batch_size=4, engine=engine)
+
+    assert local("embedded").respond(ROWS, MODES, 1) == local("hf").respond(ROWS, MODES, 1)
+    assert local("embedded").identity["engine"] == "embedded"
+    with pytest.raises(ValueError, match="engine must be 'hf' or 'embedded'"):
+        local("vllm")
+
+
 def test_openai_teacher_returns_k_sampled_responses_per_request(server):
     got = _openai(server.url, temperature=1.0, concurrency=2).respond(ROWS, MODES, 3)
     assert [len(r) for r in got] == [3] * len(ROWS)

@@ -275,6 +275,22 @@ def test_zero3_ranks_call_the_head_equally_often(other_rank_chunks, reason, monk
     assert len(calls) == 2 + 2 * chunks, reason
 
 
+@pytest.mark.parametrize("chunk, head_calls, reason", [
+    (13, 3, "one chunk covers the 13 completion tokens: the head once, kept for backward (no recompute)"),
+    (4096, 3, "a chunk above any batch (the base profile's setting): the same"),
+    (7, 2 + 2 * 2, "two chunks: each run in forward and again in backward"),
+])
+def test_a_single_chunk_is_not_recomputed(chunk, head_calls, reason):
+    model = qwen3()
+    calls = []
+    model.get_output_embeddings().register_forward_hook(lambda *_: calls.append(1))
+    full = _grpo(qwen3(), None)
+    chunked = _grpo(model, chunk)
+    assert all(_close(a, b) for a, b in zip(full, chunked)), reason
+    # the model's own last-position logits and the head check, then the chunks
+    assert len(calls) == head_calls, reason
+
+
 # ----------------------------------------------------------------------------------- memory
 class VocabRows(TorchDispatchMode):
     """Counts, in rows of ``V``, the tensors with the vocabulary as last dimension that operators

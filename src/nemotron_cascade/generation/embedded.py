@@ -383,8 +383,8 @@ class EmbeddedGenerator:
         return [self._completion(row, lps) for row, lps in zip(tokens, steps)]
 
     def _completion(self, ids: list[int], logprobs: list[dict[int, float]] | None) -> Completion:
-        """Cut at the first stop id (kept). Every sampled token is kept, the pad id included (no
-        padding follows a row here; HFGenerator drops pad ids from a row that did not stop)."""
+        """Cut at the first stop id (kept). Every sampled token is kept, the pad id included, as
+        HFGenerator keeps it."""
         stops = set(self.stop_ids)
         end = next((i for i, t in enumerate(ids) if t in stops), None)
         ids = ids if end is None else ids[:end + 1]

@@ -76,11 +76,12 @@ class HFGenerator:
         return [self._completion(row.tolist(), lps) for row, lps in zip(new, steps)]
 
     def _completion(self, ids: list[int], logprobs: list[dict[int, float]] | None = None) -> Completion:
-        """Cut at the first stop id (kept) or drop padding; ``logprobs`` is cut the same way."""
-        pad, stops = self.tokenizer.pad_token_id, set(self.stop_ids)
+        """Cut at the first stop id (kept); ``logprobs`` is cut the same way. ``generate`` pads a row
+        only after its stop, so a row that did not stop is all samples, a sampled pad id included."""
+        stops = set(self.stop_ids)
         end = next((i for i, t in enumerate(ids) if t in stops), None)
         finished = end is not None
-        keep = range(end + 1) if finished else [i for i, t in enumerate(ids) if t != pad]
+        keep = range(end + 1 if finished else len(ids))
         text = self.tokenizer.decode([ids[i] for i in keep], skip_special_tokens=True)
         return Completion(text=text, token_ids=[ids[i] for i in keep], finished=finished,
                           logprobs=None if logprobs is None else [logprobs[i] for i in keep])

@@ -124,11 +124,14 @@ def chunk_count(lm, rows: int, chunk_tokens: int, device) -> int:
 def over_chunks(lm, fn, rows, targets, chunk_tokens: int) -> list:
     """``fn(lm, rows[s:s+c], targets[s:s+c])`` for each of the :func:`chunk_count` chunks of
     ``c = chunk_tokens`` rows (empty ones past the end), each recomputed in backward. An empty chunk
-    keeps a batch without rows in the graph."""
+    keeps a batch without rows in the graph. One chunk for every row is not recomputed: it keeps for
+    backward what the unchunked path keeps, over the used positions only (a ``chunk_tokens`` above
+    any batch's row count: the head without recomputation, only where its logits are used)."""
     outs = []
-    for k in range(chunk_count(lm, rows.shape[0], chunk_tokens, rows.device)):
+    chunks = chunk_count(lm, rows.shape[0], chunk_tokens, rows.device)
+    for k in range(chunks):
         args = (rows[k * chunk_tokens:(k + 1) * chunk_tokens], targets[k * chunk_tokens:(k + 1) * chunk_tokens])
-        if torch.is_grad_enabled():  # the head has no randomness: no RNG state to keep
+        if torch.is_grad_enabled() and chunks > 1:  # the head has no randomness: no RNG state to keep
             outs.append(checkpoint(partial(fn, lm), *args, use_reentrant=False, preserve_rng_state=False))
         else:
             outs.append(fn(lm, *args))
