@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import torch
 
 from nemotron_cascade.data import world
 from nemotron_cascade.data.teacher import cache_path, generate_responses, load_cache
@@ -131,9 +132,23 @@ def test_transformers_teacher_on_the_embedded_engine_answers_what_hf_generate_an
                             batch_size=4, engine=engine)
 
     assert local("embedded").respond(ROWS, MODES, 1) == local("hf").respond(ROWS, MODES, 1)
-    assert local("embedded").identity["engine"] == "embedded"
-    with pytest.raises(ValueError, match="engine must be 'hf' or 'embedded'"):
+    assert local("auto").identity["engine"] == "embedded"  # the tiny model: the embedded decoder
+    with pytest.raises(ValueError, match="engine must be 'auto', 'hf' or 'embedded'"):
         local("vllm")
+
+
+def test_transformers_teacher_auto_falls_back_to_hf_for_a_model_the_decoder_does_not_take(tmp_path, model_dir):
+    """``auto`` on an untied model (the embedded decoder refuses it) generates with HF ``generate``."""
+    from nemotron_cascade import models
+
+    model = models.load_model(str(model_dir), "float32")
+    model.config.tie_word_embeddings = False
+    model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+    model.save_pretrained(tmp_path / "untied")
+    models.load_tokenizer(str(model_dir)).save_pretrained(tmp_path / "untied")
+    teacher = make_teacher("transformers", model_path=str(tmp_path / "untied"), max_new_tokens=4, temperature=0.0)
+    assert teacher.identity["engine"] == "hf"
+    assert all(len(r) == 1 for r in teacher.respond(ROWS, MODES, 1))
 
 
 def test_openai_teacher_returns_k_sampled_responses_per_request(server):

@@ -129,17 +129,25 @@ class GeneratorTeacher(BatchTeacher):
 
 def transformers_teacher(model_path: str, max_new_tokens: int = 512, temperature: float = 0.0,
                         top_p: float = 1.0, batch_size: int = 16, seed: int = 0, dtype: str = "float32",
-                        engine: str = "hf"):
+                        engine: str = "auto"):
     """A local model directory (``save_pretrained``) generating on this machine: ``engine`` ``hf``
-    (HF ``generate``, any causal LM) or ``embedded`` (the plain-torch decoder of a tiny
-    tied-embedding Qwen3, :mod:`~nemotron_cascade.generation.embedded`)."""
+    (HF ``generate``, any causal LM), ``embedded`` (the plain-torch decoder of a tiny
+    tied-embedding Qwen3, :mod:`~nemotron_cascade.generation.embedded`) or ``auto`` (embedded
+    where it decodes the model, else hf)."""
     from nemotron_cascade import models
+    from nemotron_cascade.generation import embedded
     from nemotron_cascade.generation.engines import make_generator
 
-    if engine not in ("hf", "embedded"):
-        raise ValueError(f"teacher transformers: engine must be 'hf' or 'embedded', got {engine!r}")
-    generator = make_generator(engine, models.load_model(model_path, dtype), models.load_tokenizer(model_path),
-                               batch_size)
+    if engine not in ("auto", "hf", "embedded"):
+        raise ValueError(f"teacher transformers: engine must be 'auto', 'hf' or 'embedded', got {engine!r}")
+    model = models.load_model(model_path, dtype)
+    if engine == "auto":
+        try:
+            embedded.read_weights(model)
+            engine = "embedded"
+        except ValueError:
+            engine = "hf"
+    generator = make_generator(engine, model, models.load_tokenizer(model_path), batch_size)
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return GeneratorTeacher("transformers", generator, params, {
         "model_path": str(model_path), "model_files": _dir_stamp(model_path), "dtype": dtype, "engine": engine,
