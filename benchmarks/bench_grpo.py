@@ -4,7 +4,8 @@ Same tiny Qwen3 model (the base profile's size, random weights so that every com
 length limit), same tokenizer, prompts (rendered world math tasks), reward, group size, batch, length
 and sampling; TRL set to the equivalent variant (``beta=0``, ``loss_type="dapo"`` = token-level,
 ``num_iterations=1`` = strict on-policy, no reference model). Ours runs with the base profile's
-rollout engine (``embedded``, the plain-torch decoder) and with HF ``generate`` (what TRL calls).
+rollout engine (``embedded``, the plain-torch decoder) and with HF ``generate`` (what TRL calls);
+``--logits-chunk-tokens`` and ``--share-prompt`` set its update as the base profile does.
 Prints one table: completion tokens/s and steps/s over the timed steps (the first ``--warmup``
 steps of each are not timed). ``--grid`` adds rows for group sizes 8 and 16 and completion lengths
 40 and 160 (``--grid-steps`` timed steps each), for our loop on the embedded engine and for TRL.
@@ -58,7 +59,8 @@ def run_ours(args, engine: str = "embedded") -> tuple[float, float]:
     cfg = trainer.GRPOConfig(max_steps=args.warmup + args.steps, prompts_per_step=args.prompts, group_size=args.group,
                              lr=5e-5, length_schedule=((0, args.max_new_tokens),), overlong_filter=False,
                              dynamic_filter=False, micro_batch_size=args.prompts * args.group,
-                             logits_chunk_tokens=args.logits_chunk_tokens)
+                             logits_chunk_tokens=args.logits_chunk_tokens,
+                             share_prompt_forward=args.share_prompt)
     batch = args.prompts * args.group
     hist = trainer.train_grpo(
         model, tokenizer, rows, lambda resp, rs: boxed_match(resp, [r["answer"] for r in rs]), cfg,
@@ -109,6 +111,8 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--logits-chunk-tokens", type=int, default=None,
                    help="GRPOConfig.logits_chunk_tokens of our loop (the base profile's value)")
+    p.add_argument("--share-prompt", action="store_true",
+                   help="GRPOConfig.share_prompt_forward of our loop (the base profile's value)")
     p.add_argument("--grid", action="store_true", help="add group 8/16 x length 40/160 rows")
     p.add_argument("--grid-steps", type=int, default=4)
     args = p.parse_args()

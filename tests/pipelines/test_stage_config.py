@@ -160,7 +160,8 @@ def test_a_profile_that_rewires_a_stage_is_refused_at_the_node():
 BASE_RLHF_TRAIN = {"max_steps": 12, "prompts_per_step": 8, "group_size": 8, "lr": 5e-5, "temperature": 1.0,
                    "thinking_ratio": 0.5, "length_schedule": [[0, 96]], "overlong_filter": True,
                    "dynamic_filter": False, "readmit_prob": 0.1, "shuffle_rewards": False, "micro_batch_size": 32,
-                   "checkpoint_every": 10, "seed": 0, "rollout_engine": "embedded", "logits_chunk_tokens": 8192}
+                   "checkpoint_every": 10, "seed": 0, "rollout_engine": "embedded", "logits_chunk_tokens": 8192,
+                   "share_prompt_forward": True}
 
 
 def test_the_resolved_rl_parameters_are_the_shipped_ones():

@@ -46,6 +46,9 @@ class GRPOConfig:
     # token log-probs through the LM head in chunks of this many completion positions, each recomputed
     # in backward (training/token_logprobs.py): no [B, L, V] logits. None: the whole head at once
     logits_chunk_tokens: int | None = None
+    # each distinct prompt of a micro-batch through the model once for its group (rl/shared_prompt.py);
+    # the model is called twice per micro-batch, so the torch engine only
+    share_prompt_forward: bool = False
     # rollout engine: "hf" (transformers generate on the trained module), "embedded" (generation/embedded.py) or "vllm"
     # (generation/vllm_engine.VLLMGenerator, its weights synced after every optimiser step)
     rollout_engine: str = "hf"
@@ -58,6 +61,9 @@ class GRPOConfig:
         if self.max_steps < 1 or self.prompts_per_step < 1 or self.group_size < 2:
             raise ValueError(f"GRPO needs max_steps ≥ 1, prompts_per_step ≥ 1 and group_size ≥ 2, got "
                              f"{self.max_steps}, {self.prompts_per_step}, {self.group_size}")
+        if self.share_prompt_forward and self.engine != "torch":
+            raise ValueError(f"share_prompt_forward runs on the torch engine only (it calls the model twice per "
+                             f"micro-batch), got engine {self.engine!r}")
         if self.logits_chunk_tokens is not None and self.logits_chunk_tokens < 1:
             raise ValueError(f"logits_chunk_tokens must be null or ≥ 1, got {self.logits_chunk_tokens}")
         if not 0.0 <= self.thinking_ratio <= 1.0:

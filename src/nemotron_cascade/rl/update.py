@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int,
-                      chunk_tokens: int | None = None):
+                      chunk_tokens: int | None = None, share_prompt: bool = False):
     """Per-token log-probs of the completions under ``model`` (with grad), their mask and entropy.
 
     Sequences are ``prompt + completion``, right-padded. Returns ``(logprobs [B,T], mask [B,T],
@@ -24,8 +24,15 @@ def sequence_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[l
     the LM head, ``chunk_tokens`` at a time, each chunk recomputed in backward
     (:func:`~nemotron_cascade.training.token_logprobs.completion_logprobs`: the same values, no
     ``[B, L, V]`` logits; 0 at masked positions); ``None`` runs the whole head over every position.
+    ``share_prompt``: each distinct prompt through the model once for its whole group
+    (:func:`~nemotron_cascade.rl.shared_prompt.shared_prompt_logprobs`; single-process torch only).
     """
     import torch
+
+    if share_prompt:
+        from nemotron_cascade.rl.shared_prompt import shared_prompt_logprobs
+
+        return shared_prompt_logprobs(model, prompt_ids, completion_ids, pad_id, chunk_tokens)
 
     seqs = [p + c for p, c in zip(prompt_ids, completion_ids)]
     L, T = max(map(len, seqs)), max(1, max(map(len, completion_ids)))
@@ -149,6 +156,8 @@ def _accumulate(eng, batch: RolloutBatch, advantages, keep, total_tokens: float,
         # the chunk size goes as a keyword only when set: the default call stays the 4-argument one
         # (which tests/ds_parity.py's fault injection wraps)
         chunked = {} if cfg.logits_chunk_tokens is None else {"chunk_tokens": cfg.logits_chunk_tokens}
+        if cfg.share_prompt_forward:
+            chunked["share_prompt"] = True
         logprobs, mask, entropy = sequence_logprobs(model, batch.prompt_ids[sl], batch.completion_ids[sl], pad_id,
                                                     **chunked)
         mask = mask * keep[sl].unsqueeze(1).to(mask.device)
