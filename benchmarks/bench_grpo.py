@@ -11,7 +11,7 @@ steps of each are not timed). ``--grid`` adds rows for group sizes 8 and 16 and 
 40 and 160 (``--grid-steps`` timed steps each), for our loop on the embedded engine and for TRL.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python benchmarks/bench_grpo.py [--steps 12] [--max-new-tokens 40] [--grid]
+    .venv/bin/python benchmarks/bench_grpo.py [--steps 12] [--max-new-tokens 40] [--grid] [--interleave 3]
 """
 
 from __future__ import annotations
@@ -114,6 +114,9 @@ def main() -> None:
     p.add_argument("--share-prompt", action="store_true",
                    help="GRPOConfig.share_prompt_forward of our loop (the base profile's value)")
     p.add_argument("--grid", action="store_true", help="add group 8/16 x length 40/160 rows")
+    p.add_argument("--interleave", type=int, default=0,
+                   help="then N rounds of (ours on the embedded engine, TRL) at the default shape, one "
+                        "after the other, so that drift of the machine hits both arms of a round alike")
     p.add_argument("--grid-steps", type=int, default=4)
     args = p.parse_args()
     torch.set_num_threads(2)
@@ -135,6 +138,10 @@ def main() -> None:
     for name in ("embedded engine", "HF generate"):
         ours = rows[f"nemotron-cascade, {name}", args.group, args.max_new_tokens]
         print(f"| ratio: {name} / TRL | | | {ours / trl:.2f}x | | |")
+    for r in range(args.interleave):
+        ours, trl = run_ours(args)[0], run_trl(args)[0]
+        print(f"| round {r + 1}: ours (embedded) / TRL | {args.prompts} x {args.group} | {args.max_new_tokens} | "
+              f"{ours:,.0f} / {trl:,.0f} = {ours / trl:.2f}x | | |", flush=True)
     if args.grid:
         for group in (8, 16):
             for length in (40, 160):
