@@ -81,10 +81,9 @@ class HFGenerator:
         stops = set(self.stop_ids)
         end = next((i for i, t in enumerate(ids) if t in stops), None)
         finished = end is not None
-        keep = range(end + 1 if finished else len(ids))
-        text = self.tokenizer.decode([ids[i] for i in keep], skip_special_tokens=True)
-        return Completion(text=text, token_ids=[ids[i] for i in keep], finished=finished,
-                          logprobs=None if logprobs is None else [logprobs[i] for i in keep])
+        ids = ids[:end + 1] if finished else ids
+        return Completion(text=self.tokenizer.decode(ids, skip_special_tokens=True), token_ids=ids,
+                          finished=finished, logprobs=None if logprobs is None else logprobs[:len(ids)])
 
 
 def _step_logprobs(logits: tuple, new_ids, k: int) -> list[list[dict[int, float]]]:

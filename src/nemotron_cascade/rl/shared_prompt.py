@@ -22,6 +22,7 @@ forward per backward).
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -29,29 +30,22 @@ import torch
 from nemotron_cascade.training import token_logprobs
 
 
-def _left_padded(rows: list[list[int]], pad_id: int):
-    """``(ids, mask)`` ``[n, L]`` of ``rows`` left-padded to the longest."""
-    length = max(map(len, rows))
-    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, length - len(row):], mask[i, length - len(row):] = torch.tensor(row, dtype=torch.long), 1
-    return ids, mask
-
-
-def _right_padded(rows: list[list[int]], pad_id: int):
-    """``(ids, mask)`` ``[n, max(1, L)]`` of ``rows`` right-padded to the longest."""
+def _padded(rows: list[list[int]], pad_id: int, left: bool):
+    """``(ids, mask)`` ``[n, max(1, L)]`` of ``rows`` padded to the longest, on the left or the right."""
     length = max(1, max(map(len, rows)))
     ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), length), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, :len(row)], mask[i, :len(row)] = torch.tensor(row, dtype=torch.long), 1
+        span = slice(length - len(row), length) if left else slice(0, len(row))
+        ids[i, span], mask[i, span] = torch.tensor(row, dtype=torch.long), 1
     return ids, mask
 
 
-def _cache_keyword(lm) -> str:
-    """The forward's name for a cache: ``cache`` from transformers 5.24, ``past_key_values`` before."""
-    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+@functools.cache
+def _cache_name(model_class) -> str:
+    """What the forward and its output call a cache: ``cache`` from transformers 5.24 (which still
+    takes ``past_key_values``, with a deprecation warning), ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 def shared_prompt_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int,
@@ -62,26 +56,22 @@ def shared_prompt_logprobs(model, prompt_ids: list[list[int]], completion_ids: l
     dev = next(model.parameters()).device
     distinct: dict[tuple, int] = {}
     group = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=dev)
-    p_ids, p_mask = (t.to(dev) for t in _left_padded([list(p) for p in distinct], pad_id))
-    c_ids, c_mask = (t.to(dev) for t in _right_padded(completion_ids, pad_id))
+    p_ids, p_mask = (t.to(dev) for t in _padded([list(p) for p in distinct], pad_id, left=True))
+    c_ids, c_mask = (t.to(dev) for t in _padded(completion_ids, pad_id, left=False))
     lm = token_logprobs.causal_lm(model)
+    cache_name = _cache_name(type(lm))
     out = model(input_ids=p_ids, attention_mask=p_mask, position_ids=(p_mask.cumsum(-1) - 1).clamp(min=0),
                 use_cache=True, output_hidden_states=True, logits_to_keep=1)
     token_logprobs.check_head(lm, out.hidden_states[-1], out.logits)
-    cache = out.past_key_values
+    cache = out[cache_name]
     cache.batch_select_indices(group)
     starts = torch.tensor([len(p) for p in prompt_ids], device=dev)[:, None]
     cont = model(input_ids=c_ids, attention_mask=torch.cat([p_mask[group], c_mask], 1),
                  position_ids=starts + torch.arange(c_ids.shape[1], device=dev), use_cache=True,
-                 output_hidden_states=True, logits_to_keep=1, **{_cache_keyword(lm): cache})
+                 output_hidden_states=True, logits_to_keep=1, **{cache_name: cache})
     # the predictor of completion token k: the prompt's last state for k = 0, completion state k-1 after
     hidden = torch.cat([out.hidden_states[-1][group, -1:], cont.hidden_states[-1][:, :-1]], 1)
     keep = c_mask.bool()
-    b_idx, t_idx = keep.nonzero(as_tuple=True)
-    rows = hidden[b_idx, t_idx]
-    outs = token_logprobs.over_chunks(lm, token_logprobs._logprob_entropy, rows, c_ids[keep],
-                                      chunk_tokens or max(1, rows.shape[0]))
-    logp, ent = torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
-    mask = c_mask.float()
-    return (logp.new_zeros(mask.shape).index_put((b_idx, t_idx), logp), mask,
-            ent.new_zeros(mask.shape).index_put((b_idx, t_idx), ent))
+    rows = hidden[keep]
+    logprobs, entropy = token_logprobs.logprobs_at(lm, rows, c_ids, keep, chunk_tokens or max(1, rows.shape[0]))
+    return logprobs, c_mask.float(), entropy

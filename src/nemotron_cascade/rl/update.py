@@ -155,11 +155,11 @@ def _accumulate(eng, batch: RolloutBatch, advantages, keep, total_tokens: float,
         sl = slice(s, s + cfg.micro_batch_size)
         # the chunk size goes as a keyword only when set: the default call stays the 4-argument one
         # (which tests/ds_parity.py's fault injection wraps)
-        chunked = {} if cfg.logits_chunk_tokens is None else {"chunk_tokens": cfg.logits_chunk_tokens}
+        options = {} if cfg.logits_chunk_tokens is None else {"chunk_tokens": cfg.logits_chunk_tokens}
         if cfg.share_prompt_forward:
-            chunked["share_prompt"] = True
+            options["share_prompt"] = True
         logprobs, mask, entropy = sequence_logprobs(model, batch.prompt_ids[sl], batch.completion_ids[sl], pad_id,
-                                                    **chunked)
+                                                    **options)
         mask = mask * keep[sl].unsqueeze(1).to(mask.device)
         # policy_loss normalises by this micro-batch's tokens; rescale so the sum over micro-batches
         # (and the mean over ranks) is the token mean over the whole batch

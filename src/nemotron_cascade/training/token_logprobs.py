@@ -147,12 +147,18 @@ def completion_logprobs(model, ids, attn, index, mask, targets, chunk_tokens: in
     """
     lm, hidden = causal_lm(model), final_hidden(model, input_ids=ids, attention_mask=attn)
     keep = mask.bool()
-    b_idx, t_idx = keep.nonzero(as_tuple=True)
-    rows = hidden[b_idx, index[keep]]
+    b_idx, _ = keep.nonzero(as_tuple=True)
+    return logprobs_at(lm, hidden[b_idx, index[keep]], targets, keep, chunk_tokens)
+
+
+def logprobs_at(lm, rows, targets, keep, chunk_tokens: int):
+    """``(logprobs [B, T], entropy [B, T])`` from the final hidden states ``rows [N, H]`` of the
+    positions where ``keep [B, T]`` is true (in ``keep.nonzero()`` order) predicting ``targets[keep]``,
+    the head run over :func:`over_chunks`; 0 where ``keep`` is false."""
+    where = keep.nonzero(as_tuple=True)
     outs = over_chunks(lm, _logprob_entropy, rows, targets[keep], chunk_tokens)
     logp, ent = torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
-    logprobs = logp.new_zeros(mask.shape).index_put((b_idx, t_idx), logp)
-    return logprobs, ent.new_zeros(mask.shape).index_put((b_idx, t_idx), ent)
+    return logp.new_zeros(keep.shape).index_put(where, logp), ent.new_zeros(keep.shape).index_put(where, ent)
 
 
 def token_cross_entropy(model, input_ids, labels, position_ids, chunk_tokens: int, reduction: str = "mean"):
