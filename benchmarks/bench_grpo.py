@@ -55,13 +55,11 @@ def setup(seed: int = 0):
 def run_ours(args, engine: str = "embedded") -> tuple[float, float]:
     """Our GRPO loop (``rl.trainer``) with rollouts from ``engine``; the base profile's update."""
     rows, tokenizer, model = setup()
-    stamps = []
+    stamps, batch = [], args.prompts * args.group
     cfg = trainer.GRPOConfig(max_steps=args.warmup + args.steps, prompts_per_step=args.prompts, group_size=args.group,
                              lr=5e-5, length_schedule=((0, args.max_new_tokens),), overlong_filter=False,
-                             dynamic_filter=False, micro_batch_size=args.prompts * args.group,
-                             logits_chunk_tokens=args.logits_chunk_tokens,
+                             dynamic_filter=False, micro_batch_size=batch, logits_chunk_tokens=args.logits_chunk_tokens,
                              share_prompt_forward=args.share_prompt)
-    batch = args.prompts * args.group
     hist = trainer.train_grpo(
         model, tokenizer, rows, lambda resp, rs: boxed_match(resp, [r["answer"] for r in rs]), cfg,
         make_generator(engine, model, tokenizer, batch), world.render_prompt,
